@@ -1,0 +1,3 @@
+"""gan: train GANs from the command line."""
+
+__version__ = "0.1.0"

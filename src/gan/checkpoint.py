@@ -1,0 +1,127 @@
+"""Checkpoints: dicts of tensors and plain values, written atomically, loaded without unpickling."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gan.errors import GanError
+
+FORMAT_VERSION = 1
+STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
+REQUIRED_KEYS = ("format_version", "step", "model", "generator", "config")
+
+
+def step_path(run_dir: Path, step: int) -> Path:
+    return run_dir / f"step-{step:07d}.pt"
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_atomic(state: dict[str, Any], path: Path) -> Path:
+    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise GanError(
+            f"Could not write checkpoint {path} ({exc.strerror or exc}); free disk space or "
+            "choose a writable --workdir. Earlier checkpoints are untouched."
+        ) from None
+    _fsync_dir(path.parent)
+    return path
+
+
+def publish(source: Path, alias: Path) -> None:
+    """Atomically make `alias` (e.g. checkpoints/last.pt) a copy of a complete checkpoint."""
+    tmp = alias.with_name(f".{alias.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(source, tmp)  # free on filesystems with hard links
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, alias)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise GanError(f"Could not update {alias} ({exc.strerror or exc}).") from None
+    _fsync_dir(alias.parent)
+
+
+def step_files(run_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the run's step checkpoints, oldest first."""
+    if not run_dir.is_dir():
+        return []
+    found = [(int(m[1]), p) for p in run_dir.iterdir() if (m := STEP_FILE.match(p.name))]
+    return sorted(found)
+
+
+def prune(run_dir: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` step checkpoints; returns what was removed."""
+    removed = [path for _, path in step_files(run_dir)[:-keep]] if keep > 0 else []
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+def _migrate(state: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Bring an older format up to FORMAT_VERSION, one explicit step at a time."""
+    version = state["format_version"]
+    if not isinstance(version, int) or version < 1:
+        raise GanError(f"{path} has an unknown checkpoint format {version!r}; it cannot be used.")
+    if version > FORMAT_VERSION:
+        raise GanError(
+            f"{path} was written by a newer gan (checkpoint format {version}, this one reads "
+            f"up to {FORMAT_VERSION}); upgrade gan to load it."
+        )
+    # Migrations go here as `if version == N: state = _from_vN(state); version = N + 1`.
+    return state
+
+
+def load_checkpoint(path: Path | str) -> dict[str, Any]:
+    """Load a checkpoint with torch.load(weights_only=True); never runs pickled code."""
+    path = Path(os.path.expanduser(str(path)))
+    if not path.exists():
+        raise GanError(f"Checkpoint {path} does not exist; check the path.")
+    if path.is_dir():
+        raise GanError(f"Checkpoint {path} is a folder; give the path of a .pt file.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise GanError(
+            f"{path} holds objects other than tensors and plain values, so it was not loaded "
+            "(loading it could run code); use a checkpoint written by gan."
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise GanError(
+            f"{path} is truncated or corrupt ({reason}); use another checkpoint, "
+            "e.g. an earlier step-*.pt of the same run."
+        ) from None
+    if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
+        raise GanError(f"{path} is not a gan checkpoint (it lacks the expected fields).")
+    return _migrate(state, path)

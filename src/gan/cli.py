@@ -1,0 +1,200 @@
+"""The `gan` command line: thin commands that translate options and call the library."""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from gan.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig, parse_image_size
+from gan.errors import GanError
+
+app = typer.Typer(
+    help="Train generative adversarial networks on MNIST, brain MRI slices and image folders.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Kept in step with the registries by tests/test_cli.py (importing them here would load torch).
+DATASET_HELP = "Dataset: mnist (IDX files), mri (slices/NIfTI; bundled sample by default), folder."
+MODEL_HELP = (
+    "Model: mlp, dcgan, dcgan-proj, fc-dcgan, mri. Default by dataset: mnist -> dcgan-proj, "
+    "mri -> mri, folder -> dcgan-proj."
+)
+
+
+def user_errors(command: F) -> F:
+    """Print a GanError as one sentence and exit 1; Ctrl-C exits 130 without a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from gan.tracking import setup_console_logging
+
+        setup_console_logging()
+        try:
+            return command(*args, **kwargs)
+        except GanError as exc:
+            typer.secho(f"Error: {exc}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.secho("Interrupted.", err=True, fg=typer.colors.YELLOW)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _image_size(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        return parse_image_size(value)
+    except GanError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _device(value: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value.strip().lower()):
+        raise typer.BadParameter(f"{value!r} is not one of auto, cpu, cuda, cuda:N, mps.")
+    return value.strip().lower()
+
+
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        callback=_device, help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps."
+    ),
+]
+
+
+@app.command()
+@user_errors
+def train(
+    dataset: Annotated[str, typer.Option(help=DATASET_HELP)] = "mnist",
+    data: Annotated[
+        str | None, typer.Option(help="Folder or file with the data (default: per dataset).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help=MODEL_HELP)] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Passes over the data (default: per dataset).")
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many optimizer steps.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=65536, help="Micro-batch size B.")] = 32,
+    accumulation_steps: Annotated[
+        int,
+        typer.Option(min=1, max=4096, help="K micro-batches per optimizer step (batch B*K)."),
+    ] = 1,
+    lr_g: Annotated[float, typer.Option(min=0, help="Generator learning rate (Adam).")] = 2e-4,
+    lr_d: Annotated[float, typer.Option(min=0, help="Discriminator learning rate.")] = 2e-4,
+    latent_dim: Annotated[int, typer.Option(min=1, max=65536, help="Latent size.")] = 100,
+    image_size: Annotated[
+        str | None,
+        typer.Option(help="HxW to resize to, e.g. 28x28 or 200x160 (default: per dataset)."),
+    ] = None,
+    device: DeviceOption = "auto",
+    seed: Annotated[int, typer.Option(min=0, help="Seed for weights, data order, noise.")] = 0,
+    workdir: Annotated[Path, typer.Option(help="Where checkpoints/, logs/ and assets/ go.")] = Path(
+        "."
+    ),
+    run_name: Annotated[
+        str | None, typer.Option(help="Run folder name (default: dataset-model-time).")
+    ] = None,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps.")] = 500,
+    sample_every: Annotated[int, typer.Option(min=1, help="Sample grid every N steps.")] = 250,
+    log_every: Annotated[int, typer.Option(min=1, help="Log losses every N steps.")] = 10,
+    keep_checkpoints: Annotated[
+        int, typer.Option(min=1, help="Step checkpoints kept per run (newest).")
+    ] = 5,
+    download: Annotated[
+        bool, typer.Option(help="Download the dataset first (mnist, via torchvision).")
+    ] = False,
+) -> None:
+    """Train a GAN. Outputs: checkpoints/<run>, logs/<run> (TensorBoard), assets/<run>."""
+    config = Config(
+        data=DataConfig(dataset, data, _image_size(image_size), download),
+        model=ModelConfig(model, latent_dim),
+        optim=OptimConfig(batch_size, accumulation_steps, lr_g, lr_d),
+        train=TrainConfig(
+            epochs, max_steps, device, seed, str(workdir), run_name,
+            checkpoint_every, sample_every, log_every, keep_checkpoints,
+        ),
+    )  # fmt: skip
+    from gan import training
+
+    result = training.train(config)
+    paths = result["paths"]
+    verb = "Stopped" if result["interrupted"] else "Finished"
+    typer.echo(
+        f"{verb} run {result['run']} at step {result['step']} in {result['seconds']:.1f} s. "
+        f"Checkpoint: {paths.last}; logs: {paths.logs}; grids: {paths.assets}"
+    )
+
+
+class SampleFormat(StrEnum):
+    grid = "grid"
+    png = "png"
+    npy = "npy"
+
+
+@app.command()
+@user_errors
+def sample(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint, e.g. checkpoints/last.pt.")],
+    num: Annotated[int, typer.Option(min=1, max=100_000, help="How many images.")] = 64,
+    out: Annotated[
+        Path | None, typer.Option(help="Output file (grid, npy) or folder (png).")
+    ] = None,
+    nrow: Annotated[int | None, typer.Option(min=1, help="Images per grid row.")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for the latents.")] = 0,
+    format: Annotated[
+        SampleFormat,
+        typer.Option(
+            "--format", help="grid: one PNG; png: one PNG per image; npy: NxCxHxW in [0, 1]."
+        ),
+    ] = SampleFormat.grid,
+    device: DeviceOption = "auto",
+) -> None:
+    """Generate images from a checkpoint (no model flags: the checkpoint knows its model)."""
+    from gan import sampling
+
+    path = sampling.sample(checkpoint, num, out, nrow, seed, format.value, device)
+    typer.echo(str(path))
+
+
+@app.command("plot-history")
+@user_errors
+def plot_history(
+    run: Annotated[
+        Path | None,
+        typer.Argument(help="A run folder under logs/ or its history.jsonl (default: newest)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="PNG to write (default: assets/<run>/losses.png).")
+    ] = None,
+    smooth: Annotated[int, typer.Option(min=1, help="Moving average over N logged points.")] = 1,
+) -> None:
+    """Plot D and G loss against step from a run's history.jsonl."""
+    from gan import plotting
+
+    history = plotting.find_history(run, Path("."))
+    out = out or Path("assets") / history.parent.name / "losses.png"
+    typer.echo(str(plotting.plot_history(history, out, smooth)))
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m gan`
+    app(prog_name="gan")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""MNIST from its IDX files (gzipped or not), offline; torchvision downloads only on request."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+from loguru import logger
+
+from gan.config import DataConfig
+from gan.data import ImageData, register_dataset
+from gan.data.decode import require_path, resize_batch
+from gan.errors import GanError
+
+_SPLITS = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
+_TRAIN_SIZE = 55_000  # seed 001: 55,000 train / 5,000 validation
+_SPLIT_SEED = 1234
+
+
+def read_idx_images(path: Path) -> np.ndarray:
+    """Parse an IDX3 image file (optionally gzipped) into a uint8 array N x H x W."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise GanError(f"MNIST file {path} cannot be read ({exc}); replace it.") from None
+    if len(raw) < 16 or int.from_bytes(raw[:4], "big") != 0x803:
+        raise GanError(f"MNIST file {path} is not an IDX image file; replace it.")
+    n, h, w = (int.from_bytes(raw[i : i + 4], "big") for i in (4, 8, 12))
+    if len(raw) != 16 + n * h * w:
+        raise GanError(
+            f"MNIST file {path} is truncated or corrupt ({len(raw) - 16} pixel bytes "
+            f"for {n} images of {h}x{w}); replace it."
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, h, w)
+
+
+def find_split(root: Path, split: str) -> Path | None:
+    """Look in DIR, DIR/raw and DIR/MNIST/raw for the split's file, gzipped or not."""
+    for folder in (root, root / "raw", root / "MNIST" / "raw"):
+        for suffix in ("", ".gz"):
+            candidate = folder / (_SPLITS[split] + suffix)
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _download(root: Path) -> None:
+    from torchvision.datasets import MNIST
+
+    logger.info("Downloading MNIST into {} (torchvision)", root)
+    try:
+        for train in (True, False):
+            MNIST(str(root), train=train, download=True)
+    except Exception as exc:
+        raise GanError(
+            f"Downloading MNIST into {root} failed ({exc}); check the network."
+        ) from None
+
+
+@register_dataset(
+    "mnist",
+    default_model="dcgan-proj",
+    default_epochs=20,
+    default_image_size=(28, 28),
+    summary="MNIST digits from IDX files in --data (default ./data)",
+)
+def load_mnist(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
+    root = Path(config.source or "data")
+    if config.download:
+        root.mkdir(parents=True, exist_ok=True)
+        _download(root)
+    root = require_path(root)
+    if not root.is_dir():
+        raise GanError(f"--data {root} is a file; MNIST needs the folder that holds the IDX files.")
+    extra: dict = {}
+    train_file = find_split(root, "train")
+    if train_file is not None:
+        images = read_idx_images(train_file)
+        if len(images) == 60_000:
+            order = np.random.default_rng(_SPLIT_SEED).permutation(len(images))
+            images = images[np.sort(order[:_TRAIN_SIZE])]
+            extra = {"split": "train", "held_out_for_validation": 60_000 - _TRAIN_SIZE}
+        else:
+            extra = {"split": "train"}
+        path = train_file
+    else:
+        path = find_split(root, "test")
+        if path is None:
+            raise GanError(
+                f"No MNIST IDX files (train-images-idx3-ubyte or t10k-images-idx3-ubyte, "
+                f"optionally .gz) in {root}; point --data at them or add --download."
+            )
+        logger.warning("MNIST training split not found in {}; training on the test split.", root)
+        images = read_idx_images(path)
+        extra = {"split": "test"}
+    tensor = torch.from_numpy(images.copy()).unsqueeze(1)
+    if size is not None:
+        tensor = resize_batch(tensor, size)
+    return ImageData(tensor, "mnist", str(path), extra)

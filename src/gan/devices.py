@@ -1,0 +1,72 @@
+"""Device selection. Nothing here touches CUDA at import time."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import torch
+from loguru import logger
+
+from gan.errors import GanError
+
+_ALLOC_VARS = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")
+
+
+def configure_cuda_allocator() -> None:
+    """Ask for expandable segments (less fragmentation) unless the user chose a setting.
+
+    Must run before the first CUDA allocation, which is when PyTorch reads the variable.
+    """
+    if not any(os.environ.get(name) for name in _ALLOC_VARS):
+        os.environ["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def resolve_device(spec: str) -> torch.device:
+    """Turn auto|cpu|cuda|cuda:N|mps into a usable torch.device, or explain why not."""
+    spec = spec.strip().lower()
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "mps":
+        if not _mps_available():
+            raise GanError("--device mps was asked for, but MPS is not available on this machine.")
+        return torch.device("mps")
+    match = re.fullmatch(r"cuda(?::(\d+))?", spec)
+    if not match:
+        raise GanError(f"--device {spec!r} is not one of auto, cpu, cuda, cuda:N, mps.")
+    if not torch.cuda.is_available():
+        raise GanError(f"--device {spec} was asked for, but no CUDA GPU is available here.")
+    index = int(match[1]) if match[1] is not None else torch.cuda.current_device()
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise GanError(f"--device {spec} does not exist: this machine has {count} CUDA GPU(s).")
+    return torch.device("cuda", index)
+
+
+def describe(device: torch.device) -> str:
+    """A human name for the log line."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return str(device)
+
+
+def release_cached_memory(device: torch.device) -> None:
+    """Hand cached blocks back to the driver (after sampling, checkpointing, and at exit)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
+
+
+def log_device(device: torch.device) -> None:
+    logger.info("Device: {}", describe(device))

@@ -1,0 +1,37 @@
+"""Image grids and files: [-1, 1] tensors -> [0, 1] -> PNG."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torchvision.utils import make_grid, save_image
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """Map generator output in [-1, 1] to [0, 1] (float32, on the CPU)."""
+    return images.detach().float().cpu().add(1.0).div_(2.0).clamp_(0.0, 1.0)
+
+
+def default_nrow(count: int) -> int:
+    return max(1, math.ceil(math.sqrt(count)))
+
+
+def grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
+    """A C x H x W grid in [0, 1] of images given in [-1, 1]."""
+    unit = to_unit(images)
+    return make_grid(unit, nrow=nrow or default_nrow(len(unit)), padding=2, pad_value=0.5)
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> Path:
+    """Write images given in [-1, 1] as one PNG grid."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid(images, nrow), path)
+    return path
+
+
+def grid_count(image_shape: tuple[int, int, int]) -> int:
+    """How many images a training grid shows: 64 small ones, 16 large ones."""
+    _, height, width = image_shape
+    return 64 if height * width <= 64 * 64 else 16

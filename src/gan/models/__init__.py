@@ -1,0 +1,78 @@
+"""Generator/discriminator pairs, registered by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gan.errors import GanError
+from gan.registry import Registry
+
+Builder = Callable[[tuple[int, int, int], int], tuple[nn.Module, nn.Module]]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    build: Builder
+    summary: str
+
+
+MODELS: Registry[ModelSpec] = Registry("model")
+
+
+def register_model(name: str, summary: str) -> Callable[[Builder], Builder]:
+    """Register `build(image_shape, latent_dim) -> (generator, discriminator)` under `name`."""
+
+    def decorator(build: Builder) -> Builder:
+        MODELS.register(name)(ModelSpec(build, summary))
+        return build
+
+    return decorator
+
+
+def build_models(
+    name: str, image_shape: tuple[int, int, int], latent_dim: int
+) -> tuple[nn.Module, nn.Module]:
+    """Build (G, D); G has a `latent_shape` attribute, D returns one logit per image."""
+    generator, discriminator = MODELS.get(name).build(tuple(image_shape), latent_dim)
+    if not hasattr(generator, "latent_shape"):
+        raise TypeError(f"generator of model {name!r} does not declare latent_shape")
+    return generator, discriminator
+
+
+def check_model_fits(name: str, image_shape: tuple[int, int, int], latent_dim: int) -> None:
+    """Fail early (no memory, no data loaded) when a model cannot make this image size."""
+    _, height, width = image_shape
+    with torch.device("meta"):
+        generator, discriminator = build_models(name, image_shape, latent_dim)
+        out = generator(torch.zeros(2, *generator.latent_shape))
+        try:
+            logits = discriminator(torch.zeros(2, *image_shape))
+        except RuntimeError:
+            logits = None
+    if logits is None or logits.shape != (2,):
+        raise GanError(
+            f"--image-size {height}x{width} is too small for model {name!r}'s discriminator; "
+            "choose a larger --image-size or another --model."
+        )
+    if tuple(out.shape[1:]) != tuple(image_shape):
+        raise GanError(
+            f"Model {name!r} cannot make {image_shape[1]}x{image_shape[2]} images "
+            f"(it makes {out.shape[2]}x{out.shape[3]}); choose another --image-size or --model."
+        )
+
+
+def require_multiple(name: str, image_shape: tuple[int, int, int], factor: int, least: int) -> None:
+    """Shared size rule for convolutional models: H and W multiples of `factor`, >= `least`."""
+    _, height, width = image_shape
+    if height % factor or width % factor or min(height, width) < least:
+        raise GanError(
+            f"--image-size {height}x{width} does not suit model {name!r}: height and width must "
+            f"be multiples of {factor} and at least {least} (for example {least * 2}x{least * 2})."
+        )
+
+
+from gan.models import dcgan, fc_dcgan, mlp, mri  # noqa: E402,F401  (registration)

@@ -1,0 +1,36 @@
+"""Layers and initialisation shared by the model families."""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+
+class Reshape(nn.Module):
+    def __init__(self, *shape: int) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.view(x.shape[0], *self.shape)
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Radford et al. 2015: conv weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    """Spatial size after a convolution (or pooling with kernel == stride)."""
+    return math.floor((size + 2 * padding - kernel) / stride) + 1

@@ -1,0 +1,70 @@
+"""Seed 002's brain-MRI GAN: linear projection, upsample+conv blocks, to 1x200x160 by default."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from gan.models import register_model, require_multiple
+from gan.models.blocks import Reshape, conv_out, dcgan_init
+
+_G_WIDTHS = (128, 64, 32, 16)  # channels at 1/8, 1/4, 1/2 and full resolution
+_D_WIDTHS = (32, 64, 128, 256)
+
+
+def _up_block(c_in: int, c_out: int) -> list[nn.Module]:
+    return [
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class MRIGenerator(nn.Module):
+    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int) -> None:
+        super().__init__()
+        channels, height, width = image_shape
+        h, w = height // 8, width // 8
+        self.latent_shape = (latent_dim,)
+        c0 = _G_WIDTHS[0]
+        layers: list[nn.Module] = [
+            nn.Linear(latent_dim, c0 * h * w, bias=False),
+            Reshape(c0, h, w),
+            nn.BatchNorm2d(c0),
+            nn.ReLU(inplace=True),
+        ]
+        for c_in, c_out in zip(_G_WIDTHS, _G_WIDTHS[1:], strict=False):
+            layers += _up_block(c_in, c_out)
+        layers += [nn.Conv2d(_G_WIDTHS[-1], channels, 3, padding=1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class MRIDiscriminator(nn.Module):
+    def __init__(self, image_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        channels, h, w = image_shape
+        layers: list[nn.Module] = []
+        c_in = channels
+        for i, c_out in enumerate(_D_WIDTHS):
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+            if i > 0:
+                layers.append(nn.Dropout2d(0.25))
+            c_in = c_out
+            h, w = conv_out(h, 4, 2, 1), conv_out(w, 4, 2, 1)
+        layers += [nn.Flatten(), nn.Linear(c_in * h * w, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x).squeeze(1)
+
+
+@register_model("mri", "seed 002's MRI GAN, 1x200x160 by default (HxW multiples of 8, >= 16)")
+def build(image_shape: tuple[int, int, int], latent_dim: int) -> tuple[nn.Module, nn.Module]:
+    require_multiple("mri", image_shape, 8, 16)
+    pair = MRIGenerator(image_shape, latent_dim), MRIDiscriminator(image_shape)
+    for module in pair:
+        dcgan_init(module)
+    return pair

@@ -1,0 +1,89 @@
+"""`gan plot-history`: history.jsonl -> a PNG of D and G loss against step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gan.errors import GanError
+from gan.tracking import read_history
+
+
+def find_history(target: Path | None, workdir: Path) -> Path:
+    """Accept a run folder, a history.jsonl, or nothing (the newest run under logs/)."""
+    if target is None:
+        logs = workdir / "logs"
+        runs = sorted(logs.glob("*/history.jsonl"), key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise GanError(
+                f"No runs with a history.jsonl under {logs}; train first or give a path."
+            )
+        return runs[-1]
+    if target.is_dir():
+        target = target / "history.jsonl"
+    if not target.is_file():
+        raise GanError(
+            f"{target} does not exist; give a run folder under logs/ or a history.jsonl."
+        )
+    return target
+
+
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average that keeps the first points (shorter windows there)."""
+    if window <= 1 or len(values) < 2:
+        return values
+    cumsum = np.cumsum(np.insert(values, 0, 0.0))
+    idx = np.arange(1, len(values) + 1)
+    lo = np.maximum(0, idx - window)
+    return (cumsum[idx] - cumsum[lo]) / (idx - lo)
+
+
+def steady_limits(*series: np.ndarray) -> tuple[float, float]:
+    """Y limits from the 1st-99th percentiles, so one early spike does not flatten the curve."""
+    values = np.concatenate([s[np.isfinite(s)] for s in series])
+    lo, hi = np.percentile(values, [1, 99]) if len(values) else (0.0, 1.0)
+    pad = 0.1 * (hi - lo) or 0.1
+    return max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad
+
+
+def plot_history(history: Path, out: Path, smoothing: int = 1) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [r for r in read_history(history) if "step" in r]
+    if not records:
+        raise GanError(f"{history} holds no logged steps yet; train longer or check the path.")
+    steps = np.array([r["step"] for r in records], dtype=float)
+    series = {
+        "D loss": np.array([r.get("d_loss") for r in records], dtype=float),
+        "G loss": np.array([r.get("g_loss") for r in records], dtype=float),
+    }
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    for (label, values), color in zip(series.items(), ("tab:blue", "tab:orange"), strict=True):
+        if smoothing > 1:
+            ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)
+        ax.plot(steps, smooth(values, smoothing), color=color, label=label, linewidth=1.6)
+    ax.set_ylim(*steady_limits(*series.values()))
+    ax.set_xlim(0, max(steps.max(), 1))
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    title = history.parent.name + (
+        f" (moving average over {smoothing} logs)" if smoothing > 1 else ""
+    )
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out)
+    except OSError as exc:
+        raise GanError(
+            f"Could not write {out} ({exc.strerror or exc}); choose another --out."
+        ) from None
+    finally:
+        plt.close(fig)
+    return out

@@ -1,0 +1,88 @@
+"""`gan sample`: checkpoint -> generator -> a grid, separate PNGs, or an .npy array."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from loguru import logger
+from torchvision.utils import save_image
+
+from gan import images
+from gan.checkpoint import load_checkpoint
+from gan.devices import release_cached_memory, resolve_device
+from gan.errors import GanError
+from gan.models import build_models
+
+FORMATS = ("grid", "png", "npy")
+_CHUNK = 256  # images generated at once, to bound memory for large --num
+
+
+def load_generator(path: Path | str, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """Rebuild G from the model config stored in a checkpoint; no model flags needed."""
+    state = load_checkpoint(path)
+    model = state["model"]
+    generator, _ = build_models(model["name"], tuple(model["image_shape"]), model["latent_dim"])
+    try:
+        generator.load_state_dict(state["generator"])
+    except RuntimeError:
+        raise GanError(
+            f"{path} does not match model {model['name']!r} as this gan builds it; "
+            "it may come from another version of the model."
+        ) from None
+    return generator.to(device).eval(), state
+
+
+@torch.no_grad()
+def generate(generator: torch.nn.Module, num: int, seed: int, device: torch.device) -> torch.Tensor:
+    """`num` images in [-1, 1] on the CPU; the same seed gives the same images."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for start in range(0, num, _CHUNK):
+        count = min(_CHUNK, num - start)
+        z = torch.randn(count, *generator.latent_shape, generator=gen).to(device)
+        out.append(generator(z).float().cpu())
+    return torch.cat(out)
+
+
+def default_out(checkpoint: Path, state: dict, fmt: str, workdir: Path) -> Path:
+    run = state.get("run_name") or checkpoint.stem
+    stem = f"sample-{state['step']:07d}"
+    suffix = {"grid": ".png", "png": "", "npy": ".npy"}[fmt]
+    return workdir / "assets" / run / f"{stem}{suffix}"
+
+
+def sample(
+    checkpoint: Path,
+    num: int = 64,
+    out: Path | None = None,
+    nrow: int | None = None,
+    seed: int = 0,
+    fmt: str = "grid",
+    device: str = "auto",
+    workdir: Path = Path("."),
+) -> Path:
+    if fmt not in FORMATS:
+        raise GanError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}.")
+    torch_device = resolve_device(device)
+    generator, state = load_generator(checkpoint, torch_device)
+    fakes = generate(generator, num, seed, torch_device)
+    release_cached_memory(torch_device)
+    out = out or default_out(Path(checkpoint), state, fmt, workdir)
+    try:
+        if fmt == "grid":
+            images.save_grid(fakes, out, nrow)
+        elif fmt == "png":
+            out.mkdir(parents=True, exist_ok=True)
+            for i, image in enumerate(images.to_unit(fakes)):
+                save_image(image, out / f"{i:05d}.png")
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            np.save(out, images.to_unit(fakes).numpy())
+    except OSError as exc:
+        raise GanError(
+            f"Could not write {out} ({exc.strerror or exc}); choose another --out."
+        ) from None
+    logger.info("Wrote {} image(s) from step {} to {}", num, state["step"], out)
+    return out

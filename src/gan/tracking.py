@@ -1,0 +1,100 @@
+"""Where a run's numbers go: TensorBoard events, history.jsonl, and the console/file log."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from loguru import logger
+from rich.console import Console
+
+CONSOLE = Console(stderr=True)
+_LOG_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
+
+
+def setup_console_logging(verbose: bool = False) -> None:
+    """Send loguru through rich's console so log lines print above the progress bar."""
+    logger.remove()
+    logger.add(
+        lambda message: CONSOLE.file.write(str(message)) and CONSOLE.file.flush(),
+        level="DEBUG" if verbose else "INFO",
+        format=_LOG_FORMAT,
+        colorize=CONSOLE.is_terminal,
+    )
+
+
+class Tracker(Protocol):
+    def scalars(self, step: int, values: dict[str, float]) -> None: ...
+    def image(self, tag: str, image: torch.Tensor, step: int) -> None: ...
+    def history(self, record: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+class NullTracker:
+    """Does nothing: for tests and for ranks that do not write."""
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        pass
+
+    def image(self, tag: str, image: torch.Tensor, step: int) -> None:
+        pass
+
+    def history(self, record: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class RunTracker:
+    """TensorBoard event files plus one JSON line per logged step in history.jsonl."""
+
+    def __init__(self, log_dir: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.writer = SummaryWriter(log_dir=str(log_dir))
+        self._history = open(log_dir / "history.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._log_sink = logger.add(
+            log_dir / "train.log",
+            level="DEBUG",
+            format="{time:YYYY-MM-DD HH:mm:ss} {level} {message}",
+        )
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def image(self, tag: str, image: torch.Tensor, step: int) -> None:
+        self.writer.add_image(tag, image, step)
+
+    def history(self, record: dict[str, Any]) -> None:
+        # json writes floats with repr(), i.e. full precision; NaN/inf become null.
+        clean = {
+            k: None if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in record.items()
+        }
+        self._history.write(json.dumps(clean) + "\n")
+        self._history.flush()
+
+    def close(self) -> None:
+        self.writer.flush()
+        self.writer.close()
+        self._history.close()
+        logger.remove(self._log_sink)
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    """Records of a history.jsonl; a torn last line (crash mid-write) is ignored."""
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                print(f"warning: ignoring a malformed line in {path}", file=sys.stderr)
+    return records

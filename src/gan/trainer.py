@@ -1,0 +1,272 @@
+"""The hand-written training loop. It knows no concrete model or dataset."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from loguru import logger
+from torch import nn
+
+from gan import checkpoint, images, losses
+from gan.config import Config
+from gan.data.stream import DeviceBatches
+from gan.devices import release_cached_memory
+from gan.errors import GanError
+from gan.outputs import RunPaths
+from gan.progress import TrainingProgress
+from gan.signals import StopRequests
+from gan.tracking import NullTracker, Tracker
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # seeds every CUDA device too
+
+
+@dataclass
+class StepStats:
+    """Per-step numbers kept as device tensors, so a step never waits for the GPU."""
+
+    d_loss: torch.Tensor
+    g_loss: torch.Tensor
+    d_real: torch.Tensor  # mean D(x) on reals, as a probability
+    d_fake: torch.Tensor  # mean D(G(z)) before the D update
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: Config,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        batches: DeviceBatches,
+        device: torch.device,
+        paths: RunPaths | None = None,
+        tracker: Tracker | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.config, self.device, self.paths = config, device, paths
+        self.tracker = tracker or NullTracker()
+        self.meta = meta or {}  # model and dataset descriptions stored in checkpoints
+        self.G, self.D = generator.to(device), discriminator.to(device)
+        o = config.optim
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
+        self.batches = batches
+        self.step = 0
+        image_shape = tuple(batches.images.shape[1:])
+        # Grid latents are drawn once per run from their own generator and reused for every grid.
+        gen = torch.Generator().manual_seed(config.train.seed + 1)
+        count = images.grid_count(image_shape)
+        self.fixed_latents = torch.randn(count, *self.G.latent_shape, generator=gen).to(device)
+
+    # ---- sizes -------------------------------------------------------------------------
+    @property
+    def images_per_step(self) -> int:
+        return self.config.optim.batch_size * self.config.optim.accumulation_steps
+
+    def total_steps(self) -> int:
+        t = self.config.train
+        if t.max_steps is not None and t.epochs is None:
+            return t.max_steps
+        by_epochs = math.ceil((t.epochs or 1) * self.batches.num_images / self.images_per_step)
+        return min(by_epochs, t.max_steps) if t.max_steps is not None else by_epochs
+
+    def latents(self, count: int) -> torch.Tensor:
+        return torch.randn(count, *self.G.latent_shape, device=self.device)
+
+    # ---- one optimisation step ---------------------------------------------------------
+    def d_backward(
+        self, reals: list[torch.Tensor], latents: list[torch.Tensor], keep_fakes: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """Accumulate D's gradient over micro-batches, each loss scaled by 1/K."""
+        k = len(reals)
+        total = real_p = fake_p = torch.zeros((), device=self.device)
+        fakes = []
+        for real, z in zip(reals, latents, strict=True):
+            # With one micro-batch G's graph is kept for its own update; with K it is
+            # rebuilt later so that memory stays at one micro-batch's worth.
+            with torch.set_grad_enabled(keep_fakes):
+                fake = self.G(z)
+            real_logits, fake_logits = self.D(real), self.D(fake.detach())
+            loss = losses.d_bce(real_logits, fake_logits) / k
+            loss.backward()
+            total = total + loss.detach()
+            real_p = real_p + torch.sigmoid(real_logits.detach()).mean() / k
+            fake_p = fake_p + torch.sigmoid(fake_logits.detach()).mean() / k
+            if keep_fakes:
+                fakes.append(fake)
+        return total, real_p, fake_p, fakes
+
+    def g_backward(self, latents: list[torch.Tensor], fakes: list[torch.Tensor]) -> torch.Tensor:
+        """Accumulate G's gradient (non-saturating loss) through the just-updated D."""
+        k = len(latents)
+        total = torch.zeros((), device=self.device)
+        self.D.requires_grad_(False)  # no weight gradients for D in G's pass
+        try:
+            for i, z in enumerate(latents):
+                fake = fakes[i] if fakes else self.G(z)
+                loss = losses.g_nonsaturating(self.D(fake)) / k
+                loss.backward()
+                total = total + loss.detach()
+        finally:
+            self.D.requires_grad_(True)
+        return total
+
+    def train_step(self) -> StepStats:
+        o = self.config.optim
+        reals = [self.batches.next() for _ in range(o.accumulation_steps)]
+        latents = [self.latents(o.batch_size) for _ in range(o.accumulation_steps)]
+        # 1. Discriminator: reals -> 1, fakes -> 0; one optimizer step per K micro-batches.
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss, d_real, d_fake, fakes = self.d_backward(reals, latents, o.accumulation_steps == 1)
+        self.opt_d.step()
+        # 2. Generator: make D call the same fakes real.
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss = self.g_backward(latents, fakes)
+        self.opt_g.step()
+        self.step += 1
+        return StepStats(d_loss, g_loss, d_real, d_fake)
+
+    # ---- the loop ----------------------------------------------------------------------
+    def train(self) -> dict[str, Any]:
+        total = self.total_steps()
+        t = self.config.train
+        if self.paths is not None and self.step == 0:
+            images.save_grid(self._reals_for_grid(), self.paths.assets / "reals.png")
+        sums: dict[str, torch.Tensor] = {}
+        window_start, window_steps = time.perf_counter(), 0
+        last_record: dict[str, Any] = {}
+        started = time.perf_counter()
+        stops = StopRequests()
+        try:
+            with stops, TrainingProgress(total, self.step) as progress:
+                while self.step < total and not stops.requested:
+                    stats = self.train_step()
+                    for name, value in vars(stats).items():
+                        sums[name] = sums[name] + value if name in sums else value
+                    window_steps += 1
+                    progress.advance()
+                    if self.step % t.log_every == 0 or self.step == total:
+                        now = time.perf_counter()
+                        last_record = self._log(sums, window_steps, now - window_start)
+                        progress.show(last_record)
+                        sums, window_start, window_steps = {}, time.perf_counter(), 0
+                    if self.step % t.sample_every == 0:
+                        self.save_samples()
+                    if self.step % t.checkpoint_every == 0:
+                        self.save_checkpoint()
+        except torch.cuda.OutOfMemoryError:
+            release_cached_memory(self.device)
+            raise GanError(
+                f"CUDA ran out of memory at --batch-size {self.config.optim.batch_size}; lower "
+                "--batch-size or raise --accumulation-steps (same effective batch, less memory)."
+            ) from None
+        if stops.requested:
+            logger.warning("Stop requested: saving a checkpoint at step {}.", self.step)
+        if self.step % t.sample_every:
+            self.save_samples()
+        path = self.save_checkpoint() if self.step % t.checkpoint_every else None
+        release_cached_memory(self.device)
+        elapsed = time.perf_counter() - started
+        return {
+            "step": self.step,
+            "seconds": elapsed,
+            "last": last_record,
+            "checkpoint": path,
+            "interrupted": stops.requested,
+        }
+
+    def _log(self, sums: dict[str, torch.Tensor], steps: int, seconds: float) -> dict[str, Any]:
+        """Averages over the steps since the last log; the only host sync in the loop."""
+        values = {name: float(total.item()) / steps for name, total in sums.items()}
+        if not (math.isfinite(values["d_loss"]) and math.isfinite(values["g_loss"])):
+            raise GanError(
+                f"Training diverged: the loss became NaN or infinite by step {self.step}; lower "
+                "--lr-g/--lr-d or change the model. Earlier checkpoints are untouched."
+            )
+        record = {
+            "step": self.step,
+            "epoch": self.batches.epoch,
+            "images_seen": self.batches.position,
+            **values,
+            "images_per_s": steps * self.images_per_step / max(seconds, 1e-9),
+            "time": time.time(),
+        }
+        self.tracker.scalars(
+            self.step,
+            {
+                "loss/d": record["d_loss"],
+                "loss/g": record["g_loss"],
+                "prob/d_real": record["d_real"],
+                "prob/d_fake": record["d_fake"],
+                "perf/images_per_s": record["images_per_s"],
+            },
+        )
+        self.tracker.history(record)
+        return record
+
+    def _reals_for_grid(self) -> torch.Tensor:
+        count = len(self.fixed_latents)
+        gen = torch.Generator().manual_seed(self.config.train.seed + 2)
+        pick = torch.randperm(self.batches.num_images, generator=gen)[:count]
+        return self.batches.images[pick.to(self.batches.images.device)].float() / 127.5 - 1.0
+
+    @torch.no_grad()
+    def generate(self, latents: torch.Tensor) -> torch.Tensor:
+        self.G.eval()
+        try:
+            return self.G(latents)
+        finally:
+            self.G.train()
+
+    def save_samples(self) -> None:
+        fakes = self.generate(self.fixed_latents)
+        self.tracker.image("samples", images.grid(fakes), self.step)
+        if self.paths is not None:
+            images.save_grid(fakes, self.paths.assets / f"samples-{self.step:07d}.png")
+        release_cached_memory(self.device)
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": checkpoint.FORMAT_VERSION,
+            "step": self.step,
+            "epoch": self.batches.epoch,
+            "images_seen": self.batches.position,
+            "run_name": self.paths.name if self.paths else None,
+            "config": self.config.to_dict(),
+            **self.meta,
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "fixed_latents": self.fixed_latents.cpu(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+                "python": random.getstate(),
+                "numpy": [
+                    v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()
+                ],
+            },
+        }
+
+    def save_checkpoint(self):
+        if self.paths is None:
+            return None
+        path = checkpoint.save_atomic(
+            self.state_dict(), checkpoint.step_path(self.paths.checkpoints, self.step)
+        )
+        checkpoint.publish(path, self.paths.last)
+        checkpoint.prune(self.paths.checkpoints, self.config.train.keep_checkpoints)
+        release_cached_memory(self.device)
+        logger.info("Saved checkpoint {}", path)
+        return path
