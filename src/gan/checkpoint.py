@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import re
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -36,18 +38,23 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _discard(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
 def save_atomic(state: dict[str, Any], path: Path) -> Path:
     """Write to a temporary file in the same folder, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise GanError(
             f"Could not write checkpoint {path} ({exc.strerror or exc}); free disk space or "
             "choose a writable --workdir. Earlier checkpoints are untouched."
@@ -59,7 +66,7 @@ def save_atomic(state: dict[str, Any], path: Path) -> Path:
 def publish(source: Path, alias: Path) -> None:
     """Atomically make `alias` (e.g. checkpoints/last.pt) a copy of a complete checkpoint."""
     tmp = alias.with_name(f".{alias.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
+    _discard(tmp)
     try:
         try:
             os.link(source, tmp)  # free on filesystems with hard links
@@ -67,7 +74,7 @@ def publish(source: Path, alias: Path) -> None:
             shutil.copyfile(source, tmp)
         os.replace(tmp, alias)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise GanError(f"Could not update {alias} ({exc.strerror or exc}).") from None
     _fsync_dir(alias.parent)
 
@@ -110,7 +117,9 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     if path.is_dir():
         raise GanError(f"Checkpoint {path} is a folder; give the path of a .pt file.")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on foreign pickles; we explain below
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise GanError(
             f"{path} holds objects other than tensors and plain values, so it was not loaded "

@@ -116,6 +116,12 @@ def train(
     keep_checkpoints: Annotated[
         int, typer.Option(min=1, help="Step checkpoints kept per run (newest).")
     ] = 5,
+    ema_decay: Annotated[
+        float,
+        typer.Option(
+            min=0, max=0.9999999, help="Decay of G's moving average used for samples (0: off)."
+        ),
+    ] = 0.999,
     download: Annotated[
         bool, typer.Option(help="Download the dataset first (mnist, via torchvision).")
     ] = False,
@@ -127,7 +133,7 @@ def train(
         optim=OptimConfig(batch_size, accumulation_steps, lr_g, lr_d),
         train=TrainConfig(
             epochs, max_steps, device, seed, str(workdir), run_name,
-            checkpoint_every, sample_every, log_every, keep_checkpoints,
+            checkpoint_every, sample_every, log_every, keep_checkpoints, ema_decay,
         ),
     )  # fmt: skip
     from gan import training

@@ -67,6 +67,7 @@ class TrainConfig:
     sample_every: int = 250
     log_every: int = 10
     keep_checkpoints: int = 5
+    ema_decay: float = 0.999  # 0 turns the moving average of G off
 
 
 @dataclass
@@ -113,6 +114,8 @@ class Config:
         for flag, value in positive.items():
             if value < 1:
                 raise GanError(f"{flag} must be at least 1, got {value}.")
+        if not 0 <= t.ema_decay < 1:
+            raise GanError(f"--ema-decay must be in [0, 1), got {t.ema_decay}.")
         for flag, lr in {"--lr-g": o.lr_g, "--lr-d": o.lr_d}.items():
             if not 0 < lr < 10:
                 raise GanError(f"{flag} must be a positive learning rate below 10, got {lr}.")

@@ -25,7 +25,8 @@ def load_generator(path: Path | str, device: torch.device) -> tuple[torch.nn.Mod
     model = state["model"]
     generator, _ = build_models(model["name"], tuple(model["image_shape"]), model["latent_dim"])
     try:
-        generator.load_state_dict(state["generator"])
+        # Prefer the moving average of G's weights, as training grids do.
+        generator.load_state_dict(state.get("generator_ema") or state["generator"])
     except RuntimeError:
         raise GanError(
             f"{path} does not match model {model['name']!r} as this gan builds it; "

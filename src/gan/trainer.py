@@ -17,6 +17,7 @@ from gan import checkpoint, images, losses
 from gan.config import Config
 from gan.data.stream import DeviceBatches
 from gan.devices import release_cached_memory
+from gan.ema import make_ema
 from gan.errors import GanError
 from gan.outputs import RunPaths
 from gan.progress import TrainingProgress
@@ -61,6 +62,8 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
         self.batches = batches
         self.step = 0
+        decay = config.train.ema_decay
+        self.G_ema = make_ema(self.G, decay) if decay > 0 else None
         image_shape = tuple(batches.images.shape[1:])
         # Grid latents are drawn once per run from their own generator and reused for every grid.
         gen = torch.Generator().manual_seed(config.train.seed + 1)
@@ -132,6 +135,8 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         g_loss = self.g_backward(latents, fakes)
         self.opt_g.step()
+        if self.G_ema is not None:
+            self.G_ema.update_parameters(self.G)
         self.step += 1
         return StepStats(d_loss, g_loss, d_real, d_fake)
 
@@ -219,13 +224,20 @@ class Trainer:
         pick = torch.randperm(self.batches.num_images, generator=gen)[:count]
         return self.batches.images[pick.to(self.batches.images.device)].float() / 127.5 - 1.0
 
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The EMA of G when there is one: smoother samples than the raw weights."""
+        return self.G_ema.module if self.G_ema is not None else self.G
+
     @torch.no_grad()
     def generate(self, latents: torch.Tensor) -> torch.Tensor:
-        self.G.eval()
+        generator = self.sampling_generator
+        was_training = generator.training
+        generator.eval()
         try:
-            return self.G(latents)
+            return generator(latents)
         finally:
-            self.G.train()
+            generator.train(was_training)
 
     def save_samples(self) -> None:
         fakes = self.generate(self.fixed_latents)
@@ -245,6 +257,8 @@ class Trainer:
             "config": self.config.to_dict(),
             **self.meta,
             "generator": self.G.state_dict(),
+            "generator_ema": self.G_ema.module.state_dict() if self.G_ema is not None else None,
+            "ema_updates": int(self.G_ema.n_averaged) if self.G_ema is not None else 0,
             "discriminator": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),

@@ -1,0 +1,173 @@
+"""The training loop: gradient accumulation, determinism, logging without host syncs."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from gan.config import Config, OptimConfig, TrainConfig
+from gan.data.stream import DeviceBatches
+from gan.trainer import Trainer, seed_everything
+
+
+class TinyG(nn.Module):
+    """No batch statistics, no dropout: micro-batch gradients must add up exactly."""
+
+    def __init__(self):
+        super().__init__()
+        self.latent_shape = (8,)
+        self.net = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 64), nn.Tanh())
+
+    def forward(self, z):
+        return self.net(z).view(-1, 1, 8, 8)
+
+
+class TinyD(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(64, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1)
+        )
+
+    def forward(self, x):
+        return self.net(x).squeeze(1)
+
+
+def make_trainer(batch=8, accumulation=1, seed=0, **train) -> Trainer:
+    seed_everything(seed)
+    config = Config(
+        optim=OptimConfig(batch_size=batch, accumulation_steps=accumulation),
+        train=TrainConfig(seed=seed, **train),
+    )
+    images = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8)
+    batches = DeviceBatches(images, torch.device("cpu"), batch, seed)
+    return Trainer(config, TinyG(), TinyD(), batches, torch.device("cpu"))
+
+
+def grads(module: nn.Module) -> list[torch.Tensor]:
+    return [p.grad.clone() for p in module.parameters()]
+
+
+def test_k_micro_batches_give_the_gradient_of_one_batch_of_k_times_b():
+    trainer = make_trainer()
+    reals = torch.rand(32, 1, 8, 8) * 2 - 1
+    z = torch.randn(32, 8)
+
+    trainer.D.zero_grad()
+    d_one, *_ = trainer.d_backward([reals], [z], keep_fakes=False)
+    one_d = grads(trainer.D)
+    trainer.G.zero_grad()
+    g_one = trainer.g_backward([z], [])
+    one_g = grads(trainer.G)
+
+    trainer.D.zero_grad()
+    d_acc, *_ = trainer.d_backward(list(reals.split(8)), list(z.split(8)), keep_fakes=False)
+    acc_d = grads(trainer.D)
+    trainer.G.zero_grad()
+    g_acc = trainer.g_backward(list(z.split(8)), [])
+    acc_g = grads(trainer.G)
+
+    torch.testing.assert_close(d_acc, d_one)
+    torch.testing.assert_close(g_acc, g_one)
+    for a, b in zip(acc_d + acc_g, one_d + one_g, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_g_pass_leaves_no_gradient_on_d():
+    trainer = make_trainer()
+    trainer.D.zero_grad(set_to_none=True)
+    trainer.g_backward([torch.randn(8, 8)], [])
+    assert all(p.grad is None for p in trainer.D.parameters())
+    assert all(p.requires_grad for p in trainer.D.parameters())
+
+
+def test_one_step_with_accumulation_consumes_b_times_k_images_and_updates_both_nets():
+    trainer = make_trainer(batch=4, accumulation=3)
+    g_before = [p.clone() for p in trainer.G.parameters()]
+    d_before = [p.clone() for p in trainer.D.parameters()]
+    stats = trainer.train_step()
+    assert trainer.batches.position == 12
+    assert trainer.step == 1
+    assert all(math.isfinite(float(v)) for v in vars(stats).values())
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, trainer.G.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, trainer.D.parameters(), strict=True))
+
+
+def test_same_seed_same_losses_on_cpu():
+    runs = []
+    for _ in range(2):
+        trainer = make_trainer(seed=3)
+        runs.append([float(trainer.train_step().d_loss) for _ in range(5)])
+    assert runs[0] == runs[1]
+    other = make_trainer(seed=4)
+    assert [float(other.train_step().d_loss) for _ in range(5)] != runs[0]
+
+
+def test_total_steps_from_epochs_and_max_steps():
+    assert make_trainer(batch=8, epochs=2).total_steps() == 16  # 2 x 64 images / 8
+    assert make_trainer(batch=8, accumulation=2, epochs=1).total_steps() == 4
+    assert make_trainer(batch=8, epochs=5, max_steps=7).total_steps() == 7
+    assert make_trainer(batch=8, max_steps=3).total_steps() == 3
+
+
+def test_train_logs_interval_means_to_the_tracker():
+    class Recorder:
+        def __init__(self):
+            self.records, self.scalar_tags, self.images = [], set(), []
+
+        def scalars(self, step, values):
+            self.scalar_tags |= set(values)
+
+        def image(self, tag, image, step):
+            self.images.append((tag, tuple(image.shape), step))
+
+        def history(self, record):
+            self.records.append(record)
+
+        def close(self):
+            pass
+
+    trainer = make_trainer(max_steps=7, log_every=3, sample_every=5, checkpoint_every=100)
+    trainer.tracker = recorder = Recorder()
+    result = trainer.train()
+    assert result["step"] == 7
+    assert [r["step"] for r in recorder.records] == [3, 6, 7]  # and always the last step
+    for record in recorder.records:
+        for key in ("step", "epoch", "g_loss", "d_loss", "images_per_s"):
+            assert key in record
+        assert isinstance(record["d_loss"], float)
+    assert {"loss/g", "loss/d", "perf/images_per_s"} <= recorder.scalar_tags
+    assert [step for _, _, step in recorder.images] == [5, 7]
+
+
+def test_ema_tracks_g_and_is_what_grids_use():
+    trainer = make_trainer(ema_decay=0.9)
+    for _ in range(3):
+        trainer.train_step()
+    ema = trainer.G_ema
+    assert int(ema.n_averaged) == 3
+    assert trainer.sampling_generator is ema.module
+    g = dict(trainer.G.named_parameters())
+    assert any(not torch.equal(p, g[name]) for name, p in ema.module.named_parameters())
+    state = trainer.state_dict()
+    assert (
+        state["ema_updates"] == 3 and state["generator_ema"].keys() == trainer.G.state_dict().keys()
+    )
+    assert make_trainer(ema_decay=0).sampling_generator is not None
+
+
+def test_ema_copies_integer_buffers_of_batchnorm():
+    from gan.models import build_models
+
+    seed_everything(0)
+    generator, _ = build_models("dcgan-proj", (1, 8, 8), 4)
+    from gan.ema import make_ema
+
+    ema = make_ema(generator, 0.99)
+    for _ in range(2):
+        generator(torch.randn(4, 4))  # BatchNorm counts batches
+        ema.update_parameters(generator)
+    counts = [b for n, b in ema.module.named_buffers() if n.endswith("num_batches_tracked")]
+    assert counts and all(int(c) == 2 for c in counts)
