@@ -79,6 +79,7 @@ DeviceOption = Annotated[
 @app.command()
 @user_errors
 def train(
+    ctx: typer.Context,
     dataset: Annotated[str, typer.Option(help=DATASET_HELP)] = "mnist",
     data: Annotated[
         str | None, typer.Option(help="Folder or file with the data (default: per dataset).")
@@ -122,6 +123,13 @@ def train(
             min=0, max=0.9999999, help="Decay of G's moving average used for samples (0: off)."
         ),
     ] = 0.999,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="Continue a run: 'auto' (newest valid checkpoint of --run-name, or of the "
+            "newest run; a new run if there is none) or a checkpoint path."
+        ),
+    ] = None,
     download: Annotated[
         bool, typer.Option(help="Download the dataset first (mnist, via torchvision).")
     ] = False,
@@ -138,7 +146,12 @@ def train(
     )  # fmt: skip
     from gan import training
 
-    result = training.train(config)
+    explicit = frozenset(
+        name
+        for name in ctx.params
+        if getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+    )
+    result = training.train(config, resume, explicit)
     paths = result["paths"]
     verb = "Stopped" if result["interrupted"] else "Finished"
     typer.echo(

@@ -39,12 +39,18 @@ class RunPaths:
         return path
 
 
+def _has_outputs(paths: RunPaths) -> bool:
+    return (paths.logs / "history.jsonl").exists() or any(paths.checkpoints.glob("step-*.pt"))
+
+
 def default_run_name(dataset: str, model: str) -> str:
     return f"{dataset}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def prepare_run(workdir: str, run_name: str | None, dataset: str, model: str) -> RunPaths:
-    """Create the run's folders; refuse to overwrite an earlier run's outputs."""
+def prepare_run(
+    workdir: str, run_name: str | None, dataset: str, model: str, resume: bool = False
+) -> RunPaths:
+    """Create the run's folders; refuse to overwrite an earlier run's outputs unless resuming."""
     root = Path(os.path.expanduser(workdir))
     if root.exists() and not root.is_dir():
         raise GanError(f"--workdir {root} is a file; give a folder.")
@@ -55,11 +61,14 @@ def prepare_run(workdir: str, run_name: str | None, dataset: str, model: str) ->
         while paths.logs.exists() or paths.checkpoints.exists():
             suffix += 1
             paths = RunPaths(root, f"{name}-{suffix}")
-    elif (paths.logs / "history.jsonl").exists() or any(paths.checkpoints.glob("step-*.pt")):
+    elif not resume and _has_outputs(paths):
         raise GanError(
-            f"Run {name!r} already has outputs in {root}; choose another --run-name "
-            "(nothing was overwritten)."
+            f"Run {name!r} already has outputs in {root}; choose another --run-name or "
+            "continue it with --resume auto (nothing was overwritten)."
         )
+    if resume:
+        for stale in paths.checkpoints.glob(".*.tmp"):  # left by a process that was killed
+            stale.unlink(missing_ok=True)
     try:
         for folder in (paths.checkpoints, paths.logs, paths.assets):
             folder.mkdir(parents=True, exist_ok=True)

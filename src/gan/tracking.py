@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,11 +54,14 @@ class NullTracker:
 class RunTracker:
     """TensorBoard event files plus one JSON line per logged step in history.jsonl."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, resume_step: int = 0) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+        # On resume, TensorBoard hides what an interrupted run logged after its checkpoint.
+        purge = resume_step + 1 if resume_step > 0 else None
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge)
+        truncate_history(log_dir / "history.jsonl", resume_step)
         self._history = open(log_dir / "history.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self._log_sink = logger.add(
             log_dir / "train.log",
@@ -86,6 +90,19 @@ class RunTracker:
         self.writer.close()
         self._history.close()
         logger.remove(self._log_sink)
+
+
+def truncate_history(path: Path, step: int) -> None:
+    """Drop records after `step` (logged by a run that died before its next checkpoint)."""
+    if not path.exists():
+        return
+    records = read_history(path)
+    keep = [r for r in records if isinstance(r.get("step"), int) and r["step"] <= step]
+    if len(keep) == len(records):
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:

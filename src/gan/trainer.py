@@ -62,6 +62,7 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
         self.batches = batches
         self.step = 0
+        self._latest: StepStats | None = None
         decay = config.train.ema_decay
         self.G_ema = make_ema(self.G, decay) if decay > 0 else None
         image_shape = tuple(batches.images.shape[1:])
@@ -138,12 +139,20 @@ class Trainer:
         if self.G_ema is not None:
             self.G_ema.update_parameters(self.G)
         self.step += 1
-        return StepStats(d_loss, g_loss, d_real, d_fake)
+        self._latest = StepStats(d_loss, g_loss, d_real, d_fake)
+        return self._latest
 
     # ---- the loop ----------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         total = self.total_steps()
         t = self.config.train
+        if self.step >= total:
+            logger.warning(
+                "The run is already at step {} of {}; raise --max-steps or --epochs to train on.",
+                self.step, total,
+            )  # fmt: skip
+            return {"step": self.step, "seconds": 0.0, "last": {}, "checkpoint": None,
+                    "interrupted": False}  # fmt: skip
         if self.paths is not None and self.step == 0:
             images.save_grid(self._reals_for_grid(), self.paths.assets / "reals.png")
         sums: dict[str, torch.Tensor] = {}
@@ -193,10 +202,7 @@ class Trainer:
         """Averages over the steps since the last log; the only host sync in the loop."""
         values = {name: float(total.item()) / steps for name, total in sums.items()}
         if not (math.isfinite(values["d_loss"]) and math.isfinite(values["g_loss"])):
-            raise GanError(
-                f"Training diverged: the loss became NaN or infinite by step {self.step}; lower "
-                "--lr-g/--lr-d or change the model. Earlier checkpoints are untouched."
-            )
+            self._diverged(self.step - steps + 1)
         record = {
             "step": self.step,
             "epoch": self.batches.epoch,
@@ -273,9 +279,40 @@ class Trainer:
             },
         }
 
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue exactly where a checkpoint left off: weights, optimizers, data, RNGs."""
+        self.G.load_state_dict(state["generator"])
+        self.D.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        if self.G_ema is not None and state.get("generator_ema") is not None:
+            self.G_ema.module.load_state_dict(state["generator_ema"])
+            self.G_ema.n_averaged.fill_(int(state.get("ema_updates", 0)))
+        self.step = int(state["step"])
+        self.batches.position = int(state["images_seen"])
+        self.fixed_latents = state["fixed_latents"].to(self.device)
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if self.device.type == "cuda" and len(rng["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        version, internal, gauss = rng["python"]
+        random.setstate((version, tuple(internal), gauss))
+        kind, keys, pos, has_gauss, cached = rng["numpy"]
+        np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+    def _diverged(self, since: int) -> None:
+        span = f"step {self.step}" if since >= self.step else f"steps {since}-{self.step}"
+        raise GanError(
+            f"Training diverged: a loss became NaN or infinite in {span}; lower --lr-g/--lr-d "
+            "and resume from the last checkpoint, which is untouched."
+        )
+
     def save_checkpoint(self):
         if self.paths is None:
             return None
+        latest = self._latest
+        if latest is not None and not bool(torch.isfinite(latest.d_loss + latest.g_loss)):
+            self._diverged(self.step)  # never overwrite good checkpoints with NaN weights
         path = checkpoint.save_atomic(
             self.state_dict(), checkpoint.step_path(self.paths.checkpoints, self.step)
         )

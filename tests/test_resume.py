@@ -1,0 +1,120 @@
+"""Exact resume, --resume auto, and a training run killed with SIGKILL at random moments."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gan.checkpoint import load_checkpoint, step_files
+from tests.conftest import run_gan
+
+COMMON = ["--device", "cpu", "--batch-size", "8", "--log-every", "1", "--sample-every", "1000"]
+
+
+def history(workdir: Path, run: str) -> list[dict]:
+    lines = (workdir / "logs" / run / "history.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def train(workdir: Path, mnist_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    result = run_gan("train", "--data", str(mnist_dir), *COMMON, "--workdir", str(workdir), *args,
+                     cwd=workdir)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_stop_at_20_and_resume_to_40_is_bit_identical(tmp_path, mnist_dir):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    whole.mkdir(), split.mkdir()
+    train(whole, mnist_dir, "--max-steps", "40", "--checkpoint-every", "20", "--run-name", "r")
+    train(split, mnist_dir, "--max-steps", "20", "--checkpoint-every", "20", "--run-name", "r")
+    resumed = train(split, mnist_dir, "--max-steps", "40", "--resume", "auto")
+    assert "Resumed from" in resumed.stderr
+
+    a, b = history(whole, "r"), history(split, "r")
+    assert [r["step"] for r in b] == list(range(1, 41))
+    for key in ("d_loss", "g_loss", "d_real", "d_fake", "epoch", "images_seen"):
+        assert [r[key] for r in a] == [r[key] for r in b], key  # bit-identical, not close
+    final_a = load_checkpoint(whole / "checkpoints" / "last.pt")
+    final_b = load_checkpoint(split / "checkpoints" / "last.pt")
+    for name, tensor in final_a["generator"].items():
+        assert final_b["generator"][name].equal(tensor), name
+
+
+def test_resume_refuses_options_that_change_the_run(tmp_path, mnist_dir):
+    train(tmp_path, mnist_dir, "--max-steps", "2", "--run-name", "r")
+    before = (tmp_path / "checkpoints" / "last.pt").read_bytes()
+    for args, flag in (
+        (["--batch-size", "16"], "--batch-size"),
+        (["--model", "mlp"], "--model"),
+        (["--image-size", "32x32"], "--image-size"),
+        (["--seed", "5"], "--seed"),
+    ):
+        result = run_gan("train", "--resume", "auto", "--workdir", str(tmp_path), *args,
+                         cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 1
+        assert flag in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == before
+
+
+def test_resume_auto_without_checkpoints_starts_a_new_run(tmp_path, mnist_dir):
+    result = train(tmp_path, mnist_dir, "--max-steps", "3", "--resume", "auto", "--run-name", "n")
+    assert "No checkpoint to resume from" in result.stderr
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 3
+
+
+def test_resume_skips_a_corrupt_newest_checkpoint(tmp_path, mnist_dir):
+    train(tmp_path, mnist_dir, "--max-steps", "6", "--checkpoint-every", "3", "--run-name", "c")
+    newest = tmp_path / "checkpoints" / "c" / "step-0000006.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    result = train(tmp_path, mnist_dir, "--max-steps", "8", "--resume", "auto", "--run-name", "c")
+    assert "Skipping step-0000006.pt" in result.stderr
+    assert "at step 3" in result.stderr
+    assert [r["step"] for r in history(tmp_path, "c")] == list(range(1, 9))
+
+
+def test_sigkill_at_random_moments_then_resume_reaches_the_end(tmp_path, mnist_dir):
+    rng = random.Random(1234)
+    total, cmd = 160, [
+        sys.executable, "-m", "gan", "train", "--data", str(mnist_dir), *COMMON,
+        "--workdir", str(tmp_path), "--run-name", "k", "--max-steps", "160",
+        "--checkpoint-every", "15", "--keep-checkpoints", "3", "--resume", "auto",
+    ]  # fmt: skip
+    log = tmp_path / "logs" / "k" / "history.jsonl"
+    kills = 0
+    for _ in range(4):
+        seen = log.stat().st_size if log.exists() else 0
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log.exists() and log.stat().st_size > seen:
+                break  # training is under way again
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+    assert kills >= 2
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+
+    steps = [r["step"] for r in history(tmp_path, "k")]
+    assert steps == list(range(1, total + 1))  # continuous: nothing duplicated or missing
+    kept = step_files(tmp_path / "checkpoints" / "k")
+    assert [s for s, _ in kept][-1] == total and len(kept) <= 3
+    for _, path in kept:
+        load_checkpoint(path)
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == total
+    assert not list((tmp_path / "checkpoints").rglob("*.tmp"))
+
+    reference = tmp_path / "ref"
+    reference.mkdir()
+    train(reference, mnist_dir, "--max-steps", "160", "--checkpoint-every", "15", "--run-name", "k")
+    assert [r["g_loss"] for r in history(reference, "k")] == [
+        r["g_loss"] for r in history(tmp_path, "k")
+    ]
