@@ -9,7 +9,8 @@ from torch import nn
 
 from gan.config import Config, OptimConfig, TrainConfig
 from gan.data.stream import DeviceBatches
-from gan.trainer import Trainer, seed_everything
+from gan.rng import seed_everything
+from gan.trainer import Trainer
 
 
 class TinyG(nn.Module):

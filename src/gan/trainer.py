@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import math
-import random
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from loguru import logger
 from torch import nn
 
-from gan import checkpoint, images, losses
+from gan import checkpoint, images, losses, rng
 from gan.config import Config
 from gan.data.stream import DeviceBatches
 from gan.devices import release_cached_memory
@@ -23,12 +21,6 @@ from gan.outputs import RunPaths
 from gan.progress import TrainingProgress
 from gan.signals import StopRequests
 from gan.tracking import NullTracker, Tracker
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # seeds every CUDA device too
 
 
 @dataclass
@@ -269,14 +261,7 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "fixed_latents": self.fixed_latents.cpu(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-                "python": random.getstate(),
-                "numpy": [
-                    v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()
-                ],
-            },
+            "rng": rng.capture(self.device),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -291,14 +276,7 @@ class Trainer:
         self.step = int(state["step"])
         self.batches.position = int(state["images_seen"])
         self.fixed_latents = state["fixed_latents"].to(self.device)
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        if self.device.type == "cuda" and len(rng["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        version, internal, gauss = rng["python"]
-        random.setstate((version, tuple(internal), gauss))
-        kind, keys, pos, has_gauss, cached = rng["numpy"]
-        np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+        rng.restore(state["rng"], self.device)
 
     def _diverged(self, since: int) -> None:
         span = f"step {self.step}" if since >= self.step else f"steps {since}-{self.step}"

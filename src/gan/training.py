@@ -20,8 +20,9 @@ from gan.errors import GanError
 from gan.models import MODELS, build_models, check_model_fits
 from gan.outputs import RunPaths, prepare_run
 from gan.resume import find_resume, merge_for_resume
+from gan.rng import seed_everything
 from gan.tracking import RunTracker
-from gan.trainer import Trainer, seed_everything
+from gan.trainer import Trainer
 
 
 def resolve(config: Config) -> Config:
