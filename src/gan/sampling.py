@@ -47,6 +47,24 @@ def generate(generator: torch.nn.Module, num: int, seed: int, device: torch.devi
     return torch.cat(out)
 
 
+_GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _with_suffix(out: Path, fmt: str) -> Path:
+    """Give --out the extension its format needs; refuse one that cannot hold a grid."""
+    if fmt == "npy":
+        return out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
+    if fmt == "grid":
+        if not out.suffix:
+            return out.with_name(out.name + ".png")
+        if out.suffix.lower() not in _GRID_SUFFIXES:
+            raise GanError(
+                f"--out {out} has an extension that cannot hold an image; use one of "
+                f"{', '.join(_GRID_SUFFIXES)}."
+            )
+    return out
+
+
 def default_out(checkpoint: Path, state: dict, fmt: str, workdir: Path) -> Path:
     run = state.get("run_name") or checkpoint.stem
     stem = f"sample-{state['step']:07d}"
@@ -70,7 +88,7 @@ def sample(
     generator, state = load_generator(checkpoint, torch_device)
     fakes = generate(generator, num, seed, torch_device)
     release_cached_memory(torch_device)
-    out = out or default_out(Path(checkpoint), state, fmt, workdir)
+    out = _with_suffix(out, fmt) if out else default_out(Path(checkpoint), state, fmt, workdir)
     try:
         if fmt == "grid":
             images.save_grid(fakes, out, nrow)
