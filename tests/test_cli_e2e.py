@@ -17,7 +17,7 @@ TINY = ["--device", "cpu", "--batch-size", "16", "--log-every", "2"]
 
 
 def _train(workdir: Path, *args: str) -> Path:
-    result = run_gan("train", *args, *TINY, "--workdir", str(workdir), cwd=workdir)
+    result = run_gan("train", *TINY, *args, "--workdir", str(workdir), cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     runs = [p for p in (workdir / "logs").iterdir() if p.is_dir()]

@@ -109,6 +109,14 @@ def _migrate(state: dict[str, Any], path: Path) -> dict[str, Any]:
     return state
 
 
+def _starts_like_zip(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError as exc:
+        raise GanError(f"Checkpoint {path} cannot be read ({exc.strerror or exc}).") from None
+
+
 def load_checkpoint(path: Path | str) -> dict[str, Any]:
     """Load a checkpoint with torch.load(weights_only=True); never runs pickled code."""
     path = Path(os.path.expanduser(str(path)))
@@ -116,6 +124,11 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
         raise GanError(f"Checkpoint {path} does not exist; check the path.")
     if path.is_dir():
         raise GanError(f"Checkpoint {path} is a folder; give the path of a .pt file.")
+    if not _starts_like_zip(path):  # gan (torch.save) always writes zip archives
+        raise GanError(
+            f"{path} is not a gan checkpoint (not a file written by torch.save); "
+            "use a checkpoint written by gan train."
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on foreign pickles; we explain below
@@ -125,7 +138,15 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
             f"{path} holds objects other than tensors and plain values, so it was not loaded "
             "(loading it could run code); use a checkpoint written by gan."
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        IndexError,
+        KeyError,
+    ) as exc:
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise GanError(
             f"{path} is truncated or corrupt ({reason}); use another checkpoint, "

@@ -26,7 +26,8 @@ def normalise_volume(data: np.ndarray, low: float = 0.5, high: float = 99.5) -> 
 def axial_slices(path: Path, size: tuple[int, int] | None) -> list[np.ndarray]:
     """Read a volume and return its brain-containing axial slices as 1 x H x W uint8 arrays.
 
-    Slices are shown radiologically familiar: anterior at the top, in RAS orientation.
+    Slices are shown anterior at the top, in the neurological convention (the patient's
+    left on the image's left), after reorienting the volume to RAS.
     """
     import nibabel
 
@@ -42,7 +43,7 @@ def axial_slices(path: Path, size: tuple[int, int] | None) -> list[np.ndarray]:
     foreground = (volume > _FOREGROUND).mean(axis=(0, 1))
     slices = []
     for k in np.flatnonzero(foreground >= _MIN_FOREGROUND_FRACTION):
-        plane = volume[:, :, k].T[::-1]  # rows: anterior -> posterior; columns: right -> left
+        plane = volume[:, :, k].T[::-1]  # rows: anterior -> posterior; columns: left -> right
         img = Image.fromarray((plane * 255.0).round().astype(np.uint8), mode="L")
         if size is not None:
             img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
