@@ -34,9 +34,24 @@ def parse_image_size(text: str) -> tuple[int, int]:
 @dataclass
 class DataConfig:
     name: str = "mnist"
-    source: str | None = None  # --data; None means the dataset's default
+    source: str | None = None  # --data: a path or s3://bucket/prefix; None: dataset default
     image_size: tuple[int, int] | None = None  # None means the dataset's default
     download: bool = False
+    # s3:// sources
+    no_sign_request: bool = False
+    s3_workers: int = 32
+    cache_dir: str | None = None  # None: ~/.cache/gan/s3
+    no_cache: bool = False
+    # bps: metadata filters, split and 16-bit decoding
+    particle: str | None = None
+    dose: tuple[float, ...] = ()
+    hours: tuple[int, ...] = ()
+    split: str = "all"
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    clip_percentiles: tuple[float, float] = (0.5, 99.5)
+
+
+_TUPLE_FIELDS = ("image_size", "dose", "hours", "split_fractions", "clip_percentiles")
 
 
 @dataclass
@@ -91,8 +106,10 @@ class Config:
             known = {f.name for f in dataclasses.fields(section)}
             values = {k: v for k, v in (raw.get(name) or {}).items() if k in known}
             parts[name] = section(**values)
-        if parts["data"].image_size is not None:
-            parts["data"].image_size = tuple(parts["data"].image_size)
+        for name in _TUPLE_FIELDS:
+            value = getattr(parts["data"], name)
+            if isinstance(value, list):
+                setattr(parts["data"], name, tuple(value))
         return cls(**parts)
 
     def validate(self) -> None:
@@ -107,6 +124,18 @@ class Config:
             "--log-every": t.log_every,
             "--keep-checkpoints": t.keep_checkpoints,
         }
+        d = self.data
+        positive["--s3-workers"] = d.s3_workers
+        if d.s3_workers > 256:
+            raise GanError(f"--s3-workers {d.s3_workers} is too many; use at most 256.")
+        if d.split not in ("train", "val", "test", "all"):
+            raise GanError(f"--split {d.split!r} is not one of train, val, test, all.")
+        fractions = d.split_fractions
+        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+            raise GanError("--split-fractions must be three non-negative numbers that sum to 1.")
+        low, high = d.clip_percentiles
+        if not 0 <= low < high <= 100:
+            raise GanError(f"--clip-percentiles {low},{high} must satisfy 0 <= low < high <= 100.")
         if t.epochs is not None:
             positive["--epochs"] = t.epochs
         if t.max_steps is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.progress import (
@@ -50,3 +51,35 @@ class TrainingProgress:
             f"D {record['d_loss']:.3f}  G {record['g_loss']:.3f}"
         )
         self._progress.update(self._task, numbers=numbers)
+
+
+class ByteProgress:
+    """Objects done (of total, when known), megabytes and rate, for S3 listing and download."""
+
+    def __init__(self, what: str, total: int | None) -> None:
+        self._progress = Progress(
+            TextColumn(f"[bold]{what}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("objects  {task.fields[volume]}"),
+            TimeElapsedColumn(),
+            console=CONSOLE,
+            transient=True,
+            disable=not CONSOLE.is_terminal,
+        )
+        self._task = self._progress.add_task(what, total=total, volume="")
+        self._bytes = 0
+        self._start = time.perf_counter()
+
+    def __enter__(self) -> ByteProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def advance(self, objects: int, size: int) -> None:
+        self._bytes += size
+        rate = self._bytes / max(time.perf_counter() - self._start, 1e-6)
+        volume = f"{self._bytes / 1e6:.1f} MB  {rate / 1e6:.1f} MB/s" if self._bytes else ""
+        self._progress.update(self._task, advance=objects, volume=volume)

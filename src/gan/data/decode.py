@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,11 +54,16 @@ def _to_uint8(img: Image.Image, channels: int) -> Image.Image:
     return img.convert("L" if channels == 1 else "RGB")
 
 
-def read_image(path: Path, channels: int, size: tuple[int, int] | None) -> np.ndarray:
+def open_binary(file: Any) -> Any:
+    """A path for PIL and friends, or an in-memory file (an s3 object read with --no-cache)."""
+    return file if isinstance(file, Path) else file.open("rb")
+
+
+def read_image(path: Any, channels: int, size: tuple[int, int] | None) -> np.ndarray:
     """One image file -> uint8 array C x H x W, resized to (H, W) when size is given."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as img:
+        with Image.open(open_binary(path)) as img:
             img.load()
             img = _to_uint8(img, channels)
     if size is not None and img.size != (size[1], size[0]):
@@ -66,17 +72,17 @@ def read_image(path: Path, channels: int, size: tuple[int, int] | None) -> np.nd
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
-def image_info(path: Path) -> tuple[str, tuple[int, int]] | None:
+def image_info(path: Any) -> tuple[str, tuple[int, int]] | None:
     """(mode, (H, W)) from the header alone, or None when the file cannot be opened."""
     try:
-        with Image.open(path) as img:
+        with Image.open(open_binary(path)) as img:
             return img.mode, (img.height, img.width)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
 
 
 def decode_all(
-    paths: list[Path], decode: Callable[[Path], list[np.ndarray]], root: Path
+    paths: list[Any], decode: Callable[[Any], list[np.ndarray]], root: Any
 ) -> tuple[list[np.ndarray], int]:
     """Decode files in a small thread pool; unreadable ones are skipped, counted and warned of."""
     arrays: list[np.ndarray] = []
@@ -107,7 +113,7 @@ def decode_all(
     return arrays, len(failures)
 
 
-def stack(arrays: list[np.ndarray], root: Path) -> torch.Tensor:
+def stack(arrays: list[np.ndarray], root: Any) -> torch.Tensor:
     if not arrays:
         raise GanError(f"No readable images were found in {root}; check the path and file types.")
     return torch.from_numpy(np.stack(arrays))

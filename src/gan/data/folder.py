@@ -3,41 +3,21 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
 from gan.config import DataConfig
 from gan.data import ImageData, register_dataset
-from gan.data.decode import (
-    IMAGE_SUFFIXES,
-    decode_all,
-    find_files,
-    image_info,
-    read_image,
-    require_path,
-    stack,
-)
+from gan.data.decode import IMAGE_SUFFIXES, decode_all, image_info, read_image, stack
+from gan.data.sources import gather
 from gan.errors import GanError
 
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 _FALLBACK_SIZE = (64, 64)
 
 
-def list_images(config: DataConfig, what: str) -> tuple[Path, list[Path]]:
-    """Resolve --data and list its image files, or say why there are none."""
-    if not config.source:
-        raise GanError(f"The {what} dataset needs --data pointing at a folder of images.")
-    root = require_path(Path(config.source))
-    files = find_files(root, IMAGE_SUFFIXES)
-    if not files:
-        raise GanError(
-            f"No image files ({', '.join(IMAGE_SUFFIXES)}) were found in {root}; check the path."
-        )
-    return root, files
-
-
-def _survey(files: list[Path]) -> tuple[int, tuple[int, int]]:
+def _survey(files: list[Any]) -> tuple[int, tuple[int, int]]:
     """Channels (1 if every image is grayscale) and the most common size, from headers only."""
     infos = [info for info in map(image_info, files) if info is not None]
     if not infos:
@@ -58,9 +38,12 @@ def _survey(files: list[Path]) -> tuple[int, tuple[int, int]]:
     summary="any folder of PNG/JPG/BMP/TIFF/WebP images, searched recursively",
 )
 def load_folder(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
-    root, files = list_images(config, "folder")
+    if not config.source:
+        raise GanError("The folder dataset needs --data pointing at a folder of images.")
+    root, files, extra = gather(config, config.source, IMAGE_SUFFIXES, "image files")
     channels, common_size = _survey(files)
     size = size or common_size
     arrays, skipped = decode_all(files, lambda p: [read_image(p, channels, size)], root)
-    extra = {"skipped_files": skipped} if skipped else {}
-    return ImageData(stack(arrays, root), "folder", str(root), extra)
+    if skipped:
+        extra["skipped_files"] = skipped
+    return ImageData(stack(arrays, root), "folder", root, extra)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,6 +14,8 @@ from loguru import logger
 from gan.config import DataConfig
 from gan.data import ImageData, register_dataset
 from gan.data.decode import require_path, resize_batch
+from gan.data.s3 import fetch, is_s3
+from gan.data.sources import s3_settings
 from gan.errors import GanError
 
 _SPLITS = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
@@ -19,13 +23,13 @@ _TRAIN_SIZE = 55_000  # seed 001: 55,000 train / 5,000 validation
 _SPLIT_SEED = 1234
 
 
-def read_idx_images(path: Path) -> np.ndarray:
+def read_idx_images(path: Any) -> np.ndarray:
     """Parse an IDX3 image file (optionally gzipped) into a uint8 array N x H x W."""
-    opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as exc:
+        raw = path.read_bytes()
+        if path.name.endswith(".gz"):
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
         raise GanError(f"MNIST file {path} cannot be read ({exc}); replace it.") from None
     if len(raw) < 16 or int.from_bytes(raw[:4], "big") != 0x803:
         raise GanError(f"MNIST file {path} is not an IDX image file; replace it.")
@@ -46,6 +50,26 @@ def find_split(root: Path, split: str) -> Path | None:
             if candidate.is_file():
                 return candidate
     return None
+
+
+def _pick(files: list[Any], split: str) -> Any | None:
+    names = (_SPLITS[split], _SPLITS[split] + ".gz")
+    return next((f for f in files if f.name in names), None)
+
+
+def _locate(config: DataConfig) -> tuple[Any, Any, dict[str, Any]]:
+    """(train file or None, test file or None, summary extras) from a folder or s3:// prefix."""
+    if is_s3(config.source):
+        fetched = fetch(config.source, ("idx3-ubyte", "idx3-ubyte.gz"), s3_settings(config))
+        return _pick(fetched.files, "train"), _pick(fetched.files, "test"), fetched.summary()
+    root = Path(config.source or "data")
+    if config.download:
+        root.mkdir(parents=True, exist_ok=True)
+        _download(root)
+    root = require_path(root)
+    if not root.is_dir():
+        raise GanError(f"--data {root} is a file; MNIST needs the folder that holds the IDX files.")
+    return find_split(root, "train"), find_split(root, "test"), {}
 
 
 def _download(root: Path) -> None:
@@ -69,34 +93,27 @@ def _download(root: Path) -> None:
     summary="MNIST digits from IDX files in --data (default ./data)",
 )
 def load_mnist(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
-    root = Path(config.source or "data")
-    if config.download:
-        root.mkdir(parents=True, exist_ok=True)
-        _download(root)
-    root = require_path(root)
-    if not root.is_dir():
-        raise GanError(f"--data {root} is a file; MNIST needs the folder that holds the IDX files.")
-    extra: dict = {}
-    train_file = find_split(root, "train")
+    train_file, test_file, extra = _locate(config)
     if train_file is not None:
         images = read_idx_images(train_file)
+        extra["split"] = "train"
         if len(images) == 60_000:
             order = np.random.default_rng(_SPLIT_SEED).permutation(len(images))
             images = images[np.sort(order[:_TRAIN_SIZE])]
-            extra = {"split": "train", "held_out_for_validation": 60_000 - _TRAIN_SIZE}
-        else:
-            extra = {"split": "train"}
+            extra["held_out_for_validation"] = 60_000 - _TRAIN_SIZE
         path = train_file
+    elif test_file is not None:
+        logger.warning(
+            "MNIST training split not found in {}; training on the test split.",
+            config.source or "data",
+        )
+        images, path = read_idx_images(test_file), test_file
+        extra["split"] = "test"
     else:
-        path = find_split(root, "test")
-        if path is None:
-            raise GanError(
-                f"No MNIST IDX files (train-images-idx3-ubyte or t10k-images-idx3-ubyte, "
-                f"optionally .gz) in {root}; point --data at them or add --download."
-            )
-        logger.warning("MNIST training split not found in {}; training on the test split.", root)
-        images = read_idx_images(path)
-        extra = {"split": "test"}
+        raise GanError(
+            f"No MNIST IDX files (train-images-idx3-ubyte or t10k-images-idx3-ubyte, "
+            f"optionally .gz) in {config.source or 'data'}; point --data at them or add --download."
+        )
     tensor = torch.from_numpy(images.copy()).unsqueeze(1)
     if size is not None:
         tensor = resize_batch(tensor, size)

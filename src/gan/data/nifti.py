@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -23,7 +25,7 @@ def normalise_volume(data: np.ndarray, low: float = 0.5, high: float = 99.5) -> 
     return np.clip((data - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
-def axial_slices(path: Path, size: tuple[int, int] | None) -> list[np.ndarray]:
+def axial_slices(path: Any, size: tuple[int, int] | None) -> list[np.ndarray]:
     """Read a volume and return its brain-containing axial slices as 1 x H x W uint8 arrays.
 
     Slices are shown anterior at the top, in the neurological convention (the patient's
@@ -31,7 +33,14 @@ def axial_slices(path: Path, size: tuple[int, int] | None) -> list[np.ndarray]:
     """
     import nibabel
 
-    image = nibabel.as_closest_canonical(nibabel.load(str(path)))
+    if isinstance(path, Path):
+        image = nibabel.load(str(path))
+    else:  # an object read into memory (--no-cache)
+        data = path.read_bytes()
+        image = nibabel.Nifti1Image.from_bytes(
+            gzip.decompress(data) if path.name.endswith(".gz") else data
+        )
+    image = nibabel.as_closest_canonical(image)
     data = np.asarray(image.dataobj, dtype=np.float32)
     if data.ndim == 4:
         data = data[..., 0]
