@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -26,11 +27,16 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Kept in step with the registries by tests/test_cli.py (importing them here would load torch).
-DATASET_HELP = "Dataset: mnist (IDX files), mri (slices/NIfTI; bundled sample by default), folder."
+DATASET_HELP = (
+    "Dataset: mnist (IDX files), mri (slices/NIfTI; bundled sample by default), folder, "
+    "bps (NASA microscopy; public S3 bucket by default)."
+)
 MODEL_HELP = (
     "Model: mlp, dcgan, dcgan-proj, fc-dcgan, mri. Default by dataset: mnist -> dcgan-proj, "
-    "mri -> mri, folder -> dcgan-proj."
+    "mri -> mri, folder -> dcgan-proj, bps -> mri."
 )
+S3 = "S3 sources (--data s3://bucket/prefix)"
+BPS = "BPS filters and decoding"
 
 
 def user_errors(command: F) -> F:
@@ -60,6 +66,18 @@ def _image_size(value: str | None) -> tuple[int, int] | None:
         return parse_image_size(value)
     except GanError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+def _numbers(text: str, count: int, flag: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        raise typer.BadParameter(
+            f"{text!r} is not {count} comma-separated numbers.", param_hint=flag
+        )
+    return values
 
 
 def _device(value: str) -> str:
@@ -131,12 +149,53 @@ def train(
         ),
     ] = None,
     download: Annotated[
-        bool, typer.Option(help="Download the dataset first (mnist, via torchvision).")
+        bool, typer.Option("--download", help="Download the dataset first (mnist, torchvision).")
     ] = False,
+    no_sign_request: Annotated[
+        bool,
+        typer.Option(
+            "--no-sign-request", help="Anonymous S3 requests (public buckets).", rich_help_panel=S3
+        ),
+    ] = False,
+    s3_workers: Annotated[
+        int, typer.Option(min=1, max=256, help="Parallel S3 downloads.", rich_help_panel=S3)
+    ] = 32,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="S3 cache (default ~/.cache/gan/s3).", rich_help_panel=S3),
+    ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache", help="Read S3 objects into memory, no cache.", rich_help_panel=S3
+        ),
+    ] = False,
+    particle: Annotated[str | None, typer.Option(help="Fe or X-ray.", rich_help_panel=BPS)] = None,
+    dose: Annotated[
+        list[float] | None, typer.Option(help="Dose in Gy (repeatable).", rich_help_panel=BPS)
+    ] = None,
+    hours: Annotated[
+        list[int] | None,
+        typer.Option(help="Hours after exposure: 4, 24, 48 (repeatable).", rich_help_panel=BPS),
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="train, val, test or all.", rich_help_panel=BPS)
+    ] = "all",
+    split_fractions: Annotated[
+        str, typer.Option(help="train,val,test fractions.", rich_help_panel=BPS)
+    ] = "0.8,0.1,0.1",
+    clip_percentiles: Annotated[
+        str, typer.Option(help="low,high percentiles for 16-bit images.", rich_help_panel=BPS)
+    ] = "0.5,99.5",
 ) -> None:
     """Train a GAN. Outputs: checkpoints/<run>, logs/<run> (TensorBoard), assets/<run>."""
     config = Config(
-        data=DataConfig(dataset, data, _image_size(image_size), download),
+        data=DataConfig(
+            dataset, data, _image_size(image_size), download, no_sign_request, s3_workers,
+            str(cache_dir) if cache_dir else None, no_cache, particle, tuple(dose or ()),
+            tuple(hours or ()), split, _numbers(split_fractions, 3, "--split-fractions"),
+            _numbers(clip_percentiles, 2, "--clip-percentiles"),
+        ),
         model=ModelConfig(model, latent_dim),
         optim=OptimConfig(batch_size, accumulation_steps, lr_g, lr_d),
         train=TrainConfig(

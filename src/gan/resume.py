@@ -35,11 +35,26 @@ OPTION_FIELDS = {
     "log_every": ("train", "log_every"),
     "keep_checkpoints": ("train", "keep_checkpoints"),
     "ema_decay": ("train", "ema_decay"),
+    **{
+        name: ("data", name)
+        for name in (
+            "no_sign_request",
+            "s3_workers",
+            "cache_dir",
+            "no_cache",
+            "particle",
+            "dose",
+            "hours",
+            "split",
+            "split_fractions",
+            "clip_percentiles",
+        )
+    },
 }
 # Options that define what the run is; changing them mid-run would silently make another run.
 FIXED_ON_RESUME = (
     "dataset", "image_size", "model", "latent_dim", "batch_size", "accumulation_steps", "seed",
-    "ema_decay",
+    "ema_decay", "particle", "dose", "hours", "split", "split_fractions", "clip_percentiles",
 )  # fmt: skip
 
 

@@ -73,4 +73,4 @@ def load_dataset(config: DataConfig) -> ImageData:
     return spec.load(config, config.image_size or spec.default_image_size)
 
 
-from gan.data import folder, mnist, mri  # noqa: E402,F401  (registration)
+from gan.data import bps, folder, mnist, mri  # noqa: E402,F401  (registration)

@@ -1,0 +1,164 @@
+"""`bps`: NASA BPS fluorescence microscopy of irradiated nuclei (16-bit TIFF + meta.csv).
+
+Layout (the public bucket s3://nasa-bps-training-data/Microscopy/train/, or a local copy):
+meta.csv with columns filename, dose_Gy, particle_type (Fe, X-ray), hr_post_exposure
+(4, 24, 48), next to single-channel 16-bit TIFF crops of varying size.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from loguru import logger
+
+from gan.config import DataConfig
+from gan.data import ImageData, register_dataset
+from gan.data.decode import decode_all, require_path, stack
+from gan.data.s3 import explain, fetch, is_s3, make_client, split_uri
+from gan.data.sources import s3_settings
+from gan.errors import GanError
+
+PUBLIC_PREFIX = "s3://nasa-bps-training-data/Microscopy/train/"
+COLUMNS = ("filename", "dose_Gy", "particle_type", "hr_post_exposure")
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def _meta_text(config: DataConfig, source: str) -> str:
+    if is_s3(source):
+        bucket, prefix = split_uri(source)
+        key = prefix.rstrip("/") + "/meta.csv" if prefix else "meta.csv"
+        client = make_client(s3_settings(config))
+        try:
+            return client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8-sig")
+        except Exception as exc:
+            error = explain(exc, f"s3://{bucket}/{key}")
+            if "does not exist" in str(error):
+                raise GanError(
+                    f"s3://{bucket}/{key} was not found; BPS data needs a meta.csv next to "
+                    "the TIFF images."
+                ) from None
+            raise error from None
+    path = require_path(Path(source)) / "meta.csv"
+    if not path.is_file():
+        raise GanError(f"{path} was not found; BPS data needs a meta.csv next to the TIFF images.")
+    return path.read_text(encoding="utf-8-sig")
+
+
+def read_meta(text: str, where: str) -> list[dict[str, Any]]:
+    """Parse meta.csv into typed rows; say which columns are missing."""
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise GanError(f"{where} lacks the column(s) {', '.join(missing)}; BPS needs {COLUMNS}.")
+    rows = []
+    for line, row in enumerate(reader, start=2):
+        try:
+            rows.append({
+                "filename": row["filename"].strip(),
+                "dose_Gy": float(row["dose_Gy"]),
+                "particle_type": row["particle_type"].strip(),
+                "hr_post_exposure": int(float(row["hr_post_exposure"])),
+            })  # fmt: skip
+        except (TypeError, ValueError):
+            raise GanError(
+                f"{where} line {line} has a malformed value; fix or remove it."
+            ) from None
+    return rows
+
+
+def split_of(filename: str, fractions: tuple[float, float, float]) -> str:
+    """train/val/test from a hash of the file name: stable across runs and machines."""
+    digest = hashlib.sha256(filename.encode("utf-8")).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    if u < fractions[0]:
+        return "train"
+    return "val" if u < fractions[0] + fractions[1] else "test"
+
+
+def select(rows: list[dict[str, Any]], config: DataConfig) -> list[dict[str, Any]]:
+    """Apply --particle, --dose, --hours and --split."""
+    out = []
+    for row in rows:
+        if config.particle and row["particle_type"].lower() != config.particle.lower():
+            continue
+        if config.dose and not any(abs(row["dose_Gy"] - d) < 1e-6 for d in config.dose):
+            continue
+        if config.hours and row["hr_post_exposure"] not in config.hours:
+            continue
+        if (
+            config.split != "all"
+            and split_of(row["filename"], config.split_fractions) != config.split
+        ):
+            continue
+        out.append(row)
+    return out
+
+
+def decode_tiff(file: Any, size: tuple[int, int], clip: tuple[float, float]) -> np.ndarray:
+    """16-bit TIFF -> percentile-clipped float in [0, 1] -> resized (antialiased) -> uint8."""
+    import tifffile
+
+    stream = file if isinstance(file, Path) else io.BytesIO(file.read_bytes())
+    image = np.asarray(tifffile.imread(stream), dtype=np.float32)
+    image = np.squeeze(image)
+    if image.ndim == 3:  # a stray channel axis: keep the first plane
+        image = image[0] if image.shape[0] < image.shape[-1] else image[..., 0]
+    if image.ndim != 2 or min(image.shape) < 2:
+        raise ValueError(f"expected a 2-D image, got shape {image.shape}")
+    low, high = np.percentile(image, clip)
+    image = np.clip((image - low) / (high - low), 0.0, 1.0) if high > low else image * 0.0
+    tensor = torch.from_numpy(image)[None, None]
+    resized = F.interpolate(tensor, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return (resized[0] * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def _describe(config: DataConfig) -> str:
+    parts = [f"--particle {config.particle}"] if config.particle else []
+    parts += [f"--dose {d:g}" for d in config.dose] + [f"--hours {h}" for h in config.hours]
+    parts += [f"--split {config.split}"] if config.split != "all" else []
+    return " ".join(parts) or "no filters"
+
+
+@register_dataset(
+    "bps",
+    default_model="mri",
+    default_epochs=20,
+    default_image_size=(128, 128),
+    summary="NASA BPS microscopy (16-bit TIFF + meta.csv); default: the public S3 bucket",
+)
+def load_bps(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
+    source = config.source or PUBLIC_PREFIX
+    if config.source is None:  # the public bucket is read anonymously
+        config = DataConfig(**{**vars(config), "no_sign_request": True})
+    rows = select(read_meta(_meta_text(config, source), f"meta.csv of {source}"), config)
+    if not rows:
+        raise GanError(f"No BPS images in {source} match {_describe(config)}; relax the filters.")
+    size = size or (128, 128)
+    extra: dict[str, Any] = {"filters": _describe(config), "matched": len(rows)}
+    if is_s3(source):
+        bucket, prefix = split_uri(source)
+        base = prefix.rstrip("/") + "/" if prefix else ""
+        fetched = fetch(
+            source, TIFF_SUFFIXES, s3_settings(config), {base + r["filename"] for r in rows}
+        )
+        files, extra = fetched.files, {**extra, **fetched.summary()}
+        if fetched.objects < len(rows):
+            logger.warning(
+                "{} file(s) named in meta.csv are not in {}.", len(rows) - fetched.objects, source
+            )
+            extra["missing_files"] = len(rows) - fetched.objects
+    else:
+        root = require_path(Path(source))
+        files = [root / r["filename"] for r in rows]
+    clip = config.clip_percentiles
+    arrays, skipped = decode_all(files, lambda f: [decode_tiff(f, size, clip)], source)
+    if skipped:
+        extra["skipped_files"] = skipped
+    return ImageData(stack(arrays, source), "bps", source, extra)
