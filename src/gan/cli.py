@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -37,6 +38,7 @@ MODEL_HELP = (
 )
 S3 = "S3 sources (--data s3://bucket/prefix)"
 BPS = "BPS filters and decoding"
+DIST = "Several processes (torchrun, DDP)"
 
 
 def user_errors(command: F) -> F:
@@ -50,7 +52,12 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except GanError as exc:
-            typer.secho(f"Error: {exc}", err=True, fg=typer.colors.RED)
+            rank = (
+                f" (rank {os.environ['RANK']})"
+                if int(os.environ.get("WORLD_SIZE", "1")) > 1
+                else ""
+            )
+            typer.secho(f"Error{rank}: {exc}", err=True, fg=typer.colors.RED)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.secho("Interrupted.", err=True, fg=typer.colors.YELLOW)
@@ -78,6 +85,21 @@ def _numbers(text: str, count: int, flag: str) -> tuple[float, ...]:
             f"{text!r} is not {count} comma-separated numbers.", param_hint=flag
         )
     return values
+
+
+def distributed_launch(nproc: int) -> int:
+    """Run this same command under torchrun, without --nproc."""
+    from gan.distributed import launch
+
+    argv, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            argv.append(arg)
+    return launch(nproc, argv)
 
 
 def _device(value: str) -> str:
@@ -141,6 +163,20 @@ def train(
             min=0, max=0.9999999, help="Decay of G's moving average used for samples (0: off)."
         ),
     ] = 0.999,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=1024,
+            help="Processes on this machine (torchrun + DDP); --batch-size is "
+            "per process, so the global batch is batch x accumulation x processes.",
+            rich_help_panel=DIST,
+        ),
+    ] = 1,
+    sync_bn: Annotated[
+        bool,
+        typer.Option("--sync-bn", help="SyncBatchNorm across processes.", rich_help_panel=DIST),
+    ] = False,
     resume: Annotated[
         str | None,
         typer.Option(
@@ -189,6 +225,8 @@ def train(
     ] = "0.5,99.5",
 ) -> None:
     """Train a GAN. Outputs: checkpoints/<run>, logs/<run> (TensorBoard), assets/<run>."""
+    if nproc > 1 and "LOCAL_RANK" not in os.environ:
+        raise typer.Exit(distributed_launch(nproc))
     config = Config(
         data=DataConfig(
             dataset, data, _image_size(image_size), download, no_sign_request, s3_workers,
@@ -200,7 +238,7 @@ def train(
         optim=OptimConfig(batch_size, accumulation_steps, lr_g, lr_d),
         train=TrainConfig(
             epochs, max_steps, device, seed, str(workdir), run_name,
-            checkpoint_every, sample_every, log_every, keep_checkpoints, ema_decay,
+            checkpoint_every, sample_every, log_every, keep_checkpoints, ema_decay, sync_bn,
         ),
     )  # fmt: skip
     from gan import training
@@ -212,6 +250,8 @@ def train(
     )
     result = training.train(config, resume, explicit)
     paths = result["paths"]
+    if paths is None:  # not rank 0: rank 0 reports
+        return
     verb = "Stopped" if result["interrupted"] else "Finished"
     typer.echo(
         f"{verb} run {result['run']} at step {result['step']} in {result['seconds']:.1f} s. "

@@ -83,6 +83,7 @@ class TrainConfig:
     log_every: int = 10
     keep_checkpoints: int = 5
     ema_decay: float = 0.999  # 0 turns the moving average of G off
+    sync_bn: bool = False  # SyncBatchNorm across processes (torchrun)
 
 
 @dataclass

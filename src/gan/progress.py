@@ -20,7 +20,7 @@ from gan.tracking import CONSOLE
 class TrainingProgress:
     """Advances once per step (no device sync); numbers refresh on logging steps."""
 
-    def __init__(self, total: int, start: int = 0) -> None:
+    def __init__(self, total: int, start: int = 0, enabled: bool = True) -> None:
         self._progress = Progress(
             TextColumn("[bold]train"),
             BarColumn(),
@@ -31,7 +31,7 @@ class TrainingProgress:
             TimeRemainingColumn(),
             console=CONSOLE,
             transient=not CONSOLE.is_terminal,
-            disable=not CONSOLE.is_terminal,
+            disable=not (enabled and CONSOLE.is_terminal),
         )
         self._task = self._progress.add_task("train", total=total, completed=start, numbers="")
 

@@ -17,13 +17,13 @@ CONSOLE = Console(stderr=True)
 _LOG_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
 
 
-def setup_console_logging(verbose: bool = False) -> None:
+def setup_console_logging(level: str = "INFO", prefix: str = "") -> None:
     """Send loguru through rich's console so log lines print above the progress bar."""
     logger.remove()
     logger.add(
         lambda message: CONSOLE.file.write(str(message)) and CONSOLE.file.flush(),
-        level="DEBUG" if verbose else "INFO",
-        format=_LOG_FORMAT,
+        level=level,
+        format=prefix.replace("{", "{{").replace("}", "}}") + _LOG_FORMAT,
         colorize=CONSOLE.is_terminal,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import torch
 from loguru import logger
 from torch import nn
 
-from gan import checkpoint, images, losses, rng
+from gan import checkpoint, distributed, images, losses, rng
 from gan.config import Config
 from gan.data.stream import DeviceBatches
 from gan.devices import release_cached_memory
@@ -44,11 +45,15 @@ class Trainer:
         paths: RunPaths | None = None,
         tracker: Tracker | None = None,
         meta: dict[str, Any] | None = None,
+        dist: distributed.DistInfo | None = None,
     ) -> None:
         self.config, self.device, self.paths = config, device, paths
         self.tracker = tracker or NullTracker()
         self.meta = meta or {}  # model and dataset descriptions stored in checkpoints
-        self.G, self.D = generator.to(device), discriminator.to(device)
+        self.dist = dist or distributed.DistInfo()
+        sync_bn = config.train.sync_bn
+        self.G = distributed.prepare(generator, self.dist, sync_bn).to(device)
+        self.D = distributed.prepare(discriminator, self.dist, sync_bn).to(device)
         o = config.optim
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
@@ -57,6 +62,12 @@ class Trainer:
         self._latest: StepStats | None = None
         decay = config.train.ema_decay
         self.G_ema = make_ema(self.G, decay) if decay > 0 else None
+        # Under DDP, backward passes go through the wrappers; G's pass uses the bare D.
+        self.G_train = distributed.wrap(self.G, self.dist, device)
+        self.D_train = distributed.wrap(self.D, self.dist, device)
+        # Latents come from their own generator, identical on every process, each taking
+        # its slice: N processes x batch B draw exactly what one process x batch N*B would.
+        self.latent_rng = torch.Generator(device=device).manual_seed(config.train.seed + 3)
         image_shape = tuple(batches.images.shape[1:])
         # Grid latents are drawn once per run from their own generator and reused for every grid.
         gen = torch.Generator().manual_seed(config.train.seed + 1)
@@ -66,7 +77,9 @@ class Trainer:
     # ---- sizes -------------------------------------------------------------------------
     @property
     def images_per_step(self) -> int:
-        return self.config.optim.batch_size * self.config.optim.accumulation_steps
+        """The global batch: micro-batch x accumulation steps x processes."""
+        o = self.config.optim
+        return o.batch_size * o.accumulation_steps * self.dist.world_size
 
     def total_steps(self) -> int:
         t = self.config.train
@@ -76,7 +89,17 @@ class Trainer:
         return min(by_epochs, t.max_steps) if t.max_steps is not None else by_epochs
 
     def latents(self, count: int) -> torch.Tensor:
-        return torch.randn(count, *self.G.latent_shape, device=self.device)
+        world, rank = self.dist.world_size, self.dist.rank
+        z = torch.randn(
+            count * world, *self.G.latent_shape, device=self.device, generator=self.latent_rng
+        )
+        return z[rank * count : (rank + 1) * count] if world > 1 else z
+
+    def _sync_unless_last(self, module: nn.Module, index: int, count: int):
+        """DDP's no_sync() for all but the last micro-batch: one all-reduce per step."""
+        if index < count - 1 and hasattr(module, "no_sync"):
+            return module.no_sync()
+        return contextlib.nullcontext()
 
     # ---- one optimisation step ---------------------------------------------------------
     def d_backward(
@@ -86,14 +109,15 @@ class Trainer:
         k = len(reals)
         total = real_p = fake_p = torch.zeros((), device=self.device)
         fakes = []
-        for real, z in zip(reals, latents, strict=True):
+        for i, (real, z) in enumerate(zip(reals, latents, strict=True)):
             # With one micro-batch G's graph is kept for its own update; with K it is
             # rebuilt later so that memory stays at one micro-batch's worth.
             with torch.set_grad_enabled(keep_fakes):
-                fake = self.G(z)
-            real_logits, fake_logits = self.D(real), self.D(fake.detach())
-            loss = losses.d_bce(real_logits, fake_logits) / k
-            loss.backward()
+                fake = self.G_train(z)
+            with self._sync_unless_last(self.D_train, i, k):
+                real_logits, fake_logits = self.D_train(real), self.D_train(fake.detach())
+                loss = losses.d_bce(real_logits, fake_logits) / k
+                loss.backward()
             total = total + loss.detach()
             real_p = real_p + torch.sigmoid(real_logits.detach()).mean() / k
             fake_p = fake_p + torch.sigmoid(fake_logits.detach()).mean() / k
@@ -108,9 +132,10 @@ class Trainer:
         self.D.requires_grad_(False)  # no weight gradients for D in G's pass
         try:
             for i, z in enumerate(latents):
-                fake = fakes[i] if fakes else self.G(z)
-                loss = losses.g_nonsaturating(self.D(fake)) / k
-                loss.backward()
+                with self._sync_unless_last(self.G_train, i, k):
+                    fake = fakes[i] if fakes else self.G_train(z)
+                    loss = losses.g_nonsaturating(self.D(fake)) / k
+                    loss.backward()
                 total = total + loss.detach()
         finally:
             self.D.requires_grad_(True)
@@ -151,20 +176,26 @@ class Trainer:
         window_start, window_steps = time.perf_counter(), 0
         last_record: dict[str, Any] = {}
         started = time.perf_counter()
-        stops = StopRequests()
+        stops, stopping = StopRequests(), False
         try:
-            with stops, TrainingProgress(total, self.step) as progress:
-                while self.step < total and not stops.requested:
+            with stops, TrainingProgress(total, self.step, self.dist.is_main) as progress:
+                while self.step < total and not stopping:
                     stats = self.train_step()
                     for name, value in vars(stats).items():
                         sums[name] = sums[name] + value if name in sums else value
                     window_steps += 1
                     progress.advance()
-                    if self.step % t.log_every == 0 or self.step == total:
+                    log_now = self.step % t.log_every == 0 or self.step == total
+                    if log_now:
                         now = time.perf_counter()
                         last_record = self._log(sums, window_steps, now - window_start)
                         progress.show(last_record)
                         sums, window_start, window_steps = {}, time.perf_counter(), 0
+                    # Processes agree on stopping at logging steps (already a sync point).
+                    if not self.dist.active:
+                        stopping = stops.requested
+                    elif log_now:
+                        stopping = distributed.any_true(stops.requested, self.dist, self.device)
                     if self.step % t.sample_every == 0:
                         self.save_samples()
                     if self.step % t.checkpoint_every == 0:
@@ -175,7 +206,7 @@ class Trainer:
                 f"CUDA ran out of memory at --batch-size {self.config.optim.batch_size}; lower "
                 "--batch-size or raise --accumulation-steps (same effective batch, less memory)."
             ) from None
-        if stops.requested:
+        if stopping:
             logger.warning("Stop requested: saving a checkpoint at step {}.", self.step)
         if self.step % t.sample_every:
             self.save_samples()
@@ -187,12 +218,14 @@ class Trainer:
             "seconds": elapsed,
             "last": last_record,
             "checkpoint": path,
-            "interrupted": stops.requested,
+            "interrupted": stopping,
         }
 
     def _log(self, sums: dict[str, torch.Tensor], steps: int, seconds: float) -> dict[str, Any]:
         """Averages over the steps since the last log; the only host sync in the loop."""
-        values = {name: float(total.item()) / steps for name, total in sums.items()}
+        names = list(sums)
+        totals = distributed.mean(torch.stack([sums[n] for n in names]), self.dist).tolist()
+        values = {name: total / steps for name, total in zip(names, totals, strict=True)}
         if not (math.isfinite(values["d_loss"]) and math.isfinite(values["g_loss"])):
             self._diverged(self.step - steps + 1)
         record = {
@@ -238,6 +271,8 @@ class Trainer:
             generator.train(was_training)
 
     def save_samples(self) -> None:
+        if not self.dist.is_main:
+            return
         fakes = self.generate(self.fixed_latents)
         self.tracker.image("samples", images.grid(fakes), self.step)
         if self.paths is not None:
@@ -245,7 +280,9 @@ class Trainer:
         release_cached_memory(self.device)
 
     # ---- checkpoints -------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, rng_states: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Everything a resume needs, as tensors and plain values (RNGs of every process)."""
+        rng_states = rng_states or [rng.capture(self.device)]
         return {
             "format_version": checkpoint.FORMAT_VERSION,
             "step": self.step,
@@ -261,7 +298,10 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "fixed_latents": self.fixed_latents.cpu(),
-            "rng": rng.capture(self.device),
+            "rng": rng_states[0],
+            "rng_ranks": rng_states,
+            "latent_rng": self.latent_rng.get_state(),
+            "world_size": self.dist.world_size,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -276,7 +316,16 @@ class Trainer:
         self.step = int(state["step"])
         self.batches.position = int(state["images_seen"])
         self.fixed_latents = state["fixed_latents"].to(self.device)
-        rng.restore(state["rng"], self.device)
+        ranks = state.get("rng_ranks") or [state["rng"]]
+        try:
+            rng.restore(ranks[self.dist.rank] if len(ranks) > self.dist.rank else ranks[0],
+                        self.device)  # fmt: skip
+            if state.get("latent_rng") is not None:
+                self.latent_rng.set_state(state["latent_rng"])
+        except RuntimeError:  # a checkpoint from another kind of device
+            logger.warning(
+                "Random states were not restored (the checkpoint is from another device)."
+            )
 
     def _diverged(self, since: int) -> None:
         span = f"step {self.step}" if since >= self.step else f"steps {since}-{self.step}"
@@ -286,13 +335,15 @@ class Trainer:
         )
 
     def save_checkpoint(self):
-        if self.paths is None:
-            return None
+        """A collective under DDP: every process hands over its RNG state; rank 0 writes."""
         latest = self._latest
         if latest is not None and not bool(torch.isfinite(latest.d_loss + latest.g_loss)):
             self._diverged(self.step)  # never overwrite good checkpoints with NaN weights
+        rng_states = distributed.gather(rng.capture(self.device), self.dist)
+        if self.paths is None or not self.dist.is_main:
+            return None
         path = checkpoint.save_atomic(
-            self.state_dict(), checkpoint.step_path(self.paths.checkpoints, self.step)
+            self.state_dict(rng_states), checkpoint.step_path(self.paths.checkpoints, self.step)
         )
         checkpoint.publish(path, self.paths.last)
         checkpoint.prune(self.paths.checkpoints, self.config.train.keep_checkpoints)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from loguru import logger
 
-from gan import __version__
+from gan import __version__, distributed
 from gan.config import Config
 from gan.data import DATASETS, ImageData, load_dataset
 from gan.data.stream import DeviceBatches
@@ -21,7 +21,7 @@ from gan.models import MODELS, build_models, check_model_fits
 from gan.outputs import RunPaths, prepare_run
 from gan.resume import find_resume, merge_for_resume
 from gan.rng import seed_everything
-from gan.tracking import RunTracker
+from gan.tracking import RunTracker, setup_console_logging
 from gan.trainer import Trainer
 
 
@@ -74,10 +74,41 @@ def train(
             config = merge_for_resume(saved, config, set(explicit))
             config.train.run_name = state.get("run_name") or config.train.run_name
     config = resolve(config)
+    info = distributed.from_env()
+    if info.active and not info.is_main:  # other ranks report warnings and errors only
+        setup_console_logging("WARNING", f"[rank {info.rank}] ")
+    if state is not None and int(state.get("world_size", 1)) != info.world_size:
+        raise GanError(
+            f"{resumed_from} was trained by {state.get('world_size', 1)} process(es) and this "
+            f"run has {info.world_size}; resume with the same number (the data order and the "
+            "global batch depend on it)."
+        )
     configure_cuda_allocator()
-    device = resolve_device(config.train.device)
-    seed_everything(config.train.seed)
-    data = load_dataset(config.data)
+    device = distributed.init(info, resolve_device(config.train.device))
+    try:
+        return _train(config, info, device, state, resumed_from, resume is not None)
+    except (RuntimeError, torch.distributed.DistError) as exc:
+        if not info.active or isinstance(exc, torch.cuda.OutOfMemoryError):
+            raise
+        # Usually a collective that broke because another process failed first.
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise GanError(
+            f"Lost contact with the other processes ({first}); the first failure above says why."
+        ) from None
+    finally:
+        distributed.shutdown()
+
+
+def _train(
+    config: Config,
+    info: distributed.DistInfo,
+    device: torch.device,
+    state: dict[str, Any] | None,
+    resumed_from: Path | None,
+    resuming: bool,
+) -> dict[str, Any]:
+    seed_everything(config.train.seed + info.rank)  # per-process dropout; rank 0's weights win
+    data = _load_once_per_node(config, info)
     image_shape = tuple(data.images.shape[1:])
     check_model_fits(config.model.name, image_shape, config.model.latent_dim)
     if state is not None:
@@ -85,32 +116,53 @@ def train(
     config = dataclasses.replace(
         config, data=dataclasses.replace(config.data, image_size=image_shape[1:])
     )
-    paths = prepare_run(
-        config.train.workdir, config.train.run_name, data.name, config.model.name,
-        resume=resume is not None,
-    )  # fmt: skip
-    step = int(state["step"]) if state is not None else 0
-    tracker = RunTracker(paths.logs, resume_step=step)
+    paths, tracker = None, None
+    if info.is_main:  # only rank 0 writes checkpoints, logs, grids
+        paths = prepare_run(
+            config.train.workdir, config.train.run_name, data.name, config.model.name, resuming
+        )
+        tracker = RunTracker(paths.logs, resume_step=int(state["step"]) if state else 0)
     try:
-        trainer = _build_trainer(config, data, device, paths, tracker)
+        trainer = _build_trainer(config, data, device, paths, tracker, info)
         if state is not None:
             trainer.load_state_dict(state)
             logger.info("Resumed from {} at step {}", resumed_from, trainer.step)
-        _write_run_json(paths, config, trainer, device, resumed_from)
+        if paths is not None:
+            _write_run_json(paths, config, trainer, device, resumed_from)
         result = trainer.train()
     finally:
-        tracker.close()
+        if tracker is not None:
+            tracker.close()
         release_cached_memory(device)
-    result.update(run=paths.name, paths=paths)
+    result.update(run=paths.name if paths else None, paths=paths)
     return result
 
 
+def _load_once_per_node(config: Config, info: distributed.DistInfo) -> ImageData:
+    """Local rank 0 loads first (downloading S3 objects into the cache); the rest then
+    find the cache filled, so each node downloads once."""
+    if info.local_rank == 0:
+        data = load_dataset(config.data)
+        distributed.barrier(info)
+        return data
+    distributed.barrier(info)
+    return load_dataset(config.data)
+
+
 def _build_trainer(
-    config: Config, data: ImageData, device: torch.device, paths: RunPaths, tracker: RunTracker
+    config: Config,
+    data: ImageData,
+    device: torch.device,
+    paths: RunPaths | None,
+    tracker: RunTracker | None,
+    info: distributed.DistInfo,
 ) -> Trainer:
     image_shape = tuple(data.images.shape[1:])
-    logger.info("Run {}: outputs in {}", paths.name, paths.workdir.resolve())
-    logger.info("Device: {}", describe(device))
+    if paths is not None:
+        logger.info("Run {}: outputs in {}", paths.name, paths.workdir.resolve())
+    logger.info(
+        "Device: {}{}", describe(device), f"; {info.world_size} processes" if info.active else ""
+    )
     logger.info(
         "Data: {} images of {} from {}", len(data.images), "x".join(map(str, image_shape)),
         data.source,
@@ -119,12 +171,15 @@ def _build_trainer(
     model = {"name": config.model.name, "image_shape": list(image_shape),
              "latent_dim": config.model.latent_dim}  # fmt: skip
     meta = {"model": model, "dataset": data.summary()}
-    batches = DeviceBatches(data.images, device, config.optim.batch_size, config.train.seed)
-    trainer = Trainer(config, generator, discriminator, batches, device, paths, tracker, meta)
+    batches = DeviceBatches(
+        data.images, device, config.optim.batch_size, config.train.seed, info.rank, info.world_size
+    )
+    trainer = Trainer(config, generator, discriminator, batches, device, paths, tracker, meta, info)
     logger.info(
-        "Model {}: G {:,} parameters, D {:,}; {} steps of {} images (batch {} x {})",
+        "Model {}: G {:,} parameters, D {:,}; {} steps of {} images (batch {} x {} x {} proc)",
         config.model.name, _count(generator), _count(discriminator), trainer.total_steps(),
         trainer.images_per_step, config.optim.batch_size, config.optim.accumulation_steps,
+        info.world_size,
     )  # fmt: skip
     return trainer
 
@@ -140,6 +195,8 @@ def _write_run_json(
             "device": str(device),
             "total_steps": trainer.total_steps(),
             "images_per_step": trainer.images_per_step,
+            "world_size": trainer.dist.world_size,
+            "global_batch": trainer.images_per_step,
             "resumed_from": str(resumed) if resumed else None,
             "resumed_at_step": trainer.step if resumed else None,
             "versions": {

@@ -15,7 +15,13 @@ class DeviceBatches:
     """
 
     def __init__(
-        self, images: torch.Tensor, device: torch.device, batch_size: int, seed: int
+        self,
+        images: torch.Tensor,
+        device: torch.device,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise TypeError("images must be a uint8 tensor N x C x H x W")
@@ -23,6 +29,9 @@ class DeviceBatches:
         self.device = device
         self.batch_size = batch_size
         self.seed = seed
+        # Every process walks the same seeded stream, global batches of B x world size,
+        # and keeps its own slice: disjoint shards, and `position` means the same everywhere.
+        self.rank, self.world_size = rank, world_size
         self.position = 0
         self._cached: tuple[int, torch.Tensor] | None = None
 
@@ -42,14 +51,17 @@ class DeviceBatches:
         return self._cached[1]
 
     def next_indices(self) -> torch.Tensor:
-        parts, needed = [], self.batch_size
+        parts, needed = [], self.batch_size * self.world_size
         while needed:
             epoch, offset = divmod(self.position, self.num_images)
             take = min(needed, self.num_images - offset)
             parts.append(self._permutation(epoch)[offset : offset + take])
             self.position += take
             needed -= take
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+        indices = parts[0] if len(parts) == 1 else torch.cat(parts)
+        if self.world_size > 1:
+            indices = indices[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
+        return indices
 
     def next(self) -> torch.Tensor:
         """The next micro-batch as float32 in [-1, 1], on the device."""
