@@ -84,7 +84,10 @@ def train(
             "global batch depend on it)."
         )
     configure_cuda_allocator()
-    device = distributed.init(info, resolve_device(config.train.device))
+    device = resolve_device(config.train.device)
+    if config.train.sync_bn and device.type != "cuda":
+        raise GanError("--sync-bn needs CUDA GPUs (SyncBatchNorm does not run on the CPU).")
+    device = distributed.init(info, device)
     try:
         return _train(config, info, device, state, resumed_from, resume is not None)
     except (RuntimeError, torch.distributed.DistError) as exc:

@@ -1,0 +1,72 @@
+"""Run under torchrun by tests/test_distributed.py: train a few steps, dump what each rank has.
+
+    python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_worker.py MODE OUT
+
+MODE `tiny`: a model without batch statistics or dropout, batch 8 per process.
+MODE `real`: the registered dcgan-proj model (BatchNorm, dropout) on the bundled digits.
+MODE `fail`: rank 1 fails at once while rank 0 waits in a collective.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gan import distributed  # noqa: E402
+from gan.config import Config, OptimConfig, TrainConfig  # noqa: E402
+from gan.data import DataConfig, load_dataset  # noqa: E402
+from gan.data.stream import DeviceBatches  # noqa: E402
+from gan.models import build_models  # noqa: E402
+from gan.rng import seed_everything  # noqa: E402
+from gan.trainer import Trainer  # noqa: E402
+from tests.test_trainer import TinyD, TinyG  # noqa: E402
+
+
+def build(mode: str, info: distributed.DistInfo, batch: int, steps: int) -> Trainer:
+    config = Config(
+        optim=OptimConfig(batch_size=batch),
+        train=TrainConfig(max_steps=steps, log_every=1, ema_decay=0),
+    )
+    seed_everything(info.rank)  # deliberately different per process: DDP must align them
+    if mode == "tiny":
+        images = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8,
+                               generator=torch.Generator().manual_seed(0))  # fmt: skip
+        g, d = TinyG(), TinyD()
+    else:
+        images = load_dataset(
+            DataConfig("mnist", str(Path(__file__).parent / "data" / "mnist-1k"))
+        ).images
+        g, d = build_models("dcgan-proj", (1, 28, 28), 100)
+    batches = DeviceBatches(images, torch.device("cpu"), batch, 0, info.rank, info.world_size)
+    return Trainer(config, g, d, batches, torch.device("cpu"), dist=info)
+
+
+def main() -> None:
+    mode, out = sys.argv[1], Path(sys.argv[2])
+    info = distributed.from_env()
+    distributed.init(info, torch.device("cpu"))
+    if mode == "fail":
+        if info.rank == 1:
+            sys.exit(3)
+        distributed.barrier(info)  # would wait forever without torchrun stopping us
+        return
+    trainer = build(mode, info, batch=8, steps=5)
+    losses = []
+    for _ in range(5):
+        stats = trainer.train_step()
+        logged = distributed.mean(torch.stack([stats.d_loss, stats.g_loss]), info)
+        losses.append(logged.tolist())
+        if trainer.step == 1:
+            torch.save({k: v.clone() for k, v in trainer.G.state_dict().items()},
+                       out / f"g-step1-rank{info.rank}.pt")  # fmt: skip
+    torch.save({"losses": losses, "d": trainer.D.state_dict(), "g": trainer.G.state_dict()},
+               out / f"final-rank{info.rank}.pt")  # fmt: skip
+    distributed.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""torchrun + DDP on the CPU with gloo and 2 real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from gan import distributed
+from gan.checkpoint import load_checkpoint
+from tests.conftest import MNIST_1K, ROOT, run_gan
+from tests.ddp_worker import build
+
+WORKER = ROOT / "tests" / "ddp_worker.py"
+
+
+def torchrun(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           *args]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+def test_two_processes_write_outputs_once(tmp_path):
+    result = run_gan(
+        "train", "--data", str(MNIST_1K), "--device", "cpu", "--nproc", "2", "--batch-size", "8",
+        "--max-steps", "6", "--log-every", "2", "--checkpoint-every", "3", "--sample-every", "3",
+        "--workdir", str(tmp_path), "--run-name", "ddp", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.count("Finished run ddp at step 6") == 1  # rank 0 reports
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert [f for f in files if "tfevents" in f].__len__() == 1
+    assert [f for f in files if not f.startswith("logs/ddp/events")] == [
+        "assets/ddp/reals.png", "assets/ddp/samples-0000003.png", "assets/ddp/samples-0000006.png",
+        "checkpoints/ddp/step-0000003.pt", "checkpoints/ddp/step-0000006.pt", "checkpoints/last.pt",
+        "logs/ddp/history.jsonl", "logs/ddp/run.json", "logs/ddp/train.log",
+    ]  # fmt: skip
+    run = json.loads((tmp_path / "logs" / "ddp" / "run.json").read_text())
+    assert run["world_size"] == 2 and run["global_batch"] == 16
+    history = [json.loads(line) for line in (tmp_path / "logs/ddp/history.jsonl").open()]
+    assert [r["step"] for r in history] == [2, 4, 6]
+    assert history[-1]["images_seen"] == 6 * 16  # the global stream: 16 images per step
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert state["world_size"] == 2 and len(state["rng_ranks"]) == 2
+
+
+def test_parameters_identical_on_both_ranks_after_one_step(tmp_path):
+    result = torchrun(str(WORKER), "real", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    a = torch.load(tmp_path / "g-step1-rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "g-step1-rank1.pt", weights_only=True)
+    for name, tensor in a.items():
+        if tensor.is_floating_point() and "running" not in name:  # BN statistics are per rank
+            assert torch.equal(tensor, b[name]), name
+
+
+def test_two_ranks_of_b_match_one_rank_of_2b(tmp_path):
+    """Same images, same latents (one shared stream sliced per rank), gradients averaged by
+    DDP: only the order of floating-point sums differs, so losses agree to ~1e-6."""
+    result = torchrun(str(WORKER), "tiny", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    ranks = [torch.load(tmp_path / f"final-rank{r}.pt", weights_only=True) for r in (0, 1)]
+
+    single = build("tiny", distributed.DistInfo(), batch=16, steps=5)
+    losses = [[float(s.d_loss), float(s.g_loss)] for s in (single.train_step() for _ in range(5))]
+    for rank in ranks:
+        flat = [v for step in rank["losses"] for v in step]
+        assert flat == pytest.approx([v for step in losses for v in step], rel=1e-5, abs=1e-6)
+        for name, tensor in single.G.state_dict().items():
+            torch.testing.assert_close(rank["g"][name], tensor, rtol=1e-4, atol=1e-6)
+
+
+def test_a_failing_rank_stops_the_others_without_a_hang(tmp_path):
+    started = time.monotonic()
+    result = torchrun(str(WORKER), "fail", str(tmp_path), timeout=120)
+    assert result.returncode != 0
+    assert time.monotonic() - started < 90
+
+
+def test_killed_under_torchrun_then_resumed_continues(tmp_path):
+    args = [
+        sys.executable, "-m", "gan", "train", "--data", str(MNIST_1K), "--device", "cpu",
+        "--nproc", "2", "--batch-size", "8", "--max-steps", "40", "--log-every", "1",
+        "--checkpoint-every", "10", "--workdir", str(tmp_path), "--run-name", "k",
+        "--resume", "auto",
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    ckpt = tmp_path / "checkpoints" / "k" / "step-0000010.pt"
+    deadline = time.monotonic() + 180
+    while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers
+    proc.wait(timeout=30)
+    assert ckpt.exists()
+
+    resumed = subprocess.run(args, capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr
+    history = [json.loads(line) for line in (tmp_path / "logs/k/history.jsonl").open()]
+    assert [r["step"] for r in history] == list(range(1, 41))
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 40
+
+    one = run_gan("train", "--resume", "auto", "--max-steps", "50", "--workdir", str(tmp_path),
+                  "--device", "cpu", cwd=tmp_path)  # fmt: skip
+    assert one.returncode == 1 and "same number" in one.stderr
+    assert "Traceback" not in one.stderr
+
+
+def test_sync_bn_is_refused_on_the_cpu(tmp_path):
+    result = run_gan(
+        "train", "--data", str(MNIST_1K), "--device", "cpu", "--max-steps", "1", "--sync-bn",
+        "--workdir", str(tmp_path), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1 and "--sync-bn needs CUDA" in result.stderr
+    assert "Traceback" not in result.stderr
