@@ -26,6 +26,7 @@ class DistInfo:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    launched: bool = False  # started by torchrun (even as a single process)
 
     @property
     def is_main(self) -> bool:
@@ -33,7 +34,8 @@ class DistInfo:
 
     @property
     def active(self) -> bool:
-        return self.world_size > 1
+        """A process group is used: under torchrun, or with several processes."""
+        return self.launched or self.world_size > 1
 
 
 def from_env() -> DistInfo:
@@ -46,7 +48,7 @@ def from_env() -> DistInfo:
         raise GanError(
             "RANK, LOCAL_RANK or WORLD_SIZE is not a number; launch with torchrun."
         ) from None
-    return DistInfo(rank, local, world)
+    return DistInfo(rank, local, world, launched="LOCAL_RANK" in os.environ)
 
 
 def init(info: DistInfo, device: torch.device) -> torch.device:
