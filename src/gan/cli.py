@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import re
@@ -39,6 +40,7 @@ MODEL_HELP = (
 S3 = "S3 sources (--data s3://bucket/prefix)"
 BPS = "BPS filters and decoding"
 DIST = "Several processes (torchrun, DDP)"
+EVAL = "Evaluation during training"
 
 
 def user_errors(command: F) -> F:
@@ -163,6 +165,21 @@ def train(
             min=0, max=0.9999999, help="Decay of G's moving average used for samples (0: off)."
         ),
     ] = 0.999,
+    eval_every: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="FID every N steps; keeps checkpoints/<run>/best.pt.", rich_help_panel=EVAL
+        ),
+    ] = None,
+    eval_samples: Annotated[
+        int, typer.Option(min=2, max=100_000, help="Samples per FID.", rich_help_panel=EVAL)
+    ] = 2000,
+    eval_features: Annotated[
+        str | None,
+        typer.Option(
+            help="mnist-lenet, random-conv (default per image size).", rich_help_panel=EVAL
+        ),
+    ] = None,
     nproc: Annotated[
         int,
         typer.Option(
@@ -239,6 +256,7 @@ def train(
         train=TrainConfig(
             epochs, max_steps, device, seed, str(workdir), run_name,
             checkpoint_every, sample_every, log_every, keep_checkpoints, ema_decay, sync_bn,
+            eval_every, eval_samples, eval_features,
         ),
     )  # fmt: skip
     from gan import training
@@ -288,6 +306,44 @@ def sample(
 
     path = sampling.sample(checkpoint, num, out, nrow, seed, format.value, device)
     typer.echo(str(path))
+
+
+@app.command()
+@user_errors
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint, e.g. checkpoints/last.pt.")],
+    data: Annotated[
+        str | None, typer.Option(help="Real images (default: the checkpoint's dataset).")
+    ] = None,
+    num_samples: Annotated[
+        int, typer.Option(min=2, max=1_000_000, help="Generated images to score.")
+    ] = 10_000,
+    metrics: Annotated[str, typer.Option(help="Any of fid,kid,pr.")] = "fid,kid,pr",
+    features: Annotated[
+        str | None,
+        typer.Option(help="mnist-lenet (default for 28x28 gray), random-conv (else), inception."),
+    ] = None,
+    features_weights: Annotated[
+        Path | None, typer.Option(help="Inception weights file (or GAN_INCEPTION_WEIGHTS).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=65536, help="Feature batch size.")] = 250,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for the generated samples.")] = 12345,
+    device: DeviceOption = "auto",
+) -> None:
+    """Score a checkpoint: FID, KID, precision/recall; the last line printed is JSON."""
+    from gan.metrics.evaluate import evaluate_checkpoint, parse_metrics, write_report
+
+    result = evaluate_checkpoint(
+        checkpoint, data, num_samples, parse_metrics(metrics), features,
+        str(features_weights) if features_weights else None, batch_size, device, seed,
+    )  # fmt: skip
+    for key in ("fid", "kid", "kid_std", "precision", "recall"):
+        if key in result:
+            typer.echo(f"{key:>10}  {result[key]:.6g}")
+    typer.echo(f"{'features':>10}  {result['features']} ({result['num_samples']} generated, "
+               f"{result['num_real']} real)")  # fmt: skip
+    write_report(Path(checkpoint), result)
+    typer.echo(json.dumps(result))
 
 
 @app.command("plot-history")

@@ -84,6 +84,9 @@ class TrainConfig:
     keep_checkpoints: int = 5
     ema_decay: float = 0.999  # 0 turns the moving average of G off
     sync_bn: bool = False  # SyncBatchNorm across processes (torchrun)
+    eval_every: int | None = None  # FID every N steps, best.pt kept
+    eval_samples: int = 2000
+    eval_features: str | None = None  # None: mnist-lenet for 28x28 gray, else random-conv
 
 
 @dataclass
@@ -141,6 +144,9 @@ class Config:
             positive["--epochs"] = t.epochs
         if t.max_steps is not None:
             positive["--max-steps"] = t.max_steps
+        if t.eval_every is not None:
+            positive["--eval-every"] = t.eval_every
+            positive["--eval-samples"] = t.eval_samples - 1  # at least 2
         for flag, value in positive.items():
             if value < 1:
                 raise GanError(f"{flag} must be at least 1, got {value}.")

@@ -61,7 +61,19 @@ def plot_history(history: Path, out: Path, smoothing: int = 1) -> Path:
         "D loss": np.array([r.get("d_loss") for r in records], dtype=float),
         "G loss": np.array([r.get("g_loss") for r in records], dtype=float),
     }
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    fid = [(r["step"], r["fid"]) for r in records if isinstance(r.get("fid"), int | float)]
+    if fid:
+        fig, (ax, ax_fid) = plt.subplots(
+            2, 1, figsize=(8, 6.5), dpi=120, sharex=True, height_ratios=(2, 1)
+        )
+        ax_fid.plot(*zip(*fid, strict=True), marker="o", color="tab:green", label="FID")
+        ax_fid.set_ylabel("FID")
+        ax_fid.set_xlabel("step")
+        ax_fid.grid(alpha=0.3)
+        best = min(fid, key=lambda p: p[1])
+        ax_fid.annotate(f"best {best[1]:.3g}", best, textcoords="offset points", xytext=(4, 6))
+    else:
+        fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     for (label, values), color in zip(series.items(), ("tab:blue", "tab:orange"), strict=True):
         if smoothing > 1:
             ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)

@@ -35,6 +35,9 @@ OPTION_FIELDS = {
     "log_every": ("train", "log_every"),
     "keep_checkpoints": ("train", "keep_checkpoints"),
     "ema_decay": ("train", "ema_decay"),
+    "eval_every": ("train", "eval_every"),
+    "eval_samples": ("train", "eval_samples"),
+    "eval_features": ("train", "eval_features"),
     **{
         name: ("data", name)
         for name in (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ import torch
 from loguru import logger
 from torch import nn
 
-from gan import checkpoint, distributed, images, losses, rng
+from gan import distributed, images, losses
 from gan.config import Config
 from gan.data.stream import DeviceBatches
 from gan.devices import release_cached_memory
@@ -22,6 +23,7 @@ from gan.outputs import RunPaths
 from gan.progress import TrainingProgress
 from gan.signals import StopRequests
 from gan.tracking import NullTracker, Tracker
+from gan.trainer_state import CheckpointMixin
 
 
 @dataclass
@@ -34,7 +36,7 @@ class StepStats:
     d_fake: torch.Tensor  # mean D(G(z)) before the D update
 
 
-class Trainer:
+class Trainer(CheckpointMixin):
     def __init__(
         self,
         config: Config,
@@ -46,11 +48,14 @@ class Trainer:
         tracker: Tracker | None = None,
         meta: dict[str, Any] | None = None,
         dist: distributed.DistInfo | None = None,
+        evaluator: Callable[[nn.Module], dict[str, Any]] | None = None,
     ) -> None:
         self.config, self.device, self.paths = config, device, paths
         self.tracker = tracker or NullTracker()
         self.meta = meta or {}  # model and dataset descriptions stored in checkpoints
         self.dist = dist or distributed.DistInfo()
+        self.evaluator = evaluator  # scores G (FID) every --eval-every steps, on rank 0
+        self.best_fid: float | None = None
         sync_bn = config.train.sync_bn
         self.G = distributed.prepare(generator, self.dist, sync_bn).to(device)
         self.D = distributed.prepare(discriminator, self.dist, sync_bn).to(device)
@@ -60,6 +65,7 @@ class Trainer:
         self.batches = batches
         self.step = 0
         self._latest: StepStats | None = None
+        self._new_best, self._saved_step = False, -1
         decay = config.train.ema_decay
         self.G_ema = make_ema(self.G, decay) if decay > 0 else None
         # Under DDP, backward passes go through the wrappers; G's pass uses the bare D.
@@ -185,10 +191,14 @@ class Trainer:
                         sums[name] = sums[name] + value if name in sums else value
                     window_steps += 1
                     progress.advance()
-                    log_now = self.step % t.log_every == 0 or self.step == total
+                    eval_now = bool(t.eval_every) and (
+                        self.step % t.eval_every == 0 or self.step == total
+                    )
+                    log_now = self.step % t.log_every == 0 or self.step == total or eval_now
                     if log_now:
                         now = time.perf_counter()
-                        last_record = self._log(sums, window_steps, now - window_start)
+                        scores = self._evaluate() if eval_now else {}
+                        last_record = self._log(sums, window_steps, now - window_start, scores)
                         progress.show(last_record)
                         sums, window_start, window_steps = {}, time.perf_counter(), 0
                     # Processes agree on stopping at logging steps (already a sync point).
@@ -198,7 +208,12 @@ class Trainer:
                         stopping = distributed.any_true(stops.requested, self.dist, self.device)
                     if self.step % t.sample_every == 0:
                         self.save_samples()
-                    if self.step % t.checkpoint_every == 0:
+                    new_best = self._new_best
+                    if self.dist.active:  # every process must join the checkpoint's gather
+                        new_best = eval_now and distributed.any_true(
+                            new_best, self.dist, self.device
+                        )
+                    if self.step % t.checkpoint_every == 0 or new_best:
                         self.save_checkpoint()
         except torch.cuda.OutOfMemoryError:
             release_cached_memory(self.device)
@@ -210,7 +225,8 @@ class Trainer:
             logger.warning("Stop requested: saving a checkpoint at step {}.", self.step)
         if self.step % t.sample_every:
             self.save_samples()
-        path = self.save_checkpoint() if self.step % t.checkpoint_every else None
+        saved = self.step % t.checkpoint_every == 0 or self._saved_step == self.step
+        path = None if saved else self.save_checkpoint()
         release_cached_memory(self.device)
         elapsed = time.perf_counter() - started
         return {
@@ -221,7 +237,24 @@ class Trainer:
             "interrupted": stopping,
         }
 
-    def _log(self, sums: dict[str, torch.Tensor], steps: int, seconds: float) -> dict[str, Any]:
+    def _evaluate(self) -> dict[str, Any]:
+        """FID of the sampling generator; a new best is checkpointed and kept as best.pt."""
+        if self.evaluator is None or not self.dist.is_main:
+            return {}
+        scores = self.evaluator(self.sampling_generator)
+        fid = scores.get("fid")
+        if fid is not None and (self.best_fid is None or fid < self.best_fid):
+            self.best_fid = fid
+            self._new_best = True
+        return scores
+
+    def _log(
+        self,
+        sums: dict[str, torch.Tensor],
+        steps: int,
+        seconds: float,
+        scores: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Averages over the steps since the last log; the only host sync in the loop."""
         names = list(sums)
         totals = distributed.mean(torch.stack([sums[n] for n in names]), self.dist).tolist()
@@ -234,6 +267,7 @@ class Trainer:
             "images_seen": self.batches.position,
             **values,
             "images_per_s": steps * self.images_per_step / max(seconds, 1e-9),
+            **(scores or {}),
             "time": time.time(),
         }
         self.tracker.scalars(
@@ -246,6 +280,8 @@ class Trainer:
                 "perf/images_per_s": record["images_per_s"],
             },
         )
+        for name, value in (scores or {}).items():
+            self.tracker.scalars(self.step, {f"metrics/{name}": value})
         self.tracker.history(record)
         return record
 
@@ -278,75 +314,3 @@ class Trainer:
         if self.paths is not None:
             images.save_grid(fakes, self.paths.assets / f"samples-{self.step:07d}.png")
         release_cached_memory(self.device)
-
-    # ---- checkpoints -------------------------------------------------------------------
-    def state_dict(self, rng_states: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Everything a resume needs, as tensors and plain values (RNGs of every process)."""
-        rng_states = rng_states or [rng.capture(self.device)]
-        return {
-            "format_version": checkpoint.FORMAT_VERSION,
-            "step": self.step,
-            "epoch": self.batches.epoch,
-            "images_seen": self.batches.position,
-            "run_name": self.paths.name if self.paths else None,
-            "config": self.config.to_dict(),
-            **self.meta,
-            "generator": self.G.state_dict(),
-            "generator_ema": self.G_ema.module.state_dict() if self.G_ema is not None else None,
-            "ema_updates": int(self.G_ema.n_averaged) if self.G_ema is not None else 0,
-            "discriminator": self.D.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "fixed_latents": self.fixed_latents.cpu(),
-            "rng": rng_states[0],
-            "rng_ranks": rng_states,
-            "latent_rng": self.latent_rng.get_state(),
-            "world_size": self.dist.world_size,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue exactly where a checkpoint left off: weights, optimizers, data, RNGs."""
-        self.G.load_state_dict(state["generator"])
-        self.D.load_state_dict(state["discriminator"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        if self.G_ema is not None and state.get("generator_ema") is not None:
-            self.G_ema.module.load_state_dict(state["generator_ema"])
-            self.G_ema.n_averaged.fill_(int(state.get("ema_updates", 0)))
-        self.step = int(state["step"])
-        self.batches.position = int(state["images_seen"])
-        self.fixed_latents = state["fixed_latents"].to(self.device)
-        ranks = state.get("rng_ranks") or [state["rng"]]
-        try:
-            rng.restore(ranks[self.dist.rank] if len(ranks) > self.dist.rank else ranks[0],
-                        self.device)  # fmt: skip
-            if state.get("latent_rng") is not None:
-                self.latent_rng.set_state(state["latent_rng"])
-        except RuntimeError:  # a checkpoint from another kind of device
-            logger.warning(
-                "Random states were not restored (the checkpoint is from another device)."
-            )
-
-    def _diverged(self, since: int) -> None:
-        span = f"step {self.step}" if since >= self.step else f"steps {since}-{self.step}"
-        raise GanError(
-            f"Training diverged: a loss became NaN or infinite in {span}; lower --lr-g/--lr-d "
-            "and resume from the last checkpoint, which is untouched."
-        )
-
-    def save_checkpoint(self):
-        """A collective under DDP: every process hands over its RNG state; rank 0 writes."""
-        latest = self._latest
-        if latest is not None and not bool(torch.isfinite(latest.d_loss + latest.g_loss)):
-            self._diverged(self.step)  # never overwrite good checkpoints with NaN weights
-        rng_states = distributed.gather(rng.capture(self.device), self.dist)
-        if self.paths is None or not self.dist.is_main:
-            return None
-        path = checkpoint.save_atomic(
-            self.state_dict(rng_states), checkpoint.step_path(self.paths.checkpoints, self.step)
-        )
-        checkpoint.publish(path, self.paths.last)
-        checkpoint.prune(self.paths.checkpoints, self.config.train.keep_checkpoints)
-        release_cached_memory(self.device)
-        logger.info("Saved checkpoint {}", path)
-        return path

@@ -177,7 +177,17 @@ def _build_trainer(
     batches = DeviceBatches(
         data.images, device, config.optim.batch_size, config.train.seed, info.rank, info.world_size
     )
-    trainer = Trainer(config, generator, discriminator, batches, device, paths, tracker, meta, info)
+    evaluator = None
+    if config.train.eval_every and info.is_main:
+        from gan.metrics.evaluate import Evaluator
+
+        evaluator = Evaluator(
+            data.images, config.train.eval_features, None, config.train.eval_samples, device
+        )
+        logger.info("FID every {} steps with {} features", config.train.eval_every, evaluator.name)
+    trainer = Trainer(
+        config, generator, discriminator, batches, device, paths, tracker, meta, info, evaluator
+    )
     logger.info(
         "Model {}: G {:,} parameters, D {:,}; {} steps of {} images (batch {} x {} x {} proc)",
         config.model.name, _count(generator), _count(discriminator), trainer.total_steps(),

@@ -1,0 +1,21 @@
+"""Sample-quality metrics: feature networks registered by name, FID/KID/precision-recall."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from gan.metrics import features
+from gan.registry import Registry
+
+FEATURES: Registry[Callable[[str | None], nn.Module]] = Registry("feature network")
+FEATURES.register("mnist-lenet")(lambda weights: features.load_lenet())
+FEATURES.register("random-conv")(lambda weights: features.RandomConv().eval())
+FEATURES.register("inception")(features.load_inception)
+METRICS = ("fid", "kid", "pr")
+
+
+def default_features(image_shape: tuple[int, ...]) -> str:
+    """mnist-lenet for 28x28 grayscale; a fixed random network for everything else."""
+    return "mnist-lenet" if tuple(image_shape) == (1, 28, 28) else "random-conv"

@@ -1,0 +1,170 @@
+"""`gan evaluate` and evaluation during training: features of real and generated images."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from loguru import logger
+from torch import nn
+
+from gan.errors import GanError
+from gan.metrics import FEATURES, METRICS, default_features, scores
+from gan.metrics.features import INCEPTION_ENV, file_digest, inception_path
+
+
+def feature_id(name: str, weights: str | None) -> str:
+    """Names the feature space, weights included, for cache keys and reports."""
+    if name == "inception":
+        return f"inception-{file_digest(inception_path(weights))}"
+    return name
+
+
+def _stats_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "gan" / "stats"
+
+
+@torch.no_grad()
+def extract(net: nn.Module, images: torch.Tensor, device: torch.device, batch: int) -> torch.Tensor:
+    """Features of images in [0, 1] (N x C x H x W, any device), in batches."""
+    out = [net(chunk.to(device).float()).float().cpu() for chunk in images.split(batch)]
+    return torch.cat(out)
+
+
+def real_features(
+    images: torch.Tensor, net: nn.Module, fid_name: str, device: torch.device, batch: int
+) -> torch.Tensor:
+    """Features of the real images (uint8), cached by content hash and feature network."""
+    digest = hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()[:24]
+    path = _stats_dir() / f"{fid_name}-{digest}.pt"
+    if path.is_file():
+        try:
+            return torch.load(path, weights_only=True)["features"]
+        except Exception:  # a damaged cache entry is recomputed
+            logger.warning("Ignoring a damaged statistics cache file {}", path)
+    feats = extract(net, images.float() / 255.0, device, batch)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        torch.save({"features": feats, "num_images": len(images)}, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        logger.warning("Could not cache real-data statistics in {} ({})", path.parent, exc)
+    return feats
+
+
+@torch.no_grad()
+def fake_features(
+    generator: nn.Module, num: int, seed: int, net: nn.Module, device: torch.device, batch: int
+) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    was_training = generator.training
+    generator.eval()
+    out = []
+    try:
+        for start in range(0, num, batch):
+            z = torch.randn(min(batch, num - start), *generator.latent_shape, generator=gen)
+            fake = generator(z.to(device)).float().add(1).div(2).clamp(0, 1)
+            out.append(net(fake).float().cpu())
+    finally:
+        generator.train(was_training)
+    return torch.cat(out)
+
+
+def compute(real: torch.Tensor, fake: torch.Tensor, metrics: tuple[str, ...]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    if "fid" in metrics:
+        result["fid"] = scores.fid(real, fake)
+    if "kid" in metrics:
+        result["kid"], result["kid_std"] = scores.kid(real, fake)
+    if "pr" in metrics:
+        result["precision"], result["recall"] = scores.precision_recall(real, fake)
+    return result
+
+
+def parse_metrics(text: str) -> tuple[str, ...]:
+    names = tuple(m.strip().lower() for m in text.split(",") if m.strip())
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or not names:
+        raise GanError(f"--metrics {text!r} must list some of {', '.join(METRICS)}.")
+    return names
+
+
+class Evaluator:
+    """Scores a generator against fixed real features; used by `--eval-every` in training."""
+
+    def __init__(
+        self, images: torch.Tensor, features: str | None, weights: str | None,
+        num_samples: int, device: torch.device, batch: int = 250, seed: int = 12345,
+    ) -> None:  # fmt: skip
+        self.name = features or default_features(tuple(images.shape[1:]))
+        self.net = FEATURES.get(self.name)(weights).to(device)
+        self.fid_name = feature_id(self.name, weights)
+        self.device, self.batch, self.seed, self.num = device, batch, seed, num_samples
+        self.real = real_features(images.cpu(), self.net, self.fid_name, device, batch)
+
+    def __call__(self, generator: nn.Module, metrics: tuple[str, ...] = ("fid",)) -> dict[str, Any]:
+        fake = fake_features(generator, self.num, self.seed, self.net, self.device, self.batch)
+        return compute(self.real, fake, metrics)
+
+
+def report_path(checkpoint: Path) -> Path:
+    return checkpoint.with_name(checkpoint.stem + ".eval.json")
+
+
+def write_report(checkpoint: Path, result: dict[str, Any]) -> Path | None:
+    path = report_path(checkpoint)
+    try:
+        path.write_text(json.dumps(result, indent=2) + "\n")
+    except OSError as exc:
+        logger.warning("Could not write {} ({})", path, exc)
+        return None
+    return path
+
+
+__all__ = ["Evaluator", "INCEPTION_ENV", "compute", "parse_metrics", "write_report"]
+
+
+def evaluate_checkpoint(
+    checkpoint: Path,
+    data: str | None = None,
+    num_samples: int = 10_000,
+    metrics: tuple[str, ...] = METRICS,
+    features: str | None = None,
+    weights: str | None = None,
+    batch: int = 250,
+    device: str = "auto",
+    seed: int = 12345,
+) -> dict[str, Any]:
+    """Generate `num_samples` images and score them against the checkpoint's dataset."""
+    from gan.config import Config
+    from gan.data import load_dataset
+    from gan.devices import release_cached_memory, resolve_device
+    from gan.sampling import load_generator
+
+    torch_device = resolve_device(device)
+    generator, state = load_generator(checkpoint, torch_device)
+    config = Config.from_dict(state["config"])
+    if data is not None:
+        config.data.source = data
+    images = load_dataset(config.data).images
+    if list(images.shape[1:]) != list(state["model"]["image_shape"]):
+        raise GanError(
+            f"The data has images of {list(images.shape[1:])} but the model makes "
+            f"{state['model']['image_shape']}; give --data with the training images."
+        )
+    if num_samples < 2:
+        raise GanError("--num-samples must be at least 2.")
+    evaluator = Evaluator(images, features, weights, num_samples, torch_device, batch, seed)
+    result = evaluator(generator, metrics)
+    release_cached_memory(torch_device)
+    result.update(
+        num_samples=num_samples, num_real=len(images), features=evaluator.fid_name,
+        step=int(state["step"]), checkpoint=str(checkpoint),
+    )  # fmt: skip
+    return result

@@ -1,0 +1,137 @@
+"""Feature networks for sample-quality metrics. Each maps images in [0, 1] to (N, D) features."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan.errors import GanError
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+INCEPTION_ENV = "GAN_INCEPTION_WEIGHTS"
+INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
+
+
+class LeNet(nn.Module):
+    """A small MNIST classifier; its 128-d penultimate layer is the feature space."""
+
+    num_features = 128
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2),  # 28 -> 24 -> 12
+            nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),  # 12 -> 8 -> 4
+            nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(),
+        )  # fmt: skip
+        self.head = nn.Linear(128, 10)
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images of any size and channel count -> normalised 1 x 28 x 28."""
+        x = images.float().mean(dim=1, keepdim=True) if images.shape[1] != 1 else images.float()
+        if tuple(x.shape[-2:]) != (28, 28):
+            x = F.interpolate(x, size=(28, 28), mode="bilinear", antialias=True)
+        return (x - 0.1307) / 0.3081
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(self.prepare(images))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.features(images)
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images))
+
+
+class RandomConv(nn.Module):
+    """A fixed random convolutional network (weights from a seeded normal draw).
+
+    It knows nothing about brains or nuclei: its FID compares low- and mid-level image
+    statistics, which is honest for data without labels, and comparable only between runs
+    scored with these same features and sample counts.
+    """
+
+    num_features = 512
+
+    def __init__(self, seed: int = 2015) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        widths = (1, 32, 64, 128, 128)
+        self.convs = nn.ModuleList()
+        for c_in, c_out in zip(widths, widths[1:], strict=False):
+            conv = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)
+            with torch.no_grad():
+                scale = (2.0 / (9 * c_in)) ** 0.5  # He initialisation
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * scale)
+                conv.bias.zero_()
+            self.convs.append(conv)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float().mean(dim=1, keepdim=True) * 2 - 1
+        x = F.interpolate(x, size=(64, 64), mode="bilinear", antialias=True)
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.2)
+        return F.adaptive_avg_pool2d(x, 2).flatten(1)  # 128 channels x a 2x2 grid of means
+
+
+class ImageNetStyle(nn.Module):
+    """Adapts any ImageNet-style extractor: grayscale -> 3 channels, [0, 1] -> uint8."""
+
+    def __init__(self, extractor: nn.Module, num_features: int) -> None:
+        super().__init__()
+        self.extractor, self.num_features = extractor, num_features
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images[:, :3]
+        x = (x.clamp(0, 1) * 255).round().to(torch.uint8)  # the standard FID input
+        out = self.extractor(x)
+        return (out[0] if isinstance(out, tuple | list) else out).flatten(1)
+
+
+def load_lenet() -> nn.Module:
+    path = WEIGHTS_DIR / "mnist-lenet.pt"
+    net = LeNet()
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return net.eval()
+
+
+def lenet_recipe() -> dict:
+    return json.loads((WEIGHTS_DIR / "mnist-lenet.json").read_text())
+
+
+def inception_path(weights: str | None) -> Path:
+    """The 2015-12-05 Inception weights from --features-weights or GAN_INCEPTION_WEIGHTS."""
+    given = weights or os.environ.get(INCEPTION_ENV)
+    if not given:
+        raise GanError(
+            f"--features inception needs the standard Inception weights ({INCEPTION_FILE}, as "
+            "used by pytorch-fid, torchmetrics and torch-fidelity); download it once on a "
+            f"machine with internet and pass --features-weights PATH or set {INCEPTION_ENV}."
+        )
+    path = Path(given).expanduser()
+    if not path.is_file():
+        raise GanError(f"Inception weights {path} do not exist; check --features-weights.")
+    return path
+
+
+def load_inception(weights: str | None) -> nn.Module:
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    path = inception_path(weights)
+    try:
+        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], str(path))
+    except Exception as exc:
+        raise GanError(
+            f"{path} could not be loaded as Inception weights ({type(exc).__name__})."
+        ) from None
+    return ImageNetStyle(net.eval(), 2048)
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
