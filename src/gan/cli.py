@@ -133,6 +133,10 @@ def train(
     max_steps: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many optimizer steps.")
     ] = None,
+    time_limit: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Stop after this many seconds of training (checkpointed)."),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=65536, help="Micro-batch size B.")] = 32,
     accumulation_steps: Annotated[
         int,
@@ -254,7 +258,7 @@ def train(
         model=ModelConfig(model, latent_dim),
         optim=OptimConfig(batch_size, accumulation_steps, lr_g, lr_d),
         train=TrainConfig(
-            epochs, max_steps, device, seed, str(workdir), run_name,
+            epochs, max_steps, time_limit, device, seed, str(workdir), run_name,
             checkpoint_every, sample_every, log_every, keep_checkpoints, ema_decay, sync_bn,
             eval_every, eval_samples, eval_features,
         ),

@@ -74,6 +74,7 @@ class OptimConfig:
 class TrainConfig:
     epochs: int | None = None  # None means the dataset's default
     max_steps: int | None = None
+    time_limit: float | None = None  # seconds of training, then save and stop
     device: str = "auto"
     seed: int = 0
     workdir: str = "."
@@ -144,6 +145,10 @@ class Config:
             positive["--epochs"] = t.epochs
         if t.max_steps is not None:
             positive["--max-steps"] = t.max_steps
+        if t.time_limit is not None and not 0 < t.time_limit < 1e9:
+            raise GanError(
+                f"--time-limit must be a positive number of seconds, got {t.time_limit}."
+            )
         if t.eval_every is not None:
             positive["--eval-every"] = t.eval_every
             positive["--eval-samples"] = t.eval_samples - 1  # at least 2

@@ -26,6 +26,7 @@ OPTION_FIELDS = {
     "lr_d": ("optim", "lr_d"),
     "epochs": ("train", "epochs"),
     "max_steps": ("train", "max_steps"),
+    "time_limit": ("train", "time_limit"),
     "device": ("train", "device"),
     "seed": ("train", "seed"),
     "workdir": ("train", "workdir"),

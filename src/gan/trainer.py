@@ -202,10 +202,18 @@ class Trainer(CheckpointMixin):
                         progress.show(last_record)
                         sums, window_start, window_steps = {}, time.perf_counter(), 0
                     # Processes agree on stopping at logging steps (already a sync point).
+                    limit = (
+                        t.time_limit is not None and time.perf_counter() - started > t.time_limit
+                    )
+                    wants_stop = stops.requested or limit
                     if not self.dist.active:
-                        stopping = stops.requested
+                        stopping = wants_stop
                     elif log_now:
-                        stopping = distributed.any_true(stops.requested, self.dist, self.device)
+                        stopping = distributed.any_true(wants_stop, self.dist, self.device)
+                    if stopping and window_steps:  # the steps since the last log line
+                        now = time.perf_counter()
+                        last_record = self._log(sums, window_steps, now - window_start)
+                        sums, window_steps = {}, 0
                     if self.step % t.sample_every == 0:
                         self.save_samples()
                     new_best = self._new_best
@@ -221,8 +229,10 @@ class Trainer(CheckpointMixin):
                 f"CUDA ran out of memory at --batch-size {self.config.optim.batch_size}; lower "
                 "--batch-size or raise --accumulation-steps (same effective batch, less memory)."
             ) from None
-        if stopping:
+        if stopping and stops.requested:
             logger.warning("Stop requested: saving a checkpoint at step {}.", self.step)
+        elif stopping:
+            logger.info("--time-limit reached at step {}.", self.step)
         if self.step % t.sample_every:
             self.save_samples()
         saved = self.step % t.checkpoint_every == 0 or self._saved_step == self.step
@@ -234,7 +244,7 @@ class Trainer(CheckpointMixin):
             "seconds": elapsed,
             "last": last_record,
             "checkpoint": path,
-            "interrupted": stopping,
+            "interrupted": stops.requested,
         }
 
     def _evaluate(self) -> dict[str, Any]:
