@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import MNIST_1K, run_gan
 from typer.testing import CliRunner
 
 from gan.cli import app
 from gan.data import DATASETS
 from gan.models import MODELS
+from tests.conftest import MNIST_1K, run_gan
 
 CUDA_MISSING = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 TINY = ("--max-steps", "2", "--batch-size", "8", "--device", "cpu")
@@ -391,3 +391,34 @@ def test_plot_history_without_a_logs_folder(tmp_path):
 
 def test_plot_history_on_a_missing_run(tmp_path):
     expect_error(cli("plot-history", tmp_path / "logs" / "nope"), 1, "does not exist")
+
+
+def test_sample_on_a_checkpoint_whose_weights_belong_to_another_model(tmp_path):
+    from gan.checkpoint import load_checkpoint, save_atomic
+
+    work = tmp_path / "w"
+    work.mkdir()
+    made = real_cli(
+        "train", "--data", MNIST_1K, "--max-steps", "1", "--batch-size", "4", "--device", "cpu",
+        "--workdir", work, cwd=work,
+    )  # fmt: skip
+    assert made.code == 0, made.stderr
+    state = load_checkpoint(work / "checkpoints" / "last.pt")
+    state["model"]["name"] = "mlp"  # dcgan-proj weights under another model's name
+    forged = save_atomic(state, tmp_path / "forged.pt")
+    expect_error(cli("sample", forged, "--device", "cpu"), 1, "does not match model 'mlp'")
+
+
+def test_training_into_a_folder_that_disappears_is_one_sentence(tmp_path):
+    """Outputs that cannot be written mid-run (here: the assets folder replaced by a file)."""
+    import shutil
+
+    work = tmp_path / "w"
+    (work / "assets" / "r").mkdir(parents=True)
+    shutil.rmtree(work / "assets" / "r")
+    (work / "assets" / "r").write_text("not a folder")
+    result = real_cli(
+        "train", "--data", MNIST_1K, "--max-steps", "2", "--batch-size", "4", "--device", "cpu",
+        "--workdir", work, "--run-name", "r", cwd=work,
+    )  # fmt: skip
+    expect_error(result, 1)

@@ -10,7 +10,6 @@ import nibabel
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_MRI, needs_shared
 from loguru import logger
 from PIL import Image
 
@@ -18,6 +17,7 @@ from gan.config import DataConfig
 from gan.data import load_dataset
 from gan.data.stream import DeviceBatches
 from gan.errors import GanError
+from tests.conftest import SHARED_MRI, needs_shared
 
 MNIST_GZ = "t10k-images-idx3-ubyte.gz"
 

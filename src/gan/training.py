@@ -132,7 +132,13 @@ def _train(
             logger.info("Resumed from {} at step {}", resumed_from, trainer.step)
         if paths is not None:
             _write_run_json(paths, config, trainer, device, resumed_from)
-        result = trainer.train()
+        try:
+            result = trainer.train()
+        except OSError as exc:  # disk full, folder removed or made read-only mid-run
+            raise GanError(
+                f"Could not write {exc.filename or 'an output file'} ({exc.strerror or exc}); "
+                "free disk space or choose a writable --workdir. Earlier checkpoints are intact."
+            ) from None
     finally:
         if tracker is not None:
             tracker.close()

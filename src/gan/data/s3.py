@@ -171,6 +171,12 @@ def _cached_path(cache_root: Path, bucket: str, key: str) -> Path:
     return cache_root / bucket / key
 
 
+def _safe_key(key: str) -> bool:
+    """Keys are paths in the cache: refuse ones that would land outside it."""
+    parts = key.split("/")
+    return not key.startswith("/") and ".." not in parts and "\\" not in key
+
+
 def _is_fresh(path: Path, obj: S3Object) -> bool:
     """A cached file counts only if its size and its recorded ETag match the object's."""
     meta = path.with_name(path.name + ".gan-etag")
@@ -211,6 +217,11 @@ def fetch(
     objects = list_objects(client, bucket, prefix, suffixes)
     if keys is not None:
         objects = [o for o in objects if o.key in keys]
+    unsafe = [o.key for o in objects if not _safe_key(o.key)]
+    if unsafe:
+        logger.warning("Skipped {} object(s) whose keys leave the prefix (first: {}).",
+                       len(unsafe), unsafe[0])  # fmt: skip
+        objects = [o for o in objects if _safe_key(o.key)]
     if not objects:
         raise GanError(f"No images were found under {uri}; check the prefix and file types.")
     cache_root = settings.cache_dir or default_cache_dir()
