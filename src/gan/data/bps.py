@@ -56,7 +56,9 @@ def read_meta(text: str, where: str) -> list[dict[str, Any]]:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
-        raise GanError(f"{where} lacks the column(s) {', '.join(missing)}; BPS needs {COLUMNS}.")
+        raise GanError(
+            f"{where} lacks the column(s) {', '.join(missing)}; BPS needs {', '.join(COLUMNS)}."
+        )
     rows = []
     for line, row in enumerate(reader, start=2):
         try:
@@ -138,6 +140,7 @@ def load_bps(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     if config.source is None:  # the public bucket is read anonymously
         config = DataConfig(**{**vars(config), "no_sign_request": True})
     rows = select(read_meta(_meta_text(config, source), f"meta.csv of {source}"), config)
+    rows.sort(key=lambda r: r["filename"])  # one order, wherever the data lives
     if not rows:
         raise GanError(f"No BPS images in {source} match {_describe(config)}; relax the filters.")
     size = size or (128, 128)

@@ -95,8 +95,10 @@ def make_client(settings: S3Settings):
     from botocore import UNSIGNED
     from botocore.config import Config
 
+    # botocore's standard retry mode (5 attempts) unless AWS_RETRY_MODE/AWS_MAX_ATTEMPTS say.
+    user_retries = "AWS_RETRY_MODE" in os.environ or "AWS_MAX_ATTEMPTS" in os.environ
     config = Config(
-        retries={"mode": "standard", "max_attempts": 5},
+        retries=None if user_retries else {"mode": "standard", "total_max_attempts": 5},
         max_pool_connections=max(10, settings.workers),
         signature_version=UNSIGNED if settings.no_sign_request else None,
         connect_timeout=10,
@@ -174,7 +176,7 @@ def _cached_path(cache_root: Path, bucket: str, key: str) -> Path:
 def _safe_key(key: str) -> bool:
     """Keys are paths in the cache: refuse ones that would land outside it."""
     parts = key.split("/")
-    return not key.startswith("/") and ".." not in parts and "\\" not in key
+    return not key.startswith("/") and not {"", ".", ".."} & set(parts) and "\\" not in key
 
 
 def _is_fresh(path: Path, obj: S3Object) -> bool:
@@ -235,11 +237,16 @@ def fetch(
     memory: dict[str, MemoryFile] = {}
 
     def get(obj: S3Object) -> int:
-        if settings.use_cache:
-            _download(client, bucket, obj, _cached_path(cache_root, bucket, obj.key))
-        else:
-            body = client.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
-            memory[obj.key] = MemoryFile(f"s3://{bucket}/{obj.key}", body)
+        try:
+            if settings.use_cache:
+                _download(client, bucket, obj, _cached_path(cache_root, bucket, obj.key))
+            else:
+                body = client.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
+                memory[obj.key] = MemoryFile(f"s3://{bucket}/{obj.key}", body)
+        except GanError:
+            raise
+        except Exception as exc:
+            raise explain(exc, f"s3://{bucket}/{obj.key}") from None
         return obj.size
 
     workers = max(1, settings.workers)
@@ -251,7 +258,7 @@ def fetch(
         except Exception as exc:
             for pending in futures:
                 pending.cancel()
-            raise explain(exc, uri) from None
+            raise exc if isinstance(exc, GanError) else explain(exc, uri) from None
     if settings.use_cache:
         files: list[Any] = [_cached_path(cache_root, bucket, o.key) for o in objects]
     else:
