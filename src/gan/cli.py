@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import math
 import os
-import re
 import sys
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
-from gan.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig, parse_image_size
-from gan.errors import GanError
+from gan.cli_support import (
+    BPS,
+    DATASET_HELP,
+    DIST,
+    EVAL,
+    MODEL_HELP,
+    S3,
+    DeviceOption,
+    distributed_launch,
+    image_size_option,
+    numbers,
+    user_errors,
+)
+from gan.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
 
 app = typer.Typer(
     help="Train generative adversarial networks on MNIST, brain MRI slices and image folders.",
@@ -25,97 +33,6 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-# Kept in step with the registries by tests/test_cli.py (importing them here would load torch).
-DATASET_HELP = (
-    "Dataset: mnist (IDX files), mri (slices/NIfTI; bundled sample by default), folder, "
-    "bps (NASA microscopy; public S3 bucket by default)."
-)
-MODEL_HELP = (
-    "Model: mlp, dcgan, dcgan-proj, fc-dcgan, mri. Default by dataset: mnist -> dcgan-proj, "
-    "mri -> mri, folder -> dcgan-proj, bps -> mri."
-)
-S3 = "S3 sources (--data s3://bucket/prefix)"
-BPS = "BPS filters and decoding"
-DIST = "Several processes (torchrun, DDP)"
-EVAL = "Evaluation during training"
-
-
-def user_errors(command: F) -> F:
-    """Print a GanError as one sentence and exit 1; Ctrl-C exits 130 without a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from gan.tracking import setup_console_logging
-
-        setup_console_logging()
-        try:
-            return command(*args, **kwargs)
-        except GanError as exc:
-            rank = (
-                f" (rank {os.environ['RANK']})"
-                if int(os.environ.get("WORLD_SIZE", "1")) > 1
-                else ""
-            )
-            typer.secho(f"Error{rank}: {exc}", err=True, fg=typer.colors.RED)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            typer.secho("Interrupted.", err=True, fg=typer.colors.YELLOW)
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _image_size(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        return parse_image_size(value)
-    except GanError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
-def _numbers(text: str, count: int, flag: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != count or not all(math.isfinite(v) for v in values):
-        raise typer.BadParameter(
-            f"{text!r} is not {count} comma-separated numbers.", param_hint=flag
-        )
-    return values
-
-
-def distributed_launch(nproc: int) -> int:
-    """Run this same command under torchrun, without --nproc."""
-    from gan.distributed import launch
-
-    argv, skip = [], False
-    for arg in sys.argv[1:]:
-        if skip:
-            skip = False
-        elif arg == "--nproc":
-            skip = True
-        elif not arg.startswith("--nproc="):
-            argv.append(arg)
-    return launch(nproc, argv)
-
-
-def _device(value: str) -> str:
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value.strip().lower()):
-        raise typer.BadParameter(f"{value!r} is not one of auto, cpu, cuda, cuda:N, mps.")
-    return value.strip().lower()
-
-
-DeviceOption = Annotated[
-    str,
-    typer.Option(
-        callback=_device, help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps."
-    ),
-]
 
 
 @app.command()
@@ -250,10 +167,10 @@ def train(
         raise typer.Exit(distributed_launch(nproc))
     config = Config(
         data=DataConfig(
-            dataset, data, _image_size(image_size), download, no_sign_request, s3_workers,
+            dataset, data, image_size_option(image_size), download, no_sign_request, s3_workers,
             str(cache_dir) if cache_dir else None, no_cache, particle, tuple(dose or ()),
-            tuple(hours or ()), split, _numbers(split_fractions, 3, "--split-fractions"),
-            _numbers(clip_percentiles, 2, "--clip-percentiles"),
+            tuple(hours or ()), split, numbers(split_fractions, 3, "--split-fractions"),
+            numbers(clip_percentiles, 2, "--clip-percentiles"),
         ),
         model=ModelConfig(model, latent_dim),
         optim=OptimConfig(batch_size, accumulation_steps, lr_g, lr_d),
