@@ -23,6 +23,7 @@ from gan.outputs import RunPaths
 from gan.progress import TrainingProgress
 from gan.signals import StopRequests
 from gan.tracking import NullTracker, Tracker
+from gan.trainer_samples import SamplesMixin
 from gan.trainer_state import CheckpointMixin
 
 
@@ -36,7 +37,7 @@ class StepStats:
     d_fake: torch.Tensor  # mean D(G(z)) before the D update
 
 
-class Trainer(CheckpointMixin):
+class Trainer(CheckpointMixin, SamplesMixin):
     def __init__(
         self,
         config: Config,
@@ -294,33 +295,3 @@ class Trainer(CheckpointMixin):
             self.tracker.scalars(self.step, {f"metrics/{name}": value})
         self.tracker.history(record)
         return record
-
-    def _reals_for_grid(self) -> torch.Tensor:
-        count = len(self.fixed_latents)
-        gen = torch.Generator().manual_seed(self.config.train.seed + 2)
-        pick = torch.randperm(self.batches.num_images, generator=gen)[:count]
-        return self.batches.images[pick.to(self.batches.images.device)].float() / 127.5 - 1.0
-
-    @property
-    def sampling_generator(self) -> nn.Module:
-        """The EMA of G when there is one: smoother samples than the raw weights."""
-        return self.G_ema.module if self.G_ema is not None else self.G
-
-    @torch.no_grad()
-    def generate(self, latents: torch.Tensor) -> torch.Tensor:
-        generator = self.sampling_generator
-        was_training = generator.training
-        generator.eval()
-        try:
-            return generator(latents)
-        finally:
-            generator.train(was_training)
-
-    def save_samples(self) -> None:
-        if not self.dist.is_main:
-            return
-        fakes = self.generate(self.fixed_latents)
-        self.tracker.image("samples", images.grid(fakes), self.step)
-        if self.paths is not None:
-            images.save_grid(fakes, self.paths.assets / f"samples-{self.step:07d}.png")
-        release_cached_memory(self.device)
