@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from gan import cli_bench, cli_outputs
 from gan.cli_support import (
     BPS,
     DATASET_HELP,
@@ -18,7 +17,10 @@ from gan.cli_support import (
     EVAL,
     MODEL_HELP,
     S3,
+    ChannelsLastOption,
+    CompileOption,
     DeviceOption,
+    PrecisionOption,
     distributed_launch,
     image_size_option,
     numbers,
@@ -67,6 +69,9 @@ def train(
         typer.Option(help="HxW to resize to, e.g. 28x28 or 200x160 (default: per dataset)."),
     ] = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    channels_last: ChannelsLastOption = None,
+    compile: CompileOption = False,
     seed: Annotated[int, typer.Option(min=0, help="Seed for weights, data order, noise.")] = 0,
     workdir: Annotated[Path, typer.Option(help="Where checkpoints/, logs/ and assets/ go.")] = Path(
         "."
@@ -177,7 +182,7 @@ def train(
         train=TrainConfig(
             epochs, max_steps, time_limit, device, seed, str(workdir), run_name,
             checkpoint_every, sample_every, log_every, keep_checkpoints, ema_decay, sync_bn,
-            eval_every, eval_samples, eval_features,
+            eval_every, eval_samples, eval_features, precision, channels_last, compile,
         ),
     )  # fmt: skip
     from gan import training
@@ -198,93 +203,10 @@ def train(
     )
 
 
-class SampleFormat(StrEnum):
-    grid = "grid"
-    png = "png"
-    npy = "npy"
-
-
-@app.command()
-@user_errors
-def sample(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint, e.g. checkpoints/last.pt.")],
-    num: Annotated[int, typer.Option(min=1, max=100_000, help="How many images.")] = 64,
-    out: Annotated[
-        Path | None, typer.Option(help="Output file (grid, npy) or folder (png).")
-    ] = None,
-    nrow: Annotated[int | None, typer.Option(min=1, help="Images per grid row.")] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed for the latents.")] = 0,
-    format: Annotated[
-        SampleFormat,
-        typer.Option(
-            "--format", help="grid: one PNG; png: one PNG per image; npy: NxCxHxW in [0, 1]."
-        ),
-    ] = SampleFormat.grid,
-    device: DeviceOption = "auto",
-) -> None:
-    """Generate images from a checkpoint (no model flags: the checkpoint knows its model)."""
-    from gan import sampling
-
-    path = sampling.sample(checkpoint, num, out, nrow, seed, format.value, device)
-    typer.echo(str(path))
-
-
-@app.command()
-@user_errors
-def evaluate(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint, e.g. checkpoints/last.pt.")],
-    data: Annotated[
-        str | None, typer.Option(help="Real images (default: the checkpoint's dataset).")
-    ] = None,
-    num_samples: Annotated[
-        int, typer.Option(min=2, max=1_000_000, help="Generated images to score.")
-    ] = 10_000,
-    metrics: Annotated[str, typer.Option(help="Any of fid,kid,pr.")] = "fid,kid,pr",
-    features: Annotated[
-        str | None,
-        typer.Option(help="mnist-lenet (default for 28x28 gray), random-conv (else), inception."),
-    ] = None,
-    features_weights: Annotated[
-        Path | None, typer.Option(help="Inception weights file (or GAN_INCEPTION_WEIGHTS).")
-    ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=65536, help="Feature batch size.")] = 250,
-    seed: Annotated[int, typer.Option(min=0, help="Seed for the generated samples.")] = 12345,
-    device: DeviceOption = "auto",
-) -> None:
-    """Score a checkpoint: FID, KID, precision/recall; the last line printed is JSON."""
-    from gan.metrics.evaluate import evaluate_checkpoint, parse_metrics, write_report
-
-    result = evaluate_checkpoint(
-        checkpoint, data, num_samples, parse_metrics(metrics), features,
-        str(features_weights) if features_weights else None, batch_size, device, seed,
-    )  # fmt: skip
-    for key in ("fid", "kid", "kid_std", "precision", "recall"):
-        if key in result:
-            typer.echo(f"{key:>10}  {result[key]:.6g}")
-    typer.echo(f"{'features':>10}  {result['features']} ({result['num_samples']} generated, "
-               f"{result['num_real']} real)")  # fmt: skip
-    write_report(Path(checkpoint), result)
-    typer.echo(json.dumps(result))
-
-
-@app.command("plot-history")
-@user_errors
-def plot_history(
-    run: Annotated[
-        Path | None,
-        typer.Argument(help="A run folder under logs/ or its history.jsonl (default: newest)."),
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="PNG to write (default: assets/<run>/losses.png).")
-    ] = None,
-    smooth: Annotated[int, typer.Option(min=1, help="Moving average over N logged points.")] = 1,
-) -> None:
-    """Plot D and G loss against step from a run's history.jsonl."""
-    from gan import plotting
-
-    history = plotting.find_history(run, Path("."))
-    out = out or Path("assets") / history.parent.name / "losses.png"
-    typer.echo(str(plotting.plot_history(history, out, smooth)))
+app.command()(cli_outputs.sample)
+app.command()(cli_outputs.evaluate)
+app.command("plot-history")(cli_outputs.plot_history)
+app.command()(cli_bench.bench)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m gan`

@@ -30,6 +30,11 @@ S3 = "S3 sources (--data s3://bucket/prefix)"
 BPS = "BPS filters and decoding"
 DIST = "Several processes (torchrun, DDP)"
 EVAL = "Evaluation during training"
+SPEED = "Speed"
+PRECISION_HELP = (
+    "auto (bf16 on GPUs and CPUs with bf16 arithmetic, fp16 on older GPUs, else fp32), "
+    "fp32, bf16 or fp16 (with a loss scaler)."
+)
 
 
 def user_errors(command: F) -> F:
@@ -103,5 +108,34 @@ DeviceOption = Annotated[
     str,
     typer.Option(
         callback=device, help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps."
+    ),
+]
+
+
+def precision(value: str) -> str:
+    from gan.config import PRECISIONS
+
+    if value.strip().lower() not in PRECISIONS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(PRECISIONS)}.")
+    return value.strip().lower()
+
+
+PrecisionOption = Annotated[
+    str, typer.Option(callback=precision, help=PRECISION_HELP, rich_help_panel=SPEED)
+]
+ChannelsLastOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--channels-last/--no-channels-last",
+        help="NHWC memory layout (default: on in bf16/fp16 and on CUDA, off for fp32 on CPU).",
+        rich_help_panel=SPEED,
+    ),
+]
+CompileOption = Annotated[
+    bool,
+    typer.Option(
+        "--compile/--no-compile",
+        help="torch.compile the training passes (warns and runs without where it cannot).",
+        rich_help_panel=SPEED,
     ),
 ]

@@ -9,6 +9,7 @@ from typing import Any
 
 from gan.errors import GanError
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
 
@@ -88,6 +89,9 @@ class TrainConfig:
     eval_every: int | None = None  # FID every N steps, best.pt kept
     eval_samples: int = 2000
     eval_features: str | None = None  # None: mnist-lenet for 28x28 gray, else random-conv
+    precision: str = "auto"  # auto: by device (gan.speed.default_precision)
+    channels_last: bool | None = None  # None: by precision and device
+    compile: bool = False  # torch.compile the training passes
 
 
 @dataclass
@@ -155,6 +159,8 @@ class Config:
         for flag, value in positive.items():
             if value < 1:
                 raise GanError(f"{flag} must be at least 1, got {value}.")
+        if t.precision not in PRECISIONS:
+            raise GanError(f"--precision {t.precision!r} is not one of {', '.join(PRECISIONS)}.")
         if not 0 <= t.ema_decay < 1:
             raise GanError(f"--ema-decay must be in [0, 1), got {t.ema_decay}.")
         for flag, lr in {"--lr-g": o.lr_g, "--lr-d": o.lr_d}.items():

@@ -1,30 +1,51 @@
-"""An exponential moving average of G's weights (StyleGAN's G_ema), via torch's AveragedModel."""
+"""An exponential moving average of G's weights (StyleGAN's G_ema), with no host syncs.
+
+torch's AveragedModel keeps its update count in a device tensor and branches on it in
+Python (`if self.n_averaged > 0`), which waits for the GPU twice per step. Here the count
+is a Python int, so the update is a handful of multi-tensor kernels queued without waiting.
+"""
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
 
 
-def _ema_fn(decay: float):
-    """Multi-tensor EMA with a warm-up, so short runs are not dominated by the initial weights.
+class EMA:
+    """An averaged copy of G (weights and BatchNorm statistics), updated after each G step.
 
-    The effective decay is min(decay, (1 + n) / (10 + n)), computed on the device (no sync).
+    The first update copies; later ones blend with decay min(decay, (1 + n) / (10 + n)),
+    a warm-up that keeps short runs from being dominated by the initial weights.
     Integer buffers (BatchNorm's step counters) are copied rather than averaged.
     """
 
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n) -> None:
-        if not averaged[0].is_floating_point():
-            torch._foreach_copy_(averaged, current)
-            return
-        n = torch.as_tensor(n, device=averaged[0].device, dtype=averaged[0].dtype)
-        beta = torch.clamp((1 + n) / (10 + n), max=decay)
-        torch._foreach_lerp_(averaged, current, 1 - beta)
+    def __init__(self, generator: nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(generator).requires_grad_(False)
+        self.decay = decay
+        self.n_averaged = 0
 
-    return update
+    @torch.no_grad()
+    def update_parameters(self, generator: nn.Module) -> None:
+        floats: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+        others: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+        mine = [*self.module.parameters(), *self.module.buffers()]
+        theirs = [*generator.parameters(), *generator.buffers()]
+        for averaged, current in zip(mine, theirs, strict=True):
+            group = floats if averaged.is_floating_point() else others
+            group[0].append(averaged)
+            group[1].append(current.detach())
+        if others[0]:
+            torch._foreach_copy_(*others)
+        if self.n_averaged == 0:
+            torch._foreach_copy_(*floats)
+        else:
+            n = self.n_averaged
+            beta = min(self.decay, (1 + n) / (10 + n))
+            torch._foreach_lerp_(*floats, 1.0 - beta)
+        self.n_averaged += 1
 
 
-def make_ema(generator: nn.Module, decay: float) -> AveragedModel:
-    """An averaged copy of G (weights and BatchNorm statistics), updated after each G step."""
-    return AveragedModel(generator, multi_avg_fn=_ema_fn(decay), use_buffers=True)
+def make_ema(generator: nn.Module, decay: float) -> EMA:
+    return EMA(generator, decay)

@@ -39,6 +39,9 @@ OPTION_FIELDS = {
     "eval_every": ("train", "eval_every"),
     "eval_samples": ("train", "eval_samples"),
     "eval_features": ("train", "eval_features"),
+    "precision": ("train", "precision"),
+    "channels_last": ("train", "channels_last"),
+    "compile": ("train", "compile"),
     **{
         name: ("data", name)
         for name in (

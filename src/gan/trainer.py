@@ -14,6 +14,7 @@ from loguru import logger
 from torch import nn
 
 from gan import distributed, images, losses
+from gan import speed as speeds
 from gan.config import Config
 from gan.data.stream import DeviceBatches
 from gan.devices import release_cached_memory
@@ -22,6 +23,7 @@ from gan.errors import GanError
 from gan.outputs import RunPaths
 from gan.progress import TrainingProgress
 from gan.signals import StopRequests
+from gan.speed import Speed
 from gan.tracking import NullTracker, Tracker
 from gan.trainer_samples import SamplesMixin
 from gan.trainer_state import CheckpointMixin
@@ -50,6 +52,7 @@ class Trainer(CheckpointMixin, SamplesMixin):
         meta: dict[str, Any] | None = None,
         dist: distributed.DistInfo | None = None,
         evaluator: Callable[[nn.Module], dict[str, Any]] | None = None,
+        speed: Speed | None = None,
     ) -> None:
         self.config, self.device, self.paths = config, device, paths
         self.tracker = tracker or NullTracker()
@@ -57,21 +60,30 @@ class Trainer(CheckpointMixin, SamplesMixin):
         self.dist = dist or distributed.DistInfo()
         self.evaluator = evaluator  # scores G (FID) every --eval-every steps, on rank 0
         self.best_fid: float | None = None
+        self.speed = speed or Speed()
         sync_bn = config.train.sync_bn
-        self.G = distributed.prepare(generator, self.dist, sync_bn).to(device)
-        self.D = distributed.prepare(discriminator, self.dist, sync_bn).to(device)
+        self.G = speeds.to_memory_format(
+            distributed.prepare(generator, self.dist, sync_bn).to(device), self.speed
+        )
+        self.D = speeds.to_memory_format(
+            distributed.prepare(discriminator, self.dist, sync_bn).to(device), self.speed
+        )
         o = config.optim
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
+        self.opt_g = speeds.adam(list(self.G.parameters()), o.lr_g, (o.beta1, o.beta2), device)
+        self.opt_d = speeds.adam(list(self.D.parameters()), o.lr_d, (o.beta1, o.beta2), device)
+        self.scaler_g = speeds.grad_scaler(device, self.speed)
+        self.scaler_d = speeds.grad_scaler(device, self.speed)
         self.batches = batches
         self.step = 0
         self._latest: StepStats | None = None
         self._new_best, self._saved_step = False, -1
         decay = config.train.ema_decay
         self.G_ema = make_ema(self.G, decay) if decay > 0 else None
-        # Under DDP, backward passes go through the wrappers; G's pass uses the bare D.
-        self.G_train = distributed.wrap(self.G, self.dist, device)
-        self.D_train = distributed.wrap(self.D, self.dist, device)
+        # Training passes go through torch.compile's wrappers (--compile) and DDP; the bare
+        # modules hold the weights. G's pass uses D without DDP (no gradient for D there).
+        self.D_forward = speeds.maybe_compile(self.D, self.speed)
+        self.G_train = distributed.wrap(speeds.maybe_compile(self.G, self.speed), self.dist, device)
+        self.D_train = distributed.wrap(self.D_forward, self.dist, device)
         # Latents come from their own generator, identical on every process, each taking
         # its slice: N processes x batch B draw exactly what one process x batch N*B would.
         self.latent_rng = torch.Generator(device=device).manual_seed(config.train.seed + 3)
@@ -102,6 +114,9 @@ class Trainer(CheckpointMixin, SamplesMixin):
         )
         return z[rank * count : (rank + 1) * count] if world > 1 else z
 
+    def autocast(self):
+        return speeds.autocast(self.device, self.speed)
+
     def _sync_unless_last(self, module: nn.Module, index: int, count: int):
         """DDP's no_sync() for all but the last micro-batch: one all-reduce per step."""
         if index < count - 1 and hasattr(module, "no_sync"):
@@ -119,12 +134,14 @@ class Trainer(CheckpointMixin, SamplesMixin):
         for i, (real, z) in enumerate(zip(reals, latents, strict=True)):
             # With one micro-batch G's graph is kept for its own update; with K it is
             # rebuilt later so that memory stays at one micro-batch's worth.
-            with torch.set_grad_enabled(keep_fakes):
+            with torch.set_grad_enabled(keep_fakes), self.autocast():
                 fake = self.G_train(z)
             with self._sync_unless_last(self.D_train, i, k):
-                real_logits, fake_logits = self.D_train(real), self.D_train(fake.detach())
+                with self.autocast():
+                    real_logits, fake_logits = self.D_train(real), self.D_train(fake.detach())
+                real_logits, fake_logits = real_logits.float(), fake_logits.float()
                 loss = losses.d_bce(real_logits, fake_logits) / k
-                loss.backward()
+                self.scaler_d.scale(loss).backward()
             total = total + loss.detach()
             real_p = real_p + torch.sigmoid(real_logits.detach()).mean() / k
             fake_p = fake_p + torch.sigmoid(fake_logits.detach()).mean() / k
@@ -140,9 +157,13 @@ class Trainer(CheckpointMixin, SamplesMixin):
         try:
             for i, z in enumerate(latents):
                 with self._sync_unless_last(self.G_train, i, k):
-                    fake = fakes[i] if fakes else self.G_train(z)
-                    loss = losses.g_nonsaturating(self.D(fake)) / k
-                    loss.backward()
+                    # A fresh autocast context: D's low-precision weights are cast again
+                    # after its update (the cast cache lives as long as the context).
+                    with self.autocast():
+                        fake = fakes[i] if fakes else self.G_train(z)
+                        logits = self.D_forward(fake)
+                    loss = losses.g_nonsaturating(logits.float()) / k
+                    self.scaler_g.scale(loss).backward()
                 total = total + loss.detach()
         finally:
             self.D.requires_grad_(True)
@@ -155,11 +176,13 @@ class Trainer(CheckpointMixin, SamplesMixin):
         # 1. Discriminator: reals -> 1, fakes -> 0; one optimizer step per K micro-batches.
         self.opt_d.zero_grad(set_to_none=True)
         d_loss, d_real, d_fake, fakes = self.d_backward(reals, latents, o.accumulation_steps == 1)
-        self.opt_d.step()
+        self.scaler_d.step(self.opt_d)  # fp16: skips a step with inf gradients, no host sync
+        self.scaler_d.update()
         # 2. Generator: make D call the same fakes real.
         self.opt_g.zero_grad(set_to_none=True)
         g_loss = self.g_backward(latents, fakes)
-        self.opt_g.step()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
         if self.G_ema is not None:
             self.G_ema.update_parameters(self.G)
         self.step += 1

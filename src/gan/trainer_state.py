@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from loguru import logger
 
-from gan import checkpoint, distributed, rng
+from gan import checkpoint, distributed, rng, speed
 from gan.devices import release_cached_memory
 from gan.errors import GanError
 
@@ -32,6 +32,8 @@ class CheckpointMixin:
             "discriminator": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),  # fp16's loss scales ({} otherwise)
+            "scaler_d": self.scaler_d.state_dict(),
             "fixed_latents": self.fixed_latents.cpu(),
             "rng": rng_states[0],
             "rng_ranks": rng_states,
@@ -44,11 +46,14 @@ class CheckpointMixin:
         """Continue exactly where a checkpoint left off: weights, optimizers, data, RNGs."""
         self.G.load_state_dict(state["generator"])
         self.D.load_state_dict(state["discriminator"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        for optimizer, key in ((self.opt_g, "opt_g"), (self.opt_d, "opt_d")):
+            speed.load_optimizer(optimizer, state[key])
+        for scaler, key in ((self.scaler_g, "scaler_g"), (self.scaler_d, "scaler_d")):
+            if scaler.is_enabled() and state.get(key):  # an fp16 run resumed in fp16
+                scaler.load_state_dict(state[key])
         if self.G_ema is not None and state.get("generator_ema") is not None:
             self.G_ema.module.load_state_dict(state["generator_ema"])
-            self.G_ema.n_averaged.fill_(int(state.get("ema_updates", 0)))
+            self.G_ema.n_averaged = int(state.get("ema_updates", 0))
         self.step = int(state["step"])
         self.best_fid = state.get("best_fid")
         self.batches.position = int(state["images_seen"])

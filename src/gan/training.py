@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from loguru import logger
 
-from gan import __version__, distributed
+from gan import __version__, distributed, speed
 from gan.config import Config
 from gan.data import DATASETS, ImageData, load_dataset
 from gan.data.stream import DeviceBatches
@@ -88,8 +88,12 @@ def train(
     if config.train.sync_bn and device.type != "cuda":
         raise GanError("--sync-bn needs CUDA GPUs (SyncBatchNorm does not run on the CPU).")
     device = distributed.init(info, device)
+    t = config.train
+    settings = speed.resolve_speed(t.precision, t.channels_last, t.compile, device)
+    speed.configure_backends(device)
     try:
-        return _train(config, info, device, state, resumed_from, resume is not None)
+        settings = speed.settle_compile(settings, device)
+        return _train(config, info, device, settings, state, resumed_from, resume is not None)
     except (RuntimeError, torch.distributed.DistError) as exc:
         if not info.active or isinstance(exc, torch.cuda.OutOfMemoryError):
             raise
@@ -106,6 +110,7 @@ def _train(
     config: Config,
     info: distributed.DistInfo,
     device: torch.device,
+    settings: speed.Speed,
     state: dict[str, Any] | None,
     resumed_from: Path | None,
     resuming: bool,
@@ -126,7 +131,7 @@ def _train(
         )
         tracker = RunTracker(paths.logs, resume_step=int(state["step"]) if state else 0)
     try:
-        trainer = _build_trainer(config, data, device, paths, tracker, info)
+        trainer = _build_trainer(config, data, device, paths, tracker, info, settings)
         if state is not None:
             trainer.load_state_dict(state)
             logger.info("Resumed from {} at step {}", resumed_from, trainer.step)
@@ -165,13 +170,15 @@ def _build_trainer(
     paths: RunPaths | None,
     tracker: RunTracker | None,
     info: distributed.DistInfo,
+    settings: speed.Speed,
 ) -> Trainer:
     image_shape = tuple(data.images.shape[1:])
     if paths is not None:
         logger.info("Run {}: outputs in {}", paths.name, paths.workdir.resolve())
     logger.info(
-        "Device: {}{}", describe(device), f"; {info.world_size} processes" if info.active else ""
-    )
+        "Device: {}{}; {}", describe(device),
+        f"; {info.world_size} processes" if info.active else "", speed.describe(settings),
+    )  # fmt: skip
     logger.info(
         "Data: {} images of {} from {}", len(data.images), "x".join(map(str, image_shape)),
         data.source,
@@ -180,9 +187,13 @@ def _build_trainer(
     model = {"name": config.model.name, "image_shape": list(image_shape),
              "latent_dim": config.model.latent_dim}  # fmt: skip
     meta = {"model": model, "dataset": data.summary()}
+    memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
     batches = DeviceBatches(
-        data.images, device, config.optim.batch_size, config.train.seed, info.rank, info.world_size
-    )
+        data.images, device, config.optim.batch_size, config.train.seed, info.rank,
+        info.world_size, memory_format,
+    )  # fmt: skip
+    if not batches.resident:
+        logger.info("The images do not fit on {}: streaming them from pinned host memory.", device)
     evaluator = None
     if config.train.eval_every and info.is_main:
         from gan.metrics.evaluate import Evaluator
@@ -192,8 +203,9 @@ def _build_trainer(
         )
         logger.info("FID every {} steps with {} features", config.train.eval_every, evaluator.name)
     trainer = Trainer(
-        config, generator, discriminator, batches, device, paths, tracker, meta, info, evaluator
-    )
+        config, generator, discriminator, batches, device, paths, tracker, meta, info, evaluator,
+        settings,
+    )  # fmt: skip
     logger.info(
         "Model {}: G {:,} parameters, D {:,}; {} steps of {} images (batch {} x {} x {} proc)",
         config.model.name, _count(generator), _count(discriminator), trainer.total_steps(),
@@ -212,6 +224,8 @@ def _write_run_json(
             **trainer.meta,
             "run_name": paths.name,
             "device": str(device),
+            "speed": trainer.speed.to_dict(),  # precision, layout and compile as resolved
+            "data_on_device": trainer.batches.resident,
             "total_steps": trainer.total_steps(),
             "images_per_step": trainer.images_per_step,
             "world_size": trainer.dist.world_size,

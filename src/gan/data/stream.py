@@ -1,8 +1,22 @@
-"""Micro-batches from an in-memory uint8 tensor kept on the training device."""
+"""Micro-batches from an in-memory uint8 tensor: kept on the training device when it fits,
+else in pinned host memory and copied over without blocking."""
 
 from __future__ import annotations
 
+from collections import deque
+
 import torch
+from loguru import logger
+
+# Data may take this share of the GPU's free memory; the rest is for the models' activations.
+DEVICE_SHARE = 0.5
+
+
+def fits_on_device(images: torch.Tensor, device: torch.device) -> bool:
+    if device.type != "cuda":
+        return True  # CPU: already there; MPS: unified memory
+    free, _ = torch.cuda.mem_get_info(device)
+    return images.numel() * images.element_size() <= DEVICE_SHARE * free
 
 
 class DeviceBatches:
@@ -12,6 +26,11 @@ class DeviceBatches:
     (images served so far), so a run can be resumed at exactly the same place.
     A batch that crosses an epoch boundary takes the rest of one permutation and
     the start of the next, so any batch size works on any dataset size.
+
+    Data that fits (`resident`) lives on the device as uint8 and is gathered there by
+    index; no DataLoader, no per-sample collate. Data that does not is gathered on the
+    host into pinned buffers and copied with non_blocking=True, so the copy of the next
+    batch overlaps the GPU's work on this one.
     """
 
     def __init__(
@@ -22,18 +41,23 @@ class DeviceBatches:
         seed: int,
         rank: int = 0,
         world_size: int = 1,
+        memory_format: torch.memory_format = torch.contiguous_format,
+        resident: bool | None = None,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise TypeError("images must be a uint8 tensor N x C x H x W")
-        self.images = images.to(device)
+        self.resident = fits_on_device(images, device) if resident is None else resident
         self.device = device
+        self.images = images.to(device) if self.resident else _pinned(images)
         self.batch_size = batch_size
         self.seed = seed
+        self.memory_format = memory_format
         # Every process walks the same seeded stream, global batches of B x world size,
         # and keeps its own slice: disjoint shards, and `position` means the same everywhere.
         self.rank, self.world_size = rank, world_size
         self.position = 0
         self._cached: tuple[int, torch.Tensor] | None = None
+        self._buffers: deque[tuple[torch.Tensor, torch.cuda.Event | None]] = deque()
 
     @property
     def num_images(self) -> int:
@@ -47,7 +71,7 @@ class DeviceBatches:
         if self._cached is None or self._cached[0] != epoch:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             perm = torch.randperm(self.num_images, generator=generator)
-            self._cached = (epoch, perm.to(self.device, non_blocking=True))
+            self._cached = (epoch, perm.to(self.images.device, non_blocking=True))
         return self._cached[1]
 
     def next_indices(self) -> torch.Tensor:
@@ -65,5 +89,41 @@ class DeviceBatches:
 
     def next(self) -> torch.Tensor:
         """The next micro-batch as float32 in [-1, 1], on the device."""
-        batch = self.images.index_select(0, self.next_indices())
-        return batch.float().div_(127.5).sub_(1.0)
+        indices = self.next_indices()
+        batch = self.images.index_select(0, indices) if self.resident else self._copy_in(indices)
+        batch = batch.float().div_(127.5).sub_(1.0)
+        return batch.contiguous(memory_format=self.memory_format)
+
+    def _copy_in(self, indices: torch.Tensor) -> torch.Tensor:
+        buffer, done = self._free_buffer(len(indices))
+        torch.index_select(self.images, 0, indices, out=buffer)
+        batch = buffer.to(self.device, non_blocking=True)
+        if done is not None:
+            done.record()  # the buffer may be refilled once the copy has run
+        self._buffers.append((buffer, done))
+        return batch
+
+    def _free_buffer(self, count: int) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+        """A pinned buffer whose last copy has finished (checked without waiting)."""
+        if self._buffers:
+            buffer, done = self._buffers[0]
+            ready = done is None or done.query() or len(self._buffers) >= 16
+            if ready and buffer.shape[0] == count:
+                self._buffers.popleft()
+                if done is not None:
+                    done.synchronize()  # finished already, unless 16 copies are in flight
+                return buffer, done
+        shape = (count, *self.images.shape[1:])
+        pinned = self.device.type == "cuda"
+        buffer = torch.empty(shape, dtype=torch.uint8, pin_memory=pinned)
+        return buffer, torch.cuda.Event() if pinned else None
+
+
+def _pinned(images: torch.Tensor) -> torch.Tensor:
+    """Page-locked host memory, so that copies to the GPU run asynchronously."""
+    try:
+        return images.pin_memory()
+    except RuntimeError as exc:
+        logger.warning("Could not pin {} MB of images ({}); copies will block.",
+                       images.numel() >> 20, str(exc).splitlines()[0][:100])  # fmt: skip
+        return images

@@ -1,0 +1,161 @@
+"""`gan bench`: training speed of each model against this machine's GEMM peak and a naive loop.
+
+In one run: the fp32 and bf16 (and fp16 when asked) matrix-multiply peaks, then for each
+model and precision, in its own process, the Trainer's images/s, GFLOP/s (FLOPs counted by
+torch.utils.flop_counter), the fraction of the peak in the same precision, peak memory,
+and the images/s of the naive baseline (gan.bench.baseline) on the same model and batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from gan.errors import GanError
+
+# The size each model trains at by default (its dataset's), and the batch the targets use.
+IMAGE_SIZES = {"mri": (200, 160)}
+BATCHES = {"mri": (32, 8)}  # (micro-batch, accumulation steps); others: (64, 1)
+
+
+@dataclass
+class BenchOptions:
+    models: list[str]
+    precisions: list[str] = field(default_factory=lambda: ["auto"])
+    batch_size: int | None = None  # None: per model (BATCHES)
+    accumulation_steps: int | None = None
+    image_size: tuple[int, int] | None = None  # None: per model (IMAGE_SIZES)
+    seconds: float = 10.0
+    device: str = "auto"
+    channels_last: bool | None = None
+    compile: bool = False
+    baseline: bool = True
+    peak_seconds: float = 2.0
+
+
+def _jobs(options: BenchOptions, precisions: list[str]) -> list[dict[str, Any]]:
+    jobs = []
+    for model in options.models:
+        batch, accumulation = BATCHES.get(model, (64, 1))
+        for precision in precisions:
+            jobs.append({
+                "model": model,
+                "precision": precision,
+                "batch_size": options.batch_size or batch,
+                "accumulation_steps": options.accumulation_steps or accumulation,
+                "image_size": options.image_size or IMAGE_SIZES.get(model, (28, 28)),
+                "channels": 1,
+                "device": options.device,
+                "channels_last": options.channels_last,
+                "compile": options.compile,
+                "baseline": options.baseline,
+                "seconds": options.seconds,
+                "warmup": min(2.0, options.seconds),
+                "min_steps": 2,
+            })  # fmt: skip
+    return jobs
+
+
+def _run_job(job: dict[str, Any]) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "gan.bench.measure", json.dumps(job)],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    lines = proc.stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
+        result = {"error": f"the measurement process failed (exit {proc.returncode}): {tail}"}
+    for line in proc.stderr.splitlines():
+        if "WARNING" in line:
+            logger.warning("{}", line.split(" - ", 1)[-1])
+    return {**{k: job[k] for k in ("model", "batch_size", "accumulation_steps")}, **result}
+
+
+def run_bench(options: BenchOptions) -> dict[str, Any]:
+    """Measure everything and return the report (the JSON that --json writes)."""
+    import torch
+
+    from gan import speed
+    from gan.bench.peak import measure_peaks
+    from gan.devices import describe, resolve_device
+    from gan.models import MODELS
+
+    for model in options.models:
+        MODELS.get(model)  # unknown names fail here with the list
+    device = resolve_device(options.device)
+    speed.configure_backends(device)
+    precisions = [speed.resolve_speed(p, None, False, device).precision
+                  for p in options.precisions]  # fmt: skip
+    precisions = list(dict.fromkeys(precisions))
+    logger.info("Measuring the GEMM peaks on {}", describe(device))
+    wanted = list(dict.fromkeys(["fp32", "bf16", *precisions]))
+    peaks = measure_peaks(wanted, device, options.peak_seconds)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    results = []
+    for job in _jobs(options, precisions):
+        logger.info("Measuring {} in {} (batch {} x {})", job["model"], job["precision"],
+                    job["batch_size"], job["accumulation_steps"])  # fmt: skip
+        row = _run_job(job)
+        peak = peaks.get(row.get("precision", job["precision"]), {}).get("gflops")
+        if "gflops" in row:
+            row["fraction_of_peak"] = row["gflops"] / peak if peak else None
+        if row.get("baseline_images_per_s"):
+            row["speedup_vs_baseline"] = row["images_per_s"] / row["baseline_images_per_s"]
+        results.append(row)
+    return {
+        "device": describe(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "peak_gflops": {p: v["gflops"] for p, v in peaks.items()},
+        "peak_gemm_size": {p: v["size"] for p, v in peaks.items()},
+        "results": results,
+    }
+
+
+def table(report: dict[str, Any]) -> str:
+    """The report as a Markdown table (what `gan bench` prints)."""
+    peaks = ", ".join(f"{p} {v:,.0f}" if v else f"{p} n/a" for p, v in
+                      report["peak_gflops"].items())  # fmt: skip
+    lines = [
+        f"{report['device']}; GEMM peak GFLOP/s: {peaks}",
+        "",
+        "| model | precision | batch | images/s | GFLOP/s | fraction of peak | "
+        "baseline images/s | speed-up | peak memory MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        batch = f"{r['batch_size']}" + (
+            f" x {r['accumulation_steps']}" if r["accumulation_steps"] > 1 else ""
+        )
+        if "error" in r:
+            lines.append(f"| `{r['model']}` | | {batch} | error: {r['error']} | | | | | |")
+            continue
+        fraction = r.get("fraction_of_peak")
+        base, gain = r.get("baseline_images_per_s"), r.get("speedup_vs_baseline")
+        lines.append(
+            f"| `{r['model']}` | {r['precision']} | {batch} | {r['images_per_s']:,.1f} | "
+            f"{r['gflops']:,.1f} | {'n/a' if fraction is None else f'{fraction:.2f}'} | "
+            f"{'' if base is None else f'{base:,.1f}'} | "
+            f"{'' if gain is None else f'{gain:.2f}x'} | {r['peak_mem_mb']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise GanError(f"Could not write {path} ({reason}); choose another --json.") from None

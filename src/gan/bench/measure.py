@@ -1,0 +1,131 @@
+"""One `gan bench` measurement, run in its own process (`python -m gan.bench.measure JSON`):
+the Trainer's images/s, FLOPs per image, peak memory, then the naive baseline.
+
+A process per measurement makes peak RSS mean one model's training, and keeps compiled
+graphs, allocator caches and thread pools of one model from helping or hurting the next.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from gan import speed
+from gan.config import Config, ModelConfig, OptimConfig, TrainConfig
+from gan.data.stream import DeviceBatches
+from gan.devices import configure_cuda_allocator, resolve_device
+from gan.errors import GanError
+from gan.models import build_models, check_model_fits
+from gan.rng import seed_everything
+from gan.trainer import Trainer
+
+NUM_IMAGES = 2048  # synthetic uint8 images, resident on the device like a real dataset
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _trainer(job: dict[str, Any], images: torch.Tensor, device: torch.device,
+             settings: speed.Speed) -> Trainer:  # fmt: skip
+    seed_everything(0)
+    config = Config(
+        model=ModelConfig(job["model"], 100),
+        optim=OptimConfig(job["batch_size"], job["accumulation_steps"]),
+        train=TrainConfig(ema_decay=0.999),
+    )
+    generator, discriminator = build_models(job["model"], tuple(images.shape[1:]), 100)
+    fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
+    batches = DeviceBatches(images, device, job["batch_size"], 0, memory_format=fmt)
+    return Trainer(config, generator, discriminator, batches, device, speed=settings)
+
+
+def _flops_per_step(job: dict[str, Any], images: torch.Tensor, device: torch.device,
+                    settings: speed.Speed) -> int:  # fmt: skip
+    """Counted by torch.utils.flop_counter on one eager step (compiling changes no FLOPs)."""
+    eager = speed.Speed(settings.precision, settings.channels_last, False)
+    trainer = _trainer(job, images, device, eager)
+    trainer.train_step()
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step()
+    return counter.get_total_flops()
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB else
+
+
+def measure(job: dict[str, Any]) -> dict[str, Any]:
+    configure_cuda_allocator()
+    device = resolve_device(job["device"])
+    settings = speed.resolve_speed(job["precision"], job["channels_last"], job["compile"], device)
+    speed.configure_backends(device)
+    settings = speed.settle_compile(settings, device)
+    shape = (job["channels"], *job["image_size"])
+    check_model_fits(job["model"], shape, 100)
+    images = torch.randint(0, 256, (NUM_IMAGES, *shape), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))  # fmt: skip
+    flops = _flops_per_step(job, images, device, settings)
+    trainer = _trainer(job, images, device, settings)
+    # Warm-up: compilation, cuDNN autotuning, allocator growth.
+    started = time.perf_counter()
+    for _ in range(3):
+        trainer.train_step()
+    while time.perf_counter() - started < job["warmup"]:
+        trainer.train_step()
+    _sync(device)
+    steps, start = 0, time.perf_counter()
+    while steps < job["min_steps"] or time.perf_counter() - start < job["seconds"]:
+        trainer.train_step()
+        steps += 1
+    _sync(device)
+    elapsed = time.perf_counter() - start
+    per_step = trainer.images_per_step
+    result = {
+        **{k: job[k] for k in ("model", "batch_size", "accumulation_steps")},
+        "image_size": list(job["image_size"]),
+        "precision": settings.precision,
+        "channels_last": settings.channels_last,
+        "compile": settings.compile,
+        "device": str(device),
+        "steps": steps,
+        "seconds": elapsed,
+        "images_per_s": steps * per_step / elapsed,
+        "flops_per_image": flops / per_step,
+        "gflops": steps * flops / elapsed / 1e9,
+        "peak_mem_mb": _peak_memory_mb(device),
+    }
+    del trainer
+    if job["baseline"]:
+        from gan.bench.baseline import baseline_images_per_s
+
+        result["baseline_images_per_s"] = baseline_images_per_s(
+            job["model"], images, job["batch_size"], job["accumulation_steps"], device,
+            job["seconds"], job["min_steps"],
+        )  # fmt: skip
+    return result
+
+
+def main() -> None:
+    job = json.loads(sys.argv[1])
+    try:
+        result = measure(job)
+    except GanError as exc:
+        result = {"error": str(exc)}
+    except torch.cuda.OutOfMemoryError:
+        result = {"error": f"CUDA ran out of memory at batch size {job['batch_size']}."}
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
