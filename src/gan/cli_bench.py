@@ -16,8 +16,6 @@ from gan.cli_support import (
     user_errors,
 )
 
-MODELS = "mlp,dcgan,dcgan-proj,fc-dcgan,mri"
-
 
 def _names(text: str, flag: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
@@ -28,7 +26,9 @@ def _names(text: str, flag: str) -> list[str]:
 
 @user_errors
 def bench(
-    models: Annotated[str, typer.Option(help="Comma-separated models (default: all).")] = MODELS,
+    models: Annotated[
+        str, typer.Option(help="Comma-separated models, or all (every registered model).")
+    ] = "all",
     precision_: Annotated[
         str,
         typer.Option(
@@ -66,6 +66,10 @@ def bench(
     from gan.bench import BenchOptions, run_bench, table, write_json
 
     precisions = [precision(p) for p in _names(precision_, "--precision")]
+    if models.strip() == "all":
+        from gan.models import MODELS
+
+        models = ",".join(MODELS.names())
     options = BenchOptions(
         models=_names(models, "--models"), precisions=precisions, batch_size=batch_size,
         accumulation_steps=accumulation_steps, image_size=image_size_option(image_size),

@@ -25,6 +25,7 @@ from gan.progress import TrainingProgress
 from gan.signals import StopRequests
 from gan.speed import Speed
 from gan.tracking import NullTracker, Tracker
+from gan.trainer_logging import LoggingMixin
 from gan.trainer_samples import SamplesMixin
 from gan.trainer_state import CheckpointMixin
 
@@ -39,7 +40,7 @@ class StepStats:
     d_fake: torch.Tensor  # mean D(G(z)) before the D update
 
 
-class Trainer(CheckpointMixin, SamplesMixin):
+class Trainer(CheckpointMixin, SamplesMixin, LoggingMixin):
     def __init__(
         self,
         config: Config,
@@ -82,6 +83,9 @@ class Trainer(CheckpointMixin, SamplesMixin):
         # Training passes go through torch.compile's wrappers (--compile) and DDP; the bare
         # modules hold the weights. G's pass uses D without DDP (no gradient for D there).
         self.D_forward = speeds.maybe_compile(self.D, self.speed)
+        # A discriminator without batch statistics may score reals and fakes in one pass:
+        # the same losses and gradients, half the calls (it declares this itself).
+        self.joint_d = bool(getattr(discriminator, "batch_independent", False))
         self.G_train = distributed.wrap(speeds.maybe_compile(self.G, self.speed), self.dist, device)
         self.D_train = distributed.wrap(self.D_forward, self.dist, device)
         # Latents come from their own generator, identical on every process, each taking
@@ -138,7 +142,11 @@ class Trainer(CheckpointMixin, SamplesMixin):
                 fake = self.G_train(z)
             with self._sync_unless_last(self.D_train, i, k):
                 with self.autocast():
-                    real_logits, fake_logits = self.D_train(real), self.D_train(fake.detach())
+                    if self.joint_d:
+                        logits = self.D_train(torch.cat([real, fake.detach()])).float()
+                        real_logits, fake_logits = logits[: len(real)], logits[len(real) :]
+                    else:
+                        real_logits, fake_logits = self.D_train(real), self.D_train(fake.detach())
                 real_logits, fake_logits = real_logits.float(), fake_logits.float()
                 loss = losses.d_bce(real_logits, fake_logits) / k
                 self.scaler_d.scale(loss).backward()
@@ -270,51 +278,3 @@ class Trainer(CheckpointMixin, SamplesMixin):
             "checkpoint": path,
             "interrupted": stops.requested,
         }
-
-    def _evaluate(self) -> dict[str, Any]:
-        """FID of the sampling generator; a new best is checkpointed and kept as best.pt."""
-        if self.evaluator is None or not self.dist.is_main:
-            return {}
-        scores = self.evaluator(self.sampling_generator)
-        fid = scores.get("fid")
-        if fid is not None and (self.best_fid is None or fid < self.best_fid):
-            self.best_fid = fid
-            self._new_best = True
-        return scores
-
-    def _log(
-        self,
-        sums: dict[str, torch.Tensor],
-        steps: int,
-        seconds: float,
-        scores: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Averages over the steps since the last log; the only host sync in the loop."""
-        names = list(sums)
-        totals = distributed.mean(torch.stack([sums[n] for n in names]), self.dist).tolist()
-        values = {name: total / steps for name, total in zip(names, totals, strict=True)}
-        if not (math.isfinite(values["d_loss"]) and math.isfinite(values["g_loss"])):
-            self._diverged(self.step - steps + 1)
-        record = {
-            "step": self.step,
-            "epoch": self.batches.epoch,
-            "images_seen": self.batches.position,
-            **values,
-            "images_per_s": steps * self.images_per_step / max(seconds, 1e-9),
-            **(scores or {}),
-            "time": time.time(),
-        }
-        self.tracker.scalars(
-            self.step,
-            {
-                "loss/d": record["d_loss"],
-                "loss/g": record["g_loss"],
-                "prob/d_real": record["d_real"],
-                "prob/d_fake": record["d_fake"],
-                "perf/images_per_s": record["images_per_s"],
-            },
-        )
-        for name, value in (scores or {}).items():
-            self.tracker.scalars(self.step, {f"metrics/{name}": value})
-        self.tracker.history(record)
-        return record

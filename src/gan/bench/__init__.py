@@ -88,10 +88,12 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     from gan import speed
     from gan.bench.peak import measure_peaks
     from gan.devices import describe, resolve_device
-    from gan.models import MODELS
+    from gan.models import MODELS, check_model_fits
 
-    for model in options.models:
-        MODELS.get(model)  # unknown names fail here with the list
+    jobs = _jobs(options, ["fp32"])
+    for job in jobs:  # unknown names and sizes a model cannot make fail before any timing
+        MODELS.get(job["model"])
+        check_model_fits(job["model"], (job["channels"], *job["image_size"]), 100)
     device = resolve_device(options.device)
     speed.configure_backends(device)
     precisions = [speed.resolve_speed(p, None, False, device).precision

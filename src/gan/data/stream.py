@@ -71,6 +71,8 @@ class DeviceBatches:
         if self._cached is None or self._cached[0] != epoch:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             perm = torch.randperm(self.num_images, generator=generator)
+            if self.images.device.type == "cuda":
+                perm = perm.pin_memory()  # so that the copy below does not block
             self._cached = (epoch, perm.to(self.images.device, non_blocking=True))
         return self._cached[1]
 

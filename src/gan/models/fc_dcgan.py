@@ -34,6 +34,8 @@ class FCGenerator(nn.Module):
 class FCDiscriminator(nn.Module):
     """The classic MNIST classifier shape (conv-pool-conv-dropout-pool-fc-fc) with one logit."""
 
+    batch_independent = True  # no batch statistics: reals and fakes may share a pass
+
     def __init__(self, image_shape: tuple[int, int, int]) -> None:
         super().__init__()
         channels, height, width = image_shape

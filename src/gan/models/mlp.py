@@ -29,6 +29,8 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
+    batch_independent = True  # no batch statistics: reals and fakes may share a pass
+
     def __init__(self, image_shape: tuple[int, int, int]) -> None:
         super().__init__()
         self.net = nn.Sequential(

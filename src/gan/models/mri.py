@@ -43,6 +43,8 @@ class MRIGenerator(nn.Module):
 
 
 class MRIDiscriminator(nn.Module):
+    batch_independent = True  # no batch statistics: reals and fakes may share a pass
+
     def __init__(self, image_shape: tuple[int, int, int]) -> None:
         super().__init__()
         channels, h, w = image_shape

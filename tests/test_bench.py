@@ -1,0 +1,99 @@
+"""`gan bench`: GEMM peaks, per-model measurements in their own processes, the naive
+baseline, the table and the JSON report (tiny budgets: correctness, not speed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from gan.bench import table
+from gan.bench.peak import gemm_gflops, measure_peaks
+from tests.conftest import run_gan
+
+CPU = torch.device("cpu")
+RESULT_KEYS = {"model", "precision", "batch_size", "images_per_s", "gflops", "fraction_of_peak",
+               "baseline_images_per_s", "speedup_vs_baseline", "peak_mem_mb"}  # fmt: skip
+
+
+def test_gemm_peak_is_a_positive_rate_per_precision():
+    assert gemm_gflops("fp32", 128, CPU, 0.05) > 0
+    peaks = measure_peaks(["fp32"], CPU, 0.2)
+    assert peaks["fp32"]["gflops"] > 0 and peaks["fp32"]["size"] in (512, 1024, 2048)
+
+
+def test_bench_end_to_end_writes_the_table_and_json(tmp_path):
+    out = tmp_path / "bench.json"
+    result = run_gan(
+        "bench", "--models", "fc-dcgan", "--precision", "fp32,bf16", "--batch-size", "4",
+        "--image-size", "16x16", "--seconds", "0.2", "--device", "cpu", "--json", str(out),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "| model | precision | batch | images/s | GFLOP/s | fraction of peak |" in result.stdout
+    report = json.loads(out.read_text())
+    assert report["peak_gflops"]["fp32"] > 0 and report["peak_gflops"]["bf16"] > 0
+    rows = report["results"]
+    assert [(r["model"], r["precision"]) for r in rows] == [
+        ("fc-dcgan", "fp32"),
+        ("fc-dcgan", "bf16"),
+    ]
+    for row in rows:
+        assert row.keys() >= RESULT_KEYS, row
+        assert row["batch_size"] == 4 and row["image_size"] == [16, 16]
+        assert row["images_per_s"] > 0 and row["baseline_images_per_s"] > 0
+        assert row["flops_per_image"] > 0 and row["peak_mem_mb"] > 50  # torch alone is more
+        expected = row["images_per_s"] * row["flops_per_image"] / 1e9
+        assert row["gflops"] == pytest.approx(expected, rel=1e-6)
+        peak = report["peak_gflops"][row["precision"]]
+        assert row["fraction_of_peak"] == pytest.approx(row["gflops"] / peak)
+        assert row["speedup_vs_baseline"] == pytest.approx(
+            row["images_per_s"] / row["baseline_images_per_s"]
+        )
+    # fp32 and bf16 count the same FLOPs: the arithmetic is the same, only its format differs
+    assert rows[0]["flops_per_image"] == rows[1]["flops_per_image"]
+    assert rows[0]["channels_last"] is False and rows[1]["channels_last"] is True
+
+
+def test_bench_without_baseline_and_one_model(tmp_path):
+    result = run_gan("bench", "--models", "mlp", "--precision", "fp32", "--image-size", "8x8",
+                     "--seconds", "0.1", "--no-baseline", "--device", "cpu",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    row = [line for line in result.stdout.splitlines() if line.startswith("| `mlp`")][0]
+    assert row.split("|")[7].strip() == ""  # no baseline column value
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--models", "gpt"], 1, "Unknown model 'gpt'"),
+        (["--models", ","], 2, "give at least one name"),
+        (["--precision", "fp64"], 2, "'fp64' is not one of auto, fp32, bf16, fp16"),
+        (["--seconds", "0"], 2, "--seconds"),
+        (["--models", "mri", "--image-size", "12x12", "--seconds", "0.1"], 1, "mri"),
+    ],
+)
+def test_bench_mistakes_are_one_sentence(tmp_path, args, code, message):
+    result = run_gan("bench", "--device", "cpu", *args, cwd=tmp_path)
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert message in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_table_shows_failures_and_missing_peaks():
+    report = {
+        "device": "cpu (2 threads)",
+        "peak_gflops": {"fp32": 100.0, "bf16": None},
+        "results": [
+            {"model": "mlp", "precision": "bf16", "batch_size": 64, "accumulation_steps": 1,
+             "images_per_s": 1000.0, "gflops": 10.0, "fraction_of_peak": None,
+             "peak_mem_mb": 700.0},
+            {"model": "mri", "batch_size": 32, "accumulation_steps": 8, "error": "out of memory"},
+        ],
+    }  # fmt: skip
+    text = table(report)
+    assert "GEMM peak GFLOP/s: fp32 100, bf16 n/a" in text
+    assert "| `mlp` | bf16 | 64 | 1,000.0 | 10.0 | n/a |  |  | 700 |" in text
+    assert "| `mri` | | 32 x 8 | error: out of memory |" in text

@@ -1,0 +1,226 @@
+"""Precision, channels-last, compile, fused Adam, the joint D pass and streamed batches:
+correctness on tiny CPU runs (speed itself is measured by `gan bench`, not tested)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from loguru import logger
+
+from gan import speed
+from gan.config import Config, OptimConfig, TrainConfig
+from gan.data.stream import DeviceBatches
+from gan.errors import GanError
+from gan.models import build_models
+from gan.rng import seed_everything
+from gan.trainer import Trainer
+from tests.conftest import run_gan
+from tests.test_trainer import TinyD, TinyG
+
+CPU = torch.device("cpu")
+
+
+def trainer_with(precision="fp32", channels_last=None, compile=False, model=None, batch=8,
+                 seed=0, **train) -> Trainer:  # fmt: skip
+    seed_everything(seed)
+    settings = speed.resolve_speed(precision, channels_last, compile, CPU)
+    config = Config(optim=OptimConfig(batch_size=batch), train=TrainConfig(seed=seed, **train))
+    shape = (1, 8, 8)
+    if model is None:
+        generator, discriminator = TinyG(), TinyD()
+    else:
+        generator, discriminator = build_models(model, shape, 16)
+    images = torch.randint(0, 256, (64, *shape), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(1))  # fmt: skip
+    fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
+    batches = DeviceBatches(images, CPU, batch, seed, memory_format=fmt)
+    return Trainer(config, generator, discriminator, batches, CPU, speed=settings)
+
+
+# ---- resolving the options ------------------------------------------------------------
+def test_auto_precision_follows_the_cpu_and_layout_follows_the_precision(monkeypatch):
+    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: True)
+    assert speed.resolve_speed("auto", None, False, CPU) == speed.Speed("bf16", True, False)
+    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: False)
+    assert speed.resolve_speed("auto", None, False, CPU) == speed.Speed("fp32", False, False)
+    assert speed.resolve_speed("fp32", True, True, CPU) == speed.Speed("fp32", True, True)
+    assert speed.resolve_speed(" BF16 ", False, False, CPU) == speed.Speed("bf16", False, False)
+
+
+def test_unknown_precision_is_one_sentence():
+    with pytest.raises(GanError, match="--precision 'fp64' is not one of auto, fp32, bf16, fp16"):
+        speed.resolve_speed("fp64", None, False, CPU)
+    with pytest.raises(GanError, match="--precision"):
+        Config(train=TrainConfig(precision="half")).validate()
+
+
+def test_native_bf16_detection_reads_the_cpu_flags():
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text().split() if cpuinfo.exists() else []
+    expected = bool({"avx512_bf16", "amx_bf16", "bf16"} & set(flags))
+    assert speed.cpu_has_native_bf16() is expected
+
+
+# ---- mixed precision ------------------------------------------------------------------
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_low_precision_tracks_fp32_and_keeps_fp32_weights(precision):
+    reference = trainer_with("fp32")
+    low = trainer_with(precision)
+    for _ in range(5):
+        ref, got = reference.train_step(), low.train_step()
+    assert abs(float(ref.d_loss) - float(got.d_loss)) < 0.05
+    assert abs(float(ref.g_loss) - float(got.g_loss)) < 0.05
+    assert all(p.dtype == torch.float32 for p in low.G.parameters())
+    assert all(math.isfinite(float(v)) for v in vars(got).values())
+
+
+def test_generator_pass_sees_the_updated_discriminator():
+    """Autocast caches low-precision weight copies until its context exits, so one context
+    around the whole step would score G against D's weights from before D's update."""
+    trainer = trainer_with("bf16")
+
+    def zero_d_step(*args, **kwargs):  # instead of Adam: a D whose logits are all 0
+        with torch.no_grad():
+            for p in trainer.D.parameters():
+                p.zero_()
+
+    trainer.opt_d.step = zero_d_step
+    stats = trainer.train_step()
+    assert float(stats.g_loss) == pytest.approx(math.log(2), abs=1e-6)  # BCE(logit 0, real)
+
+
+def test_fp16_scaler_state_goes_into_checkpoints_and_back():
+    trainer = trainer_with("fp16")
+    for _ in range(3):
+        trainer.train_step()
+    state = trainer.state_dict()
+    assert state["scaler_g"]["scale"] == trainer.scaler_g.get_scale() > 0
+    resumed = trainer_with("fp16")
+    resumed.load_state_dict(state)
+    assert resumed.scaler_d.get_scale() == trainer.scaler_d.get_scale()
+    assert trainer_with("fp32").state_dict()["scaler_g"] == {}  # no scaler outside fp16
+
+
+# ---- layout, optimizer, joint D pass, streamed data --------------------------------------
+def test_channels_last_models_and_batches():
+    trainer = trainer_with("bf16", True, model="dcgan")
+    convs = [m.weight for m in trainer.G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert trainer.batches.next().is_contiguous(memory_format=torch.channels_last)
+    assert math.isfinite(float(trainer.train_step().g_loss))
+    plain = trainer_with("fp32", False, model="dcgan")
+    assert not plain.G.net[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_channels_last_computes_what_nchw_computes():
+    a = trainer_with("fp32", False, model="dcgan")
+    b = trainer_with("fp32", True, model="dcgan")
+    for _ in range(3):
+        sa, sb = a.train_step(), b.train_step()
+    torch.testing.assert_close(sb.d_loss, sa.d_loss, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(sb.g_loss, sa.g_loss, rtol=1e-4, atol=1e-4)
+
+
+def test_adam_is_fused_and_a_foreign_state_keeps_it_fused():
+    trainer = trainer_with()
+    assert trainer.opt_g.param_groups[0]["fused"]
+    plain = torch.optim.Adam(trainer.G.parameters(), lr=1e-3, foreach=False)
+    trainer.G(torch.randn(2, 8)).sum().backward()
+    plain.step()
+    speed.load_optimizer(trainer.opt_g, plain.state_dict())
+    assert trainer.opt_g.param_groups[0]["fused"] and trainer.opt_g.param_groups[0]["lr"] == 1e-3
+    trainer.train_step()  # steps with the loaded moments
+
+
+def test_joint_discriminator_pass_gives_the_same_gradients():
+    class JointTinyD(TinyD):
+        batch_independent = True
+
+    reals, z = torch.rand(8, 1, 8, 8) * 2 - 1, torch.randn(8, 8)
+    grads = []
+    for d_class in (TinyD, JointTinyD):
+        seed_everything(0)
+        config = Config(optim=OptimConfig(batch_size=8))
+        batches = DeviceBatches(torch.zeros(8, 1, 8, 8, dtype=torch.uint8), CPU, 8, 0)
+        trainer = Trainer(config, TinyG(), d_class(), batches, CPU)
+        assert trainer.joint_d is (d_class is JointTinyD)
+        loss, real_p, fake_p, _ = trainer.d_backward([reals], [z], keep_fakes=False)
+        grads.append([loss, real_p, fake_p, *(p.grad for p in trainer.D.parameters())])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_registered_discriminators_declare_batch_independence_truthfully():
+    for name, expected in {"mlp": True, "fc-dcgan": True, "mri": True, "dcgan": False,
+                           "dcgan-proj": False}.items():  # fmt: skip
+        _, discriminator = build_models(name, (1, 16, 16), 8)
+        has_batch_stats = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                              for m in discriminator.modules())  # fmt: skip
+        assert getattr(discriminator, "batch_independent", False) is expected
+        assert not (expected and has_batch_stats)
+
+
+def test_streamed_batches_equal_resident_ones():
+    images = torch.randint(0, 256, (50, 1, 4, 4), dtype=torch.uint8)
+    resident = DeviceBatches(images, CPU, 16, 3)
+    streamed = DeviceBatches(images, CPU, 16, 3, resident=False)
+    assert not streamed.resident
+    for _ in range(10):  # crosses three epoch boundaries
+        torch.testing.assert_close(streamed.next(), resident.next(), rtol=0, atol=0)
+    assert streamed.position == resident.position == 160
+
+
+# ---- compile ------------------------------------------------------------------------------
+def test_compile_falls_back_with_one_warning(monkeypatch):
+    monkeypatch.setattr(speed, "compile_available", lambda device: "no C++ compiler")
+    messages = []
+    sink = logger.add(messages.append, level="WARNING", format="{message}")
+    try:
+        settled = speed.settle_compile(speed.Speed("fp32", False, True), CPU)
+    finally:
+        logger.remove(sink)
+    assert settled == speed.Speed("fp32", False, False)
+    assert len(messages) == 1 and "no C++ compiler" in messages[0]
+
+
+def test_compiled_training_matches_eager_and_checkpoints_stay_plain():
+    if speed.compile_available(CPU) is not None:
+        pytest.skip(f"torch.compile cannot run here: {speed.compile_available(CPU)}")
+    eager, compiled = trainer_with("fp32"), trainer_with("fp32", compile=True)
+    for _ in range(3):
+        a, b = eager.train_step(), compiled.train_step()
+    torch.testing.assert_close(b.d_loss, a.d_loss, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(b.g_loss, a.g_loss, rtol=1e-4, atol=1e-5)
+    state = compiled.state_dict()
+    assert state["generator"].keys() == eager.state_dict()["generator"].keys()
+    assert not any("_orig_mod" in key for key in state["discriminator"])
+
+
+# ---- the command line -----------------------------------------------------------------------
+def test_train_records_the_resolved_speed_and_resume_may_change_it(tmp_path, mnist_dir):
+    common = ["train", "--dataset", "mnist", "--data", str(mnist_dir), "--model", "mlp",
+              "--device", "cpu", "--run-name", "r", "--log-every", "5"]  # fmt: skip
+    first = run_gan(*common, "--max-steps", "5", "--precision", "bf16", "--channels-last",
+                    cwd=tmp_path)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    run = json.loads((tmp_path / "logs/r/run.json").read_text())
+    assert run["speed"] == {"precision": "bf16", "channels_last": True, "compile": False}
+    assert run["train"]["precision"] == "bf16" and run["data_on_device"] is True
+    again = run_gan(*common, "--max-steps", "8", "--precision", "fp32", "--resume", "auto",
+                    cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    run = json.loads((tmp_path / "logs/r/run.json").read_text())
+    assert run["speed"]["precision"] == "fp32" and run["resumed_at_step"] == 5
+    history = [json.loads(line) for line in (tmp_path / "logs/r/history.jsonl").open()]
+    assert [h["step"] for h in history] == [5, 8]
+
+
+def test_bad_precision_on_the_command_line(tmp_path):
+    result = run_gan("train", "--precision", "fp64", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "'fp64' is not one of auto, fp32, bf16, fp16" in result.stderr
+    assert "Traceback" not in result.stderr
