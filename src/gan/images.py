@@ -6,7 +6,9 @@ import math
 from pathlib import Path
 
 import torch
-from torchvision.utils import make_grid, save_image
+
+# torchvision is imported where it is used: importing it loads torch._dynamo (about 4 s),
+# which commands that stop early (errors, --help) and `gan bench`'s workers do not need.
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -20,12 +22,16 @@ def default_nrow(count: int) -> int:
 
 def grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
     """A C x H x W grid in [0, 1] of images given in [-1, 1]."""
+    from torchvision.utils import make_grid
+
     unit = to_unit(images)
     return make_grid(unit, nrow=nrow or default_nrow(len(unit)), padding=2, pad_value=0.5)
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> Path:
     """Write images given in [-1, 1] as one PNG grid."""
+    from torchvision.utils import save_image
+
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(grid(images, nrow), path)
     return path

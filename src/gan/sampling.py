@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from loguru import logger
-from torchvision.utils import save_image
 
 from gan import images
 from gan.checkpoint import load_checkpoint
@@ -93,6 +92,8 @@ def sample(
         if fmt == "grid":
             images.save_grid(fakes, out, nrow)
         elif fmt == "png":
+            from torchvision.utils import save_image
+
             out.mkdir(parents=True, exist_ok=True)
             for i, image in enumerate(images.to_unit(fakes)):
                 save_image(image, out / f"{i:05d}.png")

@@ -47,12 +47,8 @@ def _trainer(job: dict[str, Any], images: torch.Tensor, device: torch.device,
     return Trainer(config, generator, discriminator, batches, device, speed=settings)
 
 
-def _flops_per_step(job: dict[str, Any], images: torch.Tensor, device: torch.device,
-                    settings: speed.Speed) -> int:  # fmt: skip
-    """Counted by torch.utils.flop_counter on one eager step (compiling changes no FLOPs)."""
-    eager = speed.Speed(settings.precision, settings.channels_last, False)
-    trainer = _trainer(job, images, device, eager)
-    trainer.train_step()
+def _counted_step(trainer: Trainer) -> int:
+    """One training step, its FLOPs counted by torch.utils.flop_counter."""
     with FlopCounterMode(display=False) as counter:
         trainer.train_step()
     return counter.get_total_flops()
@@ -75,12 +71,15 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     check_model_fits(job["model"], shape, 100)
     images = torch.randint(0, 256, (NUM_IMAGES, *shape), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(0))  # fmt: skip
-    flops = _flops_per_step(job, images, device, settings)
     trainer = _trainer(job, images, device, settings)
+    if settings.compile:  # count on an eager twin (compiling changes no FLOPs)
+        eager = speed.Speed(settings.precision, settings.channels_last, False)
+        flops = _counted_step(_trainer(job, images, device, eager))
+        trainer.train_step()
+    else:  # the first step is counted, and is the first warm-up step too
+        flops = _counted_step(trainer)
     # Warm-up: compilation, cuDNN autotuning, allocator growth.
     started = time.perf_counter()
-    for _ in range(3):
-        trainer.train_step()
     while time.perf_counter() - started < job["warmup"]:
         trainer.train_step()
     _sync(device)
