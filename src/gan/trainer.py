@@ -143,7 +143,7 @@ class Trainer(CheckpointMixin, SamplesMixin, LoggingMixin):
             with self._sync_unless_last(self.D_train, i, k):
                 with self.autocast():
                     if self.joint_d:
-                        logits = self.D_train(torch.cat([real, fake.detach()])).float()
+                        logits = self.D_train(torch.cat([real, fake.detach()]))
                         real_logits, fake_logits = logits[: len(real)], logits[len(real) :]
                     else:
                         real_logits, fake_logits = self.D_train(real), self.D_train(fake.detach())

@@ -88,10 +88,10 @@ def train(
     if config.train.sync_bn and device.type != "cuda":
         raise GanError("--sync-bn needs CUDA GPUs (SyncBatchNorm does not run on the CPU).")
     device = distributed.init(info, device)
-    t = config.train
-    settings = speed.resolve_speed(t.precision, t.channels_last, t.compile, device)
-    speed.configure_backends(device)
     try:
+        t = config.train
+        settings = speed.resolve_speed(t.precision, t.channels_last, t.compile, device)
+        speed.configure_backends(device)
         settings = speed.settle_compile(settings, device)
         return _train(config, info, device, settings, state, resumed_from, resume is not None)
     except (RuntimeError, torch.distributed.DistError) as exc:
