@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from gan.errors import GanError
 from gan.registry import Registry
@@ -43,11 +44,32 @@ def build_models(
     return generator, discriminator
 
 
+class _SkipInit(TorchFunctionMode):
+    """Leaves weight initialisation out (nn.init and in-place random fills): shapes only."""
+
+    FILLS = frozenset({torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.fill_,
+                       torch.Tensor.zero_, torch.Tensor.copy_})  # fmt: skip
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__module__", None) == "torch.nn.init" or func in self.FILLS:
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **(kwargs or {}))
+
+
+def _shape_only(name: str, image_shape: tuple[int, int, int], latent_dim: int):
+    """(G, D) with uninitialised CPU weights: built on the meta device without running
+    their initialisation, then given memory. (Meta-device initialisation or forward passes
+    would import torch's symbolic-shape machinery, 1-2 s on every command.)"""
+    with torch.device("meta"), _SkipInit():
+        models = build_models(name, image_shape, latent_dim)
+    return [m._apply(lambda t: torch.empty(t.shape, dtype=t.dtype)).eval() for m in models]
+
+
 def check_model_fits(name: str, image_shape: tuple[int, int, int], latent_dim: int) -> None:
-    """Fail early (no memory, no data loaded) when a model cannot make this image size."""
+    """Fail early (before any data is loaded) when a model cannot make this image size."""
     _, height, width = image_shape
-    with torch.device("meta"):
-        generator, discriminator = build_models(name, image_shape, latent_dim)
+    generator, discriminator = _shape_only(name, image_shape, latent_dim)
+    with torch.no_grad():  # two images through uninitialised weights: only shapes matter
         out = generator(torch.zeros(2, *generator.latent_shape))
         try:
             logits = discriminator(torch.zeros(2, *image_shape))
