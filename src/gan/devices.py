@@ -60,6 +60,14 @@ def describe(device: torch.device) -> str:
     return str(device)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (for timing); a no-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def release_cached_memory(device: torch.device) -> None:
     """Hand cached blocks back to the driver (after sampling, checkpointing, and at exit)."""
     if device.type == "cuda":

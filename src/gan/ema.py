@@ -25,17 +25,26 @@ class EMA:
         self.module = copy.deepcopy(generator).requires_grad_(False)
         self.decay = decay
         self.n_averaged = 0
+        self._pairs: tuple[nn.Module, tuple[list, list], tuple[list, list]] | None = None
+
+    def _grouped(self, generator: nn.Module) -> tuple[tuple[list, list], tuple[list, list]]:
+        """(averaged, current) tensor lists, floats and others, built once per generator:
+        optimizers and load_state_dict update tensors in place, so the lists stay valid."""
+        if self._pairs is None or self._pairs[0] is not generator:
+            floats: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+            others: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+            mine = [*self.module.parameters(), *self.module.buffers()]
+            theirs = [*generator.parameters(), *generator.buffers()]
+            for averaged, current in zip(mine, theirs, strict=True):
+                group = floats if averaged.is_floating_point() else others
+                group[0].append(averaged)
+                group[1].append(current.detach())
+            self._pairs = (generator, floats, others)
+        return self._pairs[1], self._pairs[2]
 
     @torch.no_grad()
     def update_parameters(self, generator: nn.Module) -> None:
-        floats: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
-        others: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
-        mine = [*self.module.parameters(), *self.module.buffers()]
-        theirs = [*generator.parameters(), *generator.buffers()]
-        for averaged, current in zip(mine, theirs, strict=True):
-            group = floats if averaged.is_floating_point() else others
-            group[0].append(averaged)
-            group[1].append(current.detach())
+        floats, others = self._grouped(generator)
         if others[0]:
             torch._foreach_copy_(*others)
         if self.n_averaged == 0:

@@ -14,12 +14,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from gan import losses
+from gan.devices import synchronize
 from gan.models import build_models
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def baseline_images_per_s(
@@ -68,10 +64,10 @@ def baseline_images_per_s(
         del print_values
 
     step()
-    _sync(device)
+    synchronize(device)
     steps, start = 0, time.perf_counter()
     while steps < min_steps or time.perf_counter() - start < seconds:
         step()
         steps += 1
-    _sync(device)
+    synchronize(device)
     return steps * batch_size * accumulation / (time.perf_counter() - start)

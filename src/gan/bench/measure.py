@@ -19,18 +19,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from gan import speed
 from gan.config import Config, ModelConfig, OptimConfig, TrainConfig
 from gan.data.stream import DeviceBatches
-from gan.devices import configure_cuda_allocator, resolve_device
+from gan.devices import configure_cuda_allocator, resolve_device, synchronize
 from gan.errors import GanError
 from gan.models import build_models, check_model_fits
 from gan.rng import seed_everything
 from gan.trainer import Trainer
 
 NUM_IMAGES = 2048  # synthetic uint8 images, resident on the device like a real dataset
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _trainer(job: dict[str, Any], images: torch.Tensor, device: torch.device,
@@ -82,12 +77,12 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     while time.perf_counter() - started < job["warmup"]:
         trainer.train_step()
-    _sync(device)
+    synchronize(device)
     steps, start = 0, time.perf_counter()
     while steps < job["min_steps"] or time.perf_counter() - start < job["seconds"]:
         trainer.train_step()
         steps += 1
-    _sync(device)
+    synchronize(device)
     elapsed = time.perf_counter() - start
     per_step = trainer.images_per_step
     result = {

@@ -6,6 +6,7 @@ import time
 
 import torch
 
+from gan.devices import synchronize
 from gan.speed import DTYPES
 
 CPU_SIZES = (512, 1024, 2048)  # 4096 (64 MB of fp32) no longer fits the caches
@@ -21,13 +22,6 @@ def supported(precision: str, device: torch.device) -> bool:
     return device.type == "cpu" or precision == "fp16"
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def gemm_gflops(precision: str, size: int, device: torch.device, seconds: float) -> float:
     """Best GFLOP/s of `size` x `size` matrix products over about `seconds`."""
     dtype = DTYPES[precision]
@@ -37,18 +31,18 @@ def gemm_gflops(precision: str, size: int, device: torch.device, seconds: float)
     out = torch.empty(size, size, device=device, dtype=dtype)
     flops = 2.0 * size**3
     torch.matmul(a, b, out=out)  # first call: library set-up
-    _sync(device)
+    synchronize(device)
     # Repeat enough products per timing that one lasts about 10 ms, then keep the best.
     start = time.perf_counter()
     torch.matmul(a, b, out=out)
-    _sync(device)
+    synchronize(device)
     reps = max(1, int(0.01 / max(time.perf_counter() - start, 1e-6)))
     best, end = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < end:
         start = time.perf_counter()
         for _ in range(reps):
             torch.matmul(a, b, out=out)
-        _sync(device)
+        synchronize(device)
         best = max(best, reps * flops / (time.perf_counter() - start) / 1e9)
     return best
 
