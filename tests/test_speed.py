@@ -46,9 +46,34 @@ def test_auto_precision_follows_the_cpu_and_layout_follows_the_precision(monkeyp
     monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: True)
     assert speed.resolve_speed("auto", None, False, CPU) == speed.Speed("bf16", True, False)
     monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: False)
-    assert speed.resolve_speed("auto", None, False, CPU) == speed.Speed("fp32", False, False)
     assert speed.resolve_speed("fp32", True, True, CPU) == speed.Speed("fp32", True, True)
     assert speed.resolve_speed(" BF16 ", False, False, CPU) == speed.Speed("bf16", False, False)
+    # fp32's layout follows the vector units: NCHW for oneDNN's AVX-512 kernels, else NHWC
+    monkeypatch.setattr(speed, "cpu_has_avx512", lambda: True)
+    assert speed.resolve_speed("auto", None, False, CPU) == speed.Speed("fp32", False, False)
+    monkeypatch.setattr(speed, "cpu_has_avx512", lambda: False)
+    assert speed.resolve_speed("auto", None, False, CPU) == speed.Speed("fp32", True, False)
+    assert speed.resolve_speed("fp32", None, False, torch.device("mps")).channels_last is False
+
+
+def warnings_of(call) -> list[str]:
+    messages: list[str] = []
+    sink = logger.add(messages.append, level="WARNING", format="{message}")
+    try:
+        call()
+    finally:
+        logger.remove(sink)
+    return messages
+
+
+def test_emulated_bf16_on_the_cpu_is_a_one_sentence_warning(monkeypatch):
+    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: False)
+    (message,) = warnings_of(lambda: speed.resolve_speed("bf16", None, False, CPU))
+    assert "bf16 on this CPU is emulated" in message and "leave --precision at auto" in message
+    assert warnings_of(lambda: speed.resolve_speed("auto", None, False, CPU)) == []
+    assert speed.resolve_precision("auto", CPU) == "fp32"  # no warning path for the bench
+    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: True)
+    assert warnings_of(lambda: speed.resolve_speed("bf16", None, False, CPU)) == []
 
 
 def test_unknown_precision_is_one_sentence():
@@ -58,11 +83,11 @@ def test_unknown_precision_is_one_sentence():
         Config(train=TrainConfig(precision="half")).validate()
 
 
-def test_native_bf16_detection_reads_the_cpu_flags():
+def test_native_bf16_and_avx512_detection_read_the_cpu_flags():
     cpuinfo = Path("/proc/cpuinfo")
-    flags = cpuinfo.read_text().split() if cpuinfo.exists() else []
-    expected = bool({"avx512_bf16", "amx_bf16", "bf16"} & set(flags))
-    assert speed.cpu_has_native_bf16() is expected
+    flags = set(cpuinfo.read_text().split() if cpuinfo.exists() else [])
+    assert speed.cpu_has_native_bf16() is bool({"avx512_bf16", "amx_bf16", "bf16"} & flags)
+    assert speed.cpu_has_avx512() is ("avx512f" in flags)
 
 
 # ---- mixed precision ------------------------------------------------------------------
@@ -177,13 +202,11 @@ def test_streamed_batches_equal_resident_ones():
 # ---- compile ------------------------------------------------------------------------------
 def test_compile_falls_back_with_one_warning(monkeypatch):
     monkeypatch.setattr(speed, "compile_available", lambda device: "no C++ compiler")
-    messages = []
-    sink = logger.add(messages.append, level="WARNING", format="{message}")
-    try:
-        settled = speed.settle_compile(speed.Speed("fp32", False, True), CPU)
-    finally:
-        logger.remove(sink)
-    assert settled == speed.Speed("fp32", False, False)
+    settled = []
+    messages = warnings_of(
+        lambda: settled.append(speed.settle_compile(speed.Speed("fp32", False, True), CPU))
+    )
+    assert settled == [speed.Speed("fp32", False, False)]
     assert len(messages) == 1 and "no C++ compiler" in messages[0]
 
 
@@ -210,6 +233,8 @@ def test_train_records_the_resolved_speed_and_resume_may_change_it(tmp_path, mni
     run = json.loads((tmp_path / "logs/r/run.json").read_text())
     assert run["speed"] == {"precision": "bf16", "channels_last": True, "compile": False}
     assert run["train"]["precision"] == "bf16" and run["data_on_device"] is True
+    emulated = "bf16 on this CPU is emulated" in first.stderr
+    assert emulated is not speed.cpu_has_native_bf16()
     again = run_gan(*common, "--max-steps", "8", "--precision", "fp32", "--resume", "auto",
                     cwd=tmp_path)  # fmt: skip
     assert again.returncode == 0, again.stderr

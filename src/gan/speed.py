@@ -41,16 +41,24 @@ class Speed:
 
 
 @cache
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set flags Linux lists in /proc/cpuinfo (empty elsewhere)."""
+    try:
+        return frozenset(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return frozenset()
+
+
 def cpu_has_native_bf16() -> bool:
-    """bf16 dot-product instructions (AVX512-BF16, AMX, Arm BF16): bf16 beats fp32 there."""
+    """bf16 dot-product instructions (AVX512-BF16, AMX, Arm BF16): bf16 beats fp32 there.
+    Elsewhere PyTorch emulates bf16, many times slower than fp32."""
     if platform.system() == "Darwin":
         return False  # Apple's CPU bf16 path in PyTorch is not faster than fp32
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    words = set(text.split())
-    return bool(words & {"avx512_bf16", "amx_bf16", "bf16"})
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_has_avx512() -> bool:
+    return "avx512f" in cpu_flags()
 
 
 def default_precision(device: torch.device) -> str:
@@ -62,7 +70,9 @@ def default_precision(device: torch.device) -> str:
     return "fp32"  # MPS: autocast works but is not measured here, so no lower precision unasked
 
 
-def _check_precision(precision: str, device: torch.device) -> None:
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The concrete precision ('auto' by device), or a GanError where the device lacks it."""
+    precision = precision.strip().lower()
     if precision not in PRECISIONS:
         raise GanError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}.")
     cuda = device.type == "cuda"
@@ -72,7 +82,18 @@ def _check_precision(precision: str, device: torch.device) -> None:
             f"--precision bf16 needs a GPU with bf16 support (Ampere or newer); {name} has "
             "none. Use --precision fp16 or fp32."
         )
-    if precision == "fp16" and device.type == "cpu":
+    return default_precision(device) if precision == "auto" else precision
+
+
+def _warn_if_slow(precision: str, device: torch.device) -> None:
+    if device.type != "cpu":
+        return
+    if precision == "bf16" and not cpu_has_native_bf16():
+        logger.warning(
+            "--precision bf16 on this CPU is emulated (it has no AVX512-BF16, AMX or Arm BF16 "
+            "instructions) and trains many times slower than fp32; leave --precision at auto."
+        )
+    if precision == "fp16":
         logger.warning(
             "--precision fp16 on the CPU is slower than bf16 on most CPUs (few have fp16 "
             "arithmetic)."
@@ -82,16 +103,21 @@ def _check_precision(precision: str, device: torch.device) -> None:
 def resolve_speed(
     precision: str, channels_last: bool | None, compile: bool, device: torch.device
 ) -> Speed:
-    """Concrete settings: 'auto' precision by device; channels-last by default in bf16/fp16."""
-    precision = precision.strip().lower()
-    _check_precision(precision, device)
-    if precision == "auto":
-        precision = default_precision(device)
+    """Concrete settings: precision and channels-last by device where not given."""
+    precision = resolve_precision(precision, device)
+    _warn_if_slow(precision, device)
     if channels_last is None:
-        # Measured on this project's models: NHWC is what oneDNN's bf16 kernels and CUDA's
-        # tensor cores want, while oneDNN's fp32 convolutions are faster in NCHW.
-        channels_last = precision != "fp32" or device.type == "cuda"
+        channels_last = default_channels_last(precision, device)
     return Speed(precision, channels_last, compile)
+
+
+def default_channels_last(precision: str, device: torch.device) -> bool:
+    """NHWC where it was measured faster on this project's models (the README's table):
+    CUDA's tensor cores and oneDNN's bf16 kernels want it, and so do oneDNN's fp32 kernels
+    on AVX2 CPUs; its AVX-512 fp32 kernels are faster in NCHW."""
+    if device.type == "cuda" or precision != "fp32":
+        return True
+    return device.type == "cpu" and not cpu_has_avx512()
 
 
 def autocast(device: torch.device, speed: Speed) -> contextlib.AbstractContextManager:

@@ -6,8 +6,8 @@ import time
 
 import torch
 
+from gan import speed
 from gan.devices import synchronize
-from gan.speed import DTYPES
 
 CPU_SIZES = (512, 1024, 2048)  # 4096 (64 MB of fp32) no longer fits the caches
 GPU_SIZES = (2048, 4096, 8192)
@@ -19,12 +19,17 @@ def supported(precision: str, device: torch.device) -> bool:
         return True
     if device.type == "cuda":
         return precision == "fp16" or torch.cuda.is_bf16_supported(including_emulation=False)
-    return device.type == "cpu" or precision == "fp16"
+    # A CPU without instructions for the format emulates it (about 1 GFLOP/s): no peak.
+    if device.type == "cpu" and precision == "bf16":
+        return speed.cpu_has_native_bf16()
+    if device.type == "cpu":
+        return bool(speed.cpu_flags() & {"avx512_fp16", "amx_fp16", "asimdhp"})
+    return precision == "fp16"  # MPS
 
 
 def gemm_gflops(precision: str, size: int, device: torch.device, seconds: float) -> float:
     """Best GFLOP/s of `size` x `size` matrix products over about `seconds`."""
-    dtype = DTYPES[precision]
+    dtype = speed.DTYPES[precision]
     gen = torch.Generator(device="cpu").manual_seed(0)
     a = torch.randn(size, size, generator=gen).to(device, dtype)
     b = torch.randn(size, size, generator=gen).to(device, dtype)
@@ -61,3 +66,13 @@ def measure_peaks(
         size = max(rates, key=rates.__getitem__)
         peaks[precision] = {"gflops": rates[size], "size": size}
     return peaks
+
+
+def best_peaks(*runs: dict[str, dict[str, float | int | None]]) -> dict[str, dict]:
+    """Per precision, the run with the highest rate (an unsupported one stays None)."""
+    best: dict[str, dict] = {}
+    for run in runs:
+        for precision, peak in run.items():
+            if precision not in best or (peak["gflops"] or 0) > (best[precision]["gflops"] or 0):
+                best[precision] = peak
+    return best
