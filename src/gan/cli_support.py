@@ -127,7 +127,8 @@ ChannelsLastOption = Annotated[
     bool | None,
     typer.Option(
         "--channels-last/--no-channels-last",
-        help="NHWC memory layout (default: on in bf16/fp16 and on CUDA, off for fp32 on CPU).",
+        help="NHWC memory layout (default: on in bf16/fp16, on CUDA, and for fp32 on CPUs "
+        "without AVX-512; off for fp32 on AVX-512 CPUs and MPS).",
         rich_help_panel=SPEED,
     ),
 ]
