@@ -48,11 +48,12 @@ def test_auto_precision_follows_the_cpu_and_layout_follows_the_precision(monkeyp
     monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: False)
     assert speed.resolve_speed("fp32", True, True, CPU) == speed.Speed("fp32", True, True)
     assert speed.resolve_speed(" BF16 ", False, False, CPU) == speed.Speed("bf16", False, False)
-    # fp32's layout follows the vector units: NCHW for oneDNN's AVX-512 kernels, else NHWC
-    monkeypatch.setattr(speed, "cpu_has_avx512", lambda: True)
-    assert speed.resolve_speed("auto", None, False, CPU) == speed.Speed("fp32", False, False)
-    monkeypatch.setattr(speed, "cpu_has_avx512", lambda: False)
-    assert speed.resolve_speed("auto", None, False, CPU) == speed.Speed("fp32", True, False)
+    assert speed.resolve_speed("auto", None, False, CPU).precision == "fp32"
+    # fp32's layout follows the vector units: NHWC for oneDNN's AVX2 kernels, else NCHW
+    for flags, nhwc in [({"avx2", "avx512f"}, False), ({"avx2", "fma"}, True),
+                        ({"asimd", "bf16"}, False), (set(), False)]:  # fmt: skip
+        monkeypatch.setattr(speed, "cpu_flags", lambda flags=flags: frozenset(flags))
+        assert speed.resolve_speed("fp32", None, False, CPU).channels_last is nhwc, flags
     assert speed.resolve_speed("fp32", None, False, torch.device("mps")).channels_last is False
 
 
@@ -67,13 +68,14 @@ def warnings_of(call) -> list[str]:
 
 
 def test_emulated_bf16_on_the_cpu_is_a_one_sentence_warning(monkeypatch):
-    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(speed, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     (message,) = warnings_of(lambda: speed.resolve_speed("bf16", None, False, CPU))
     assert "bf16 on this CPU is emulated" in message and "leave --precision at auto" in message
     assert warnings_of(lambda: speed.resolve_speed("auto", None, False, CPU)) == []
     assert speed.resolve_precision("auto", CPU) == "fp32"  # no warning path for the bench
-    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: True)
-    assert warnings_of(lambda: speed.resolve_speed("bf16", None, False, CPU)) == []
+    for flags in ({"avx512_bf16"}, set()):  # native, or unknown (no /proc/cpuinfo)
+        monkeypatch.setattr(speed, "cpu_flags", lambda flags=flags: frozenset(flags))
+        assert warnings_of(lambda: speed.resolve_speed("bf16", None, False, CPU)) == []
 
 
 def test_unknown_precision_is_one_sentence():
@@ -234,7 +236,7 @@ def test_train_records_the_resolved_speed_and_resume_may_change_it(tmp_path, mni
     assert run["speed"] == {"precision": "bf16", "channels_last": True, "compile": False}
     assert run["train"]["precision"] == "bf16" and run["data_on_device"] is True
     emulated = "bf16 on this CPU is emulated" in first.stderr
-    assert emulated is not speed.cpu_has_native_bf16()
+    assert emulated is (bool(speed.cpu_flags()) and not speed.cpu_has_native_bf16())
     again = run_gan(*common, "--max-steps", "8", "--precision", "fp32", "--resume", "auto",
                     cwd=tmp_path)  # fmt: skip
     assert again.returncode == 0, again.stderr

@@ -127,8 +127,8 @@ ChannelsLastOption = Annotated[
     bool | None,
     typer.Option(
         "--channels-last/--no-channels-last",
-        help="NHWC memory layout (default: on in bf16/fp16, on CUDA, and for fp32 on CPUs "
-        "without AVX-512; off for fp32 on AVX-512 CPUs and MPS).",
+        help="NHWC memory layout (default: on in bf16/fp16, on CUDA, and for fp32 on AVX2 "
+        "CPUs without AVX-512; off for fp32 on other CPUs and MPS).",
         rich_help_panel=SPEED,
     ),
 ]

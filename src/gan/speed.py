@@ -88,7 +88,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def _warn_if_slow(precision: str, device: torch.device) -> None:
     if device.type != "cpu":
         return
-    if precision == "bf16" and not cpu_has_native_bf16():
+    if precision == "bf16" and cpu_flags() and not cpu_has_native_bf16():
         logger.warning(
             "--precision bf16 on this CPU is emulated (it has no AVX512-BF16, AMX or Arm BF16 "
             "instructions) and trains many times slower than fp32; leave --precision at auto."
@@ -114,10 +114,10 @@ def resolve_speed(
 def default_channels_last(precision: str, device: torch.device) -> bool:
     """NHWC where it was measured faster on this project's models (the README's table):
     CUDA's tensor cores and oneDNN's bf16 kernels want it, and so do oneDNN's fp32 kernels
-    on AVX2 CPUs; its AVX-512 fp32 kernels are faster in NCHW."""
+    on AVX2 CPUs; its AVX-512 fp32 kernels are faster in NCHW. Unmeasured CPUs: NCHW."""
     if device.type == "cuda" or precision != "fp32":
         return True
-    return device.type == "cpu" and not cpu_has_avx512()
+    return device.type == "cpu" and "avx2" in cpu_flags() and not cpu_has_avx512()
 
 
 def autocast(device: torch.device, speed: Speed) -> contextlib.AbstractContextManager:
@@ -213,6 +213,9 @@ def settle_compile(speed: Speed, device: torch.device) -> Speed:
         return speed
     reason = compile_available(device)
     if reason is None:
+        # Cold, compiling fc-dcgan's passes took over 14 minutes on a 2-core CPU: say so.
+        logger.info("--compile: the first steps compile the training passes, which can take "
+                    "minutes on a small CPU (later runs reuse torch's compile cache).")  # fmt: skip
         return speed
     logger.warning("--compile is not available here ({}); training without it.", reason)
     return Speed(speed.precision, speed.channels_last, False)
