@@ -15,7 +15,13 @@ from gan import __version__, distributed, speed
 from gan.config import Config
 from gan.data import DATASETS, ImageData, load_dataset
 from gan.data.stream import DeviceBatches
-from gan.devices import configure_cuda_allocator, describe, release_cached_memory, resolve_device
+from gan.devices import (
+    configure_cuda_allocator,
+    configure_host_allocator,
+    describe,
+    release_cached_memory,
+    resolve_device,
+)
 from gan.errors import GanError
 from gan.models import MODELS, build_models, check_model_fits
 from gan.outputs import RunPaths, prepare_run
@@ -85,6 +91,7 @@ def train(
         )
     configure_cuda_allocator()
     device = resolve_device(config.train.device)
+    configure_host_allocator(device)
     if config.train.sync_bn and device.type != "cuda":
         raise GanError("--sync-bn needs CUDA GPUs (SyncBatchNorm does not run on the CPU).")
     device = distributed.init(info, device)

@@ -65,6 +65,19 @@ def _jobs(options: BenchOptions, precisions: list[str]) -> list[dict[str, Any]]:
 
 
 def _run_job(job: dict[str, Any], warned: set[str]) -> dict[str, Any]:
+    """The Trainer's measurement, then the baseline's, each in its own process."""
+    result = _run_part({**job, "part": "trainer"}, warned)
+    if job["baseline"] and "error" not in result:
+        baseline = _run_part({**job, "part": "baseline"}, warned)
+        if "error" in baseline:  # the Trainer's figures still stand
+            result["baseline_error"] = baseline["error"]
+            logger.warning("The baseline of {} failed: {}", job["model"], baseline["error"])
+        else:
+            result.update(baseline)
+    return result
+
+
+def _run_part(job: dict[str, Any], warned: set[str]) -> dict[str, Any]:
     """One measurement in its own process; its warnings are relayed, each text once a run."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(

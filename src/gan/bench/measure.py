@@ -1,8 +1,10 @@
 """One `gan bench` measurement, run in its own process (`python -m gan.bench.measure JSON`):
-the Trainer's images/s, FLOPs per image, peak memory, then the naive baseline.
+the Trainer's images/s, FLOPs per image and peak memory, or (job["part"] == "baseline")
+the naive baseline's images/s.
 
 A process per measurement makes peak RSS mean one model's training, and keeps compiled
-graphs, allocator caches and thread pools of one model from helping or hurting the next.
+graphs, allocator settings and caches, and thread pools of one from helping or hurting the
+next: the baseline runs with glibc's malloc as it ships, as a plain script would.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from gan import speed
 from gan.config import Config, ModelConfig, OptimConfig, TrainConfig
 from gan.data.stream import DeviceBatches
-from gan.devices import configure_cuda_allocator, resolve_device, synchronize
+from gan.devices import (
+    configure_cuda_allocator,
+    configure_host_allocator,
+    resolve_device,
+    synchronize,
+)
 from gan.errors import GanError
 from gan.models import build_models, check_model_fits
 from gan.rng import seed_everything
@@ -56,16 +63,36 @@ def _peak_memory_mb(device: torch.device) -> float:
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB else
 
 
-def measure(job: dict[str, Any]) -> dict[str, Any]:
+def _images(job: dict[str, Any]) -> torch.Tensor:
+    shape = (job["channels"], *job["image_size"])
+    check_model_fits(job["model"], shape, 100)
+    return torch.randint(0, 256, (NUM_IMAGES, *shape), dtype=torch.uint8,
+                         generator=torch.Generator().manual_seed(0))  # fmt: skip
+
+
+def measure_baseline(job: dict[str, Any]) -> dict[str, Any]:
+    from gan.bench.baseline import baseline_images_per_s
+
     configure_cuda_allocator()
     device = resolve_device(job["device"])
+    images = _images(job)
+    rate = baseline_images_per_s(
+        job["model"], images, job["batch_size"], job["accumulation_steps"], device,
+        job["seconds"], job["min_steps"],
+    )  # fmt: skip
+    return {"baseline_images_per_s": rate}
+
+
+def measure(job: dict[str, Any]) -> dict[str, Any]:
+    if job.get("part") == "baseline":
+        return measure_baseline(job)
+    configure_cuda_allocator()
+    device = resolve_device(job["device"])
+    configure_host_allocator(device)
     settings = speed.resolve_speed(job["precision"], job["channels_last"], job["compile"], device)
     speed.configure_backends(device)
     settings = speed.settle_compile(settings, device)
-    shape = (job["channels"], *job["image_size"])
-    check_model_fits(job["model"], shape, 100)
-    images = torch.randint(0, 256, (NUM_IMAGES, *shape), dtype=torch.uint8,
-                           generator=torch.Generator().manual_seed(0))  # fmt: skip
+    images = _images(job)
     trainer = _trainer(job, images, device, settings)
     if settings.compile:  # count on an eager twin (compiling changes no FLOPs)
         eager = speed.Speed(settings.precision, settings.channels_last, False)
@@ -99,14 +126,6 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         "gflops": steps * flops / elapsed / 1e9,
         "peak_mem_mb": _peak_memory_mb(device),
     }
-    del trainer
-    if job["baseline"]:
-        from gan.bench.baseline import baseline_images_per_s
-
-        result["baseline_images_per_s"] = baseline_images_per_s(
-            job["model"], images, job["batch_size"], job["accumulation_steps"], device,
-            job["seconds"], job["min_steps"],
-        )  # fmt: skip
     return result
 
 
