@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import re
 import sys
 
@@ -33,6 +32,13 @@ def configure_cuda_allocator() -> None:
         os.environ["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
 
 
+def _glibc() -> bool:
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError, AttributeError):  # not a name this C library knows
+        return False
+
+
 def configure_host_allocator(device: torch.device) -> bool:
     """On the CPU, keep freed activation memory in the process instead of handing it back.
 
@@ -46,7 +52,7 @@ def configure_host_allocator(device: torch.device) -> bool:
     preloaded jemalloc, tcmalloc or mimalloc).
     Returns whether it changed anything.
     """
-    if device.type != "cpu" or sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+    if device.type != "cpu" or sys.platform != "linux" or not _glibc():
         return False
     if any(os.environ.get(name) for name in _HOST_ALLOC_VARS):
         return False
