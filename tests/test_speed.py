@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from loguru import logger
 from gan import speed
 from gan.config import Config, OptimConfig, TrainConfig
 from gan.data.stream import DeviceBatches
-from gan.devices import configure_host_allocator
+from gan.devices import _glibc, configure_host_allocator
 from gan.errors import GanError
 from gan.models import build_models
 from gan.rng import seed_everything
@@ -274,9 +273,7 @@ print(changed, faults() - before)
 """
 
 
-@pytest.mark.skipif(
-    sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc only"
-)
+@pytest.mark.skipif(sys.platform != "linux" or not _glibc(), reason="glibc's malloc only")
 def test_host_allocator_setting_stops_per_step_page_faults():
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env.pop("GLIBC_TUNABLES", None)
