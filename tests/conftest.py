@@ -27,7 +27,10 @@ def mnist_dir() -> Path:
 
 
 def run_gan(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the real CLI in a subprocess (python -m gan), as a user would."""
+    """Run the real CLI in a subprocess (python -m gan), as a user would.
+
+    For tests where the process boundary is what is checked: exit status as the shell sees
+    it, signals, kill -9, torchrun, start-up time. Elsewhere use `run_cli`."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     return subprocess.run(
         [sys.executable, "-m", "gan", *args],
@@ -36,4 +39,28 @@ def run_gan(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run `gan ARGS` in this process (Typer's CliRunner) from `cwd`, shaped like `run_gan`.
+
+    An exception other than the command's own exit fails the test: a user would have
+    seen a traceback."""
+    from typer.testing import CliRunner
+
+    from gan.cli import app
+
+    before = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+    finally:
+        os.chdir(before)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(
+            f"gan {' '.join(map(str, args))} raised {result.exception!r}"
+        ) from result.exception
+    return subprocess.CompletedProcess(
+        ["gan", *map(str, args)], result.exit_code, result.stdout, result.stderr
     )

@@ -38,7 +38,7 @@ def build(mode: str, info: distributed.DistInfo, batch: int, steps: int) -> Trai
         g, d = TinyG(), TinyD()
     else:
         images = load_dataset(
-            DataConfig("mnist", str(Path(__file__).parent / "data" / "mnist-1k"))
+            DataConfig(name="mnist", source=str(Path(__file__).parent / "data" / "mnist-1k"))
         ).images
         g, d = build_models("dcgan-proj", (1, 28, 28), 100)
     batches = DeviceBatches(images, torch.device("cpu"), batch, 0, info.rank, info.world_size)

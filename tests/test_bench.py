@@ -11,7 +11,7 @@ import torch
 from gan import speed
 from gan.bench import table
 from gan.bench.peak import best_peaks, gemm_gflops, measure_peaks, supported
-from tests.conftest import run_gan
+from tests.conftest import run_cli
 
 CPU = torch.device("cpu")
 RESULT_KEYS = {"model", "precision", "batch_size", "images_per_s", "gflops", "fraction_of_peak",
@@ -44,7 +44,7 @@ def test_best_peaks_keeps_the_faster_measurement_per_precision():
 
 def test_bench_end_to_end_writes_the_table_and_json(tmp_path):
     out = tmp_path / "bench.json"
-    result = run_gan(
+    result = run_cli(
         "bench", "--models", "fc-dcgan", "--precision", "fp32,bf16", "--batch-size", "4",
         "--image-size", "16x16", "--seconds", "0.2", "--device", "cpu", "--json", str(out),
         cwd=tmp_path,
@@ -88,7 +88,7 @@ def test_bench_end_to_end_writes_the_table_and_json(tmp_path):
 
 
 def test_bench_without_baseline_and_one_model(tmp_path):
-    result = run_gan("bench", "--models", "mlp", "--precision", "fp32", "--image-size", "8x8",
+    result = run_cli("bench", "--models", "mlp", "--precision", "fp32", "--image-size", "8x8",
                      "--seconds", "0.1", "--no-baseline", "--device", "cpu",
                      cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -107,7 +107,7 @@ def test_bench_without_baseline_and_one_model(tmp_path):
     ],
 )
 def test_bench_mistakes_are_one_sentence(tmp_path, args, code, message):
-    result = run_gan("bench", "--device", "cpu", *args, cwd=tmp_path)
+    result = run_cli("bench", "--device", "cpu", *args, cwd=tmp_path)
     assert result.returncode == code, (result.stdout, result.stderr)
     assert message in result.stdout + result.stderr
     assert "Traceback" not in result.stderr

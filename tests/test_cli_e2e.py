@@ -1,4 +1,4 @@
-"""End to end through the real CLI in subprocesses: train, TensorBoard read back, sample, plot."""
+"""End to end through the CLI (in-process): train, TensorBoard read back, sample, plot."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import SHARED_DATA, needs_shared, run_gan
+from tests.conftest import SHARED_DATA, needs_shared, run_cli
 
 TINY = ["--device", "cpu", "--batch-size", "16", "--log-every", "2"]
 
 
 def _train(workdir: Path, *args: str) -> Path:
-    result = run_gan("train", *TINY, *args, "--workdir", str(workdir), cwd=workdir)
+    result = run_cli("train", *TINY, *args, "--workdir", str(workdir), cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     runs = [p for p in (workdir / "logs").iterdir() if p.is_dir()]
@@ -57,6 +57,9 @@ def test_train_writes_the_documented_layout(mnist_run):
         assert grid.size == (8 * 30 + 2, 8 * 30 + 2)  # 64 digits, 8 per row, 2 px padding
     logs = mnist_run / "logs" / run
     assert (logs / "train.log").read_text().count("Saved checkpoint") == 3
+    assert {p.name for p in logs.iterdir() if "tfevents" not in p.name} == {
+        "config.toml", "history.jsonl", "run.json", "train.log",
+    }  # fmt: skip
 
 
 def test_history_jsonl_has_full_precision_losses(mnist_run):
@@ -95,13 +98,13 @@ def test_tensorboard_events_read_back_with_tensorboards_reader(mnist_run):
 
 def test_sample_grid_png_and_npy(mnist_run, tmp_path):
     ckpt = str(mnist_run / "checkpoints" / "last.pt")
-    grid = run_gan("sample", ckpt, "--num", "16", "--nrow", "4", "--out", str(tmp_path / "g.png"),
+    grid = run_cli("sample", ckpt, "--num", "16", "--nrow", "4", "--out", str(tmp_path / "g.png"),
                    "--device", "cpu", cwd=tmp_path)  # fmt: skip
     assert grid.returncode == 0, grid.stderr
     with Image.open(tmp_path / "g.png") as img:
         assert img.size == (4 * 30 + 2, 4 * 30 + 2)
 
-    one = run_gan("sample", ckpt, "--num", "1", "--format", "png", "--out", str(tmp_path / "one"),
+    one = run_cli("sample", ckpt, "--num", "1", "--format", "png", "--out", str(tmp_path / "one"),
                   "--device", "cpu", cwd=tmp_path)  # fmt: skip
     assert one.returncode == 0, one.stderr
     files = list((tmp_path / "one").iterdir())
@@ -110,7 +113,7 @@ def test_sample_grid_png_and_npy(mnist_run, tmp_path):
         assert img.size == (28, 28) and img.mode in ("L", "RGB")
 
     arr_path = tmp_path / "s.npy"
-    npy = run_gan("sample", ckpt, "--num", "5", "--format", "npy", "--out", str(arr_path),
+    npy = run_cli("sample", ckpt, "--num", "5", "--format", "npy", "--out", str(arr_path),
                   "--device", "cpu", "--seed", "7", cwd=tmp_path)  # fmt: skip
     assert npy.returncode == 0, npy.stderr
     arr = np.load(arr_path)
@@ -119,7 +122,7 @@ def test_sample_grid_png_and_npy(mnist_run, tmp_path):
 
 
 def test_sample_default_output_goes_under_assets(mnist_run):
-    result = run_gan("sample", "checkpoints/last.pt", "--device", "cpu", cwd=mnist_run)
+    result = run_cli("sample", "checkpoints/last.pt", "--device", "cpu", cwd=mnist_run)
     assert result.returncode == 0, result.stderr
     out = Path(result.stdout.strip().splitlines()[-1])
     assert (mnist_run / out).is_file() and out.parts[:2] == ("assets", "tiny")
@@ -139,12 +142,12 @@ def test_sampling_is_reproducible_by_seed(mnist_run):
 
 
 def test_plot_history_default_and_explicit(mnist_run, tmp_path):
-    result = run_gan("plot-history", cwd=mnist_run)
+    result = run_cli("plot-history", cwd=mnist_run)
     assert result.returncode == 0, result.stderr
     default = mnist_run / "assets" / "tiny" / "losses.png"
     assert default.is_file()
     out = tmp_path / "p.png"
-    result = run_gan("plot-history", str(mnist_run / "logs" / "tiny" / "history.jsonl"),
+    result = run_cli("plot-history", str(mnist_run / "logs" / "tiny" / "history.jsonl"),
                      "--out", str(out), "--smooth", "3", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     with Image.open(out) as img:

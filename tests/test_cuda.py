@@ -25,7 +25,7 @@ def cuda_trainer(model="dcgan", precision="bf16", batch=16, accumulation=1, comp
                  resident=None, shape=(1, 28, 28)) -> Trainer:  # fmt: skip
     seed_everything(0)
     config = Config(
-        model=ModelConfig(model, 100),
+        model=ModelConfig(name=model, latent_dim=100),
         optim=OptimConfig(batch_size=batch, accumulation_steps=accumulation),
         train=TrainConfig(ema_decay=0.999),
     )

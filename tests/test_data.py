@@ -57,7 +57,9 @@ def gray(h: int, w: int, value: int = 0) -> np.ndarray:
 
 
 def load(name: str, source: Path | str | None = None, size=None):
-    return load_dataset(DataConfig(name, None if source is None else str(source), size))
+    return load_dataset(
+        DataConfig(name=name, source=None if source is None else str(source), image_size=size)
+    )
 
 
 # ---- MNIST -----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from gan.metrics import FEATURES, default_features
 from gan.metrics.evaluate import Evaluator, extract, parse_metrics
 from gan.metrics.features import ImageNetStyle, RandomConv, lenet_recipe, load_lenet
 from gan.metrics.scores import fid, kid, precision_recall
-from tests.conftest import MNIST_1K, run_gan
+from tests.conftest import MNIST_1K, run_cli
 
 
 def scipy_fid(a: np.ndarray, b: np.ndarray) -> float:
@@ -66,7 +66,7 @@ def test_precision_recall_identical_and_disjoint(gaussians):
 
 
 def test_fid_real_vs_real_on_mnist_is_near_zero():
-    images = load_dataset(DataConfig("mnist", str(MNIST_1K))).images
+    images = load_dataset(DataConfig(name="mnist", source=str(MNIST_1K))).images
     net = load_lenet()
     feats = extract(net, images.float() / 255, torch.device("cpu"), 250)
     assert fid(feats, feats) == pytest.approx(0.0, abs=1e-3)
@@ -81,7 +81,7 @@ def test_lenet_ships_with_its_recipe_and_classifies_digits():
     from gan.metrics.features import WEIGHTS_DIR
 
     assert (WEIGHTS_DIR / "mnist-lenet.pt").stat().st_size < 2_000_000
-    images = load_dataset(DataConfig("mnist", str(MNIST_1K))).images[:200].float() / 255
+    images = load_dataset(DataConfig(name="mnist", source=str(MNIST_1K))).images[:200].float() / 255
     labels = np.frombuffer(
         __import__("gzip").decompress((MNIST_1K / "t10k-labels-idx1-ubyte.gz").read_bytes()),
         dtype=np.uint8, offset=8,
@@ -132,7 +132,7 @@ def test_parse_metrics():
 def trained(tmp_path_factory):
     """A dcgan-proj trained for 300 steps on 1,000 digits, with FID during training."""
     workdir = tmp_path_factory.mktemp("trained")
-    result = run_gan(
+    result = run_cli(
         "train", "--data", str(MNIST_1K), "--device", "cpu", "--max-steps", "300",
         "--batch-size", "32", "--eval-every", "150", "--eval-samples", "500",
         "--checkpoint-every", "1000", "--run-name", "t", "--workdir", str(workdir), cwd=workdir,
@@ -144,7 +144,7 @@ def trained(tmp_path_factory):
 def test_trained_dcgan_scores_clearly_better_than_untrained(trained):
     from gan.models import build_models
 
-    images = load_dataset(DataConfig("mnist", str(MNIST_1K))).images
+    images = load_dataset(DataConfig(name="mnist", source=str(MNIST_1K))).images
     evaluator = Evaluator(images, None, None, 1000, torch.device("cpu"))
     untrained, _ = build_models("dcgan-proj", (1, 28, 28), 100)
     from gan.sampling import load_generator
@@ -165,20 +165,20 @@ def test_eval_every_logs_fid_and_keeps_best(trained):
     acc = EventAccumulator(str(trained / "logs" / "t"))
     acc.Reload()
     assert [e.step for e in acc.Scalars("metrics/fid")] == [150, 300]
-    plot = run_gan("plot-history", cwd=trained)
+    plot = run_cli("plot-history", cwd=trained)
     assert plot.returncode == 0, plot.stderr
 
 
 def test_evaluate_cli_prints_json_last_and_writes_it_next_to_the_checkpoint(trained):
     ckpt = trained / "checkpoints" / "last.pt"
-    result = run_gan("evaluate", str(ckpt), "--num-samples", "500", "--device", "cpu",
+    result = run_cli("evaluate", str(ckpt), "--num-samples", "500", "--device", "cpu",
                      cwd=trained)  # fmt: skip
     assert result.returncode == 0, result.stderr
     last = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(last) >= {"fid", "kid", "precision", "recall", "num_samples", "features"}
     assert last["features"] == "mnist-lenet" and last["num_samples"] == 500
     assert json.loads((trained / "checkpoints" / "last.eval.json").read_text()) == last
-    again = run_gan("evaluate", str(ckpt), "--num-samples", "500", "--device", "cpu",
+    again = run_cli("evaluate", str(ckpt), "--num-samples", "500", "--device", "cpu",
                     "--metrics", "fid", cwd=trained)  # fmt: skip
     assert json.loads(again.stdout.strip().splitlines()[-1])["fid"] == pytest.approx(last["fid"])
 
@@ -194,7 +194,7 @@ def test_evaluate_bad_inputs(trained, tmp_path):
             "do not exist",
         ),
     ):
-        result = run_gan("evaluate", ckpt, "--num-samples", "10", "--device", "cpu", *args,
+        result = run_cli("evaluate", ckpt, "--num-samples", "10", "--device", "cpu", *args,
                          cwd=tmp_path, )  # fmt: skip
         assert result.returncode == 1, (args, result.stderr)
         assert phrase in result.stderr and "Traceback" not in result.stderr

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from gan import training
 from gan.cli import app
+from gan.config import FIELDS
 
 runner = CliRunner()
 
@@ -48,6 +49,24 @@ values = {
     "--dataset": st.one_of(st.sampled_from(["mnist", "mri", "folder", "imagenet"]), weird_text),
     "--run-name": weird_text,
 }
+# Every other option of `train`, by the kind its declaration gives.
+_BY_KIND = {int: st.one_of(ints, weird_text), float: st.one_of(floats, weird_text), str: weird_text}
+values.update(
+    {
+        f.flag: _BY_KIND.get(f.kind, weird_text)
+        for f in FIELDS.values()
+        if f.flag not in values and f.kind is not bool
+    }
+)
+
+toml_values = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    weird_text,
+    st.lists(st.integers(-5, 300), max_size=4),
+    st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), max_size=4),
+)
 
 
 def assert_clean(result, allowed=(0, 1, 2)):
@@ -78,6 +97,31 @@ def test_train_options_never_crash(options, monkeypatch, tmp_path):
     assert_clean(runner.invoke(app, args, env={"COLUMNS": "200"}))
 
 
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    table=st.dictionaries(
+        st.one_of(st.sampled_from(sorted(FIELDS)), st.just("train.nope"), st.just("x.seed")),
+        toml_values,
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_config_files_never_crash(table, monkeypatch, tmp_path):
+    import tomli_w
+
+    monkeypatch.setattr(training, "train", lambda config, *a, **k: _resolve_only(config))
+    sections: dict[str, dict] = {}
+    for key, value in table.items():
+        section, name = key.split(".")
+        sections.setdefault(section, {})[name] = value
+    path = tmp_path / "c.toml"
+    path.write_text(tomli_w.dumps(sections))
+    result = runner.invoke(app, ["train", "--config", str(path)], env={"COLUMNS": "200"})
+    assert_clean(result, allowed=(0, 1))
+
+
 def _resolve_only(config):
     training.resolve(config)
     from gan.outputs import RunPaths
@@ -90,10 +134,10 @@ def _resolve_only(config):
 def tiny_checkpoint(
     tmp_path_factory,
 ) -> Path:
-    from tests.conftest import MNIST_1K, run_gan
+    from tests.conftest import MNIST_1K, run_cli
 
     workdir = tmp_path_factory.mktemp("ckpt")
-    result = run_gan("train", "--data", str(MNIST_1K), "--max-steps", "1", "--batch-size", "4",
+    result = run_cli("train", "--data", str(MNIST_1K), "--max-steps", "1", "--batch-size", "4",
                      "--device", "cpu", "--workdir", str(workdir), cwd=workdir)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return workdir / "checkpoints" / "last.pt"

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from gan.checkpoint import load_checkpoint, step_files
-from tests.conftest import run_gan
+from tests.conftest import run_cli
 
 COMMON = ["--device", "cpu", "--batch-size", "8", "--log-every", "1", "--sample-every", "1000"]
 
@@ -22,7 +22,7 @@ def history(workdir: Path, run: str) -> list[dict]:
 
 
 def train(workdir: Path, mnist_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    result = run_gan("train", "--data", str(mnist_dir), *COMMON, "--workdir", str(workdir), *args,
+    result = run_cli("train", "--data", str(mnist_dir), *COMMON, "--workdir", str(workdir), *args,
                      cwd=workdir)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return result
@@ -55,7 +55,7 @@ def test_resume_refuses_options_that_change_the_run(tmp_path, mnist_dir):
         (["--image-size", "32x32"], "--image-size"),
         (["--seed", "5"], "--seed"),
     ):
-        result = run_gan("train", "--resume", "auto", "--workdir", str(tmp_path), *args,
+        result = run_cli("train", "--resume", "auto", "--workdir", str(tmp_path), *args,
                          cwd=tmp_path)  # fmt: skip
         assert result.returncode == 1
         assert flag in result.stderr and "Traceback" not in result.stderr

@@ -32,7 +32,7 @@ from gan.data.bps import PUBLIC_PREFIX, decode_tiff, read_meta, select
 from gan.data.nifti import axial_slices
 from gan.data.s3 import MemoryFile, S3Settings, fetch
 from gan.errors import GanError
-from tests.conftest import run_gan
+from tests.conftest import run_cli
 from tests.s3_server import S3, bps_files, make_bps_dataset, sidecar, write_files
 
 pytest_plugins = ["tests.s3_server"]
@@ -45,7 +45,11 @@ BPS_URI = "s3://bps-data/Microscopy/train/"
 
 
 def load(name: str, source: str | Path | None, size=None, **options):
-    return load_dataset(DataConfig(name, None if source is None else str(source), size, **options))
+    return load_dataset(
+        DataConfig(
+            name=name, source=None if source is None else str(source), image_size=size, **options
+        )
+    )
 
 
 def png(array: np.ndarray) -> bytes:
@@ -332,7 +336,9 @@ def test_bps_split_is_deterministic_disjoint_and_covers_every_row(s3, bps):
     names, sizes = {}, {}
     for split in ("train", "val", "test"):
         s3.proxy.reset()
-        config = DataConfig("bps", BPS_URI, (16, 16), split=split, split_fractions=fractions)
+        config = DataConfig(
+            name="bps", source=BPS_URI, image_size=(16, 16), split=split, split_fractions=fractions
+        )
         names[split] = {r["filename"] for r in select(meta, config)}
         data = load_dataset(config)
         sizes[split] = data.images.shape[0]
@@ -424,7 +430,7 @@ def test_bps_cli_flags_reach_the_loader_and_the_run_record(s3, bps, tmp_path):
 def test_bps_end_to_end_through_the_cli(s3, bps, tmp_path):
     work, cache = tmp_path / "work", tmp_path / "my-cache"
     fe = [r for r in bps if r["particle_type"] == "Fe"]
-    proc = run_gan(
+    proc = run_cli(
         "train", "--dataset", "bps", "--data", BPS_URI, "--particle", "Fe", "--model", "mlp",
         "--max-steps", "2", "--batch-size", "4", "--image-size", "32x32", "--device", "cpu",
         "--workdir", str(work), "--run-name", "bps-fe", "--cache-dir", str(cache),
@@ -444,7 +450,7 @@ def test_bps_end_to_end_through_the_cli(s3, bps, tmp_path):
     assert set(s3.proxy.object_gets()) == {"Microscopy/train/meta.csv"} | bps_keys(fe)
 
     out = tmp_path / "samples"
-    proc = run_gan(
+    proc = run_cli(
         "sample", str(last), "--num", "1", "--format", "png", "--out", str(out), "--device", "cpu",
         cwd=tmp_path,
     )  # fmt: skip

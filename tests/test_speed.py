@@ -23,7 +23,7 @@ from gan.errors import GanError
 from gan.models import build_models
 from gan.rng import seed_everything
 from gan.trainer import Trainer
-from tests.conftest import run_gan
+from tests.conftest import run_cli
 from tests.test_trainer import TinyD, TinyG
 
 CPU = torch.device("cpu")
@@ -234,7 +234,7 @@ def test_compiled_training_matches_eager_and_checkpoints_stay_plain():
 def test_train_records_the_resolved_speed_and_resume_may_change_it(tmp_path, mnist_dir):
     common = ["train", "--dataset", "mnist", "--data", str(mnist_dir), "--model", "mlp",
               "--device", "cpu", "--run-name", "r", "--log-every", "5"]  # fmt: skip
-    first = run_gan(*common, "--max-steps", "5", "--precision", "bf16", "--channels-last",
+    first = run_cli(*common, "--max-steps", "5", "--precision", "bf16", "--channels-last",
                     cwd=tmp_path)  # fmt: skip
     assert first.returncode == 0, first.stderr
     run = json.loads((tmp_path / "logs/r/run.json").read_text())
@@ -242,7 +242,7 @@ def test_train_records_the_resolved_speed_and_resume_may_change_it(tmp_path, mni
     assert run["train"]["precision"] == "bf16" and run["data_on_device"] is True
     emulated = "bf16 on this CPU is emulated" in first.stderr
     assert emulated is (bool(speed.cpu_flags()) and not speed.cpu_has_native_bf16())
-    again = run_gan(*common, "--max-steps", "8", "--precision", "fp32", "--resume", "auto",
+    again = run_cli(*common, "--max-steps", "8", "--precision", "fp32", "--resume", "auto",
                     cwd=tmp_path)  # fmt: skip
     assert again.returncode == 0, again.stderr
     run = json.loads((tmp_path / "logs/r/run.json").read_text())
@@ -252,7 +252,7 @@ def test_train_records_the_resolved_speed_and_resume_may_change_it(tmp_path, mni
 
 
 def test_bad_precision_on_the_command_line(tmp_path):
-    result = run_gan("train", "--precision", "fp64", cwd=tmp_path)
+    result = run_cli("train", "--precision", "fp64", cwd=tmp_path)
     assert result.returncode == 2
     assert "'fp64' is not one of auto, fp32, bf16, fp16" in result.stderr
     assert "Traceback" not in result.stderr
@@ -287,10 +287,16 @@ def test_host_allocator_setting_stops_per_step_page_faults():
             assert changed == str(mode == "tuned")
             counts[mode].append(int(faults))
     step = 3 * 8 * 2**20 // resource.getpagesize()  # the pages one step touches
-    # glibc as shipped trims what is freed at the heap's top, so (mostly) every step
-    # faults its pages in again; tuned, at most the heap's first growth faults.
-    assert max(counts["default"]) > 10 * step, counts
+    # Tuned, at most the heap's first growth faults. glibc as shipped trims what is freed
+    # at the heap's top, so steps fault their pages in again; how many faults that makes
+    # depends on the kernel (large anonymous folios fault once per folio) and on what
+    # lies above the tensors, so the untuned count is only compared with the tuned one.
+    # On some machines glibc's dynamic mmap threshold already keeps the heap (untuned
+    # counts of ~3,700 over 20 steps on a Zen 5 with kernel 6.18, against ~21,000 in
+    # other processes of the same run).
     assert max(counts["tuned"]) <= 2 * step, counts
+    if max(counts["default"]) > 2 * step:  # here glibc as shipped faults on every step
+        assert max(counts["default"]) > 3 * max(*counts["tuned"], 100), counts
 
 
 @pytest.mark.parametrize(

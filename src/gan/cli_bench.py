@@ -71,11 +71,17 @@ def bench(
 
         models = ",".join(MODELS.names())
     options = BenchOptions(
-        models=_names(models, "--models"), precisions=precisions, batch_size=batch_size,
-        accumulation_steps=accumulation_steps, image_size=image_size_option(image_size),
-        seconds=seconds, device=device, channels_last=channels_last, compile=compile,
+        models=_names(models, "--models"),
+        precisions=precisions,
+        batch_size=batch_size,
+        accumulation_steps=accumulation_steps,
+        image_size=image_size_option(image_size),
+        seconds=seconds,
+        device=device,
+        channels_last=channels_last,
+        compile=compile,
         baseline=baseline,
-    )  # fmt: skip
+    )
     report = run_bench(options)
     typer.echo(table(report))
     if json_path is not None:
@@ -83,6 +89,9 @@ def bench(
         typer.echo(f"Wrote {json_path}")
     failed = [r["model"] for r in report["results"] if "error" in r]
     if failed:
-        typer.secho(f"Error: {', '.join(failed)} could not be measured (above).", err=True,
-                    fg=typer.colors.RED)  # fmt: skip
+        typer.secho(
+            f"Error: {', '.join(failed)} could not be measured (above).",
+            err=True,
+            fg=typer.colors.RED,
+        )
         raise typer.Exit(1)

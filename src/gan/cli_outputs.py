@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from gan.cli_support import DeviceOption, user_errors
+from gan.config import SEED_MAX
 
 
 class SampleFormat(StrEnum):
@@ -25,8 +26,10 @@ def sample(
     out: Annotated[
         Path | None, typer.Option(help="Output file (grid, npy) or folder (png).")
     ] = None,
-    nrow: Annotated[int | None, typer.Option(min=1, help="Images per grid row.")] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed for the latents.")] = 0,
+    nrow: Annotated[
+        int | None, typer.Option(min=1, max=100_000, help="Images per grid row.")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for the latents.")] = 0,
     format: Annotated[
         SampleFormat,
         typer.Option(
@@ -60,21 +63,32 @@ def evaluate(
         Path | None, typer.Option(help="Inception weights file (or GAN_INCEPTION_WEIGHTS).")
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=65536, help="Feature batch size.")] = 250,
-    seed: Annotated[int, typer.Option(min=0, help="Seed for the generated samples.")] = 12345,
+    seed: Annotated[
+        int, typer.Option(min=0, max=SEED_MAX, help="Seed for the generated samples.")
+    ] = 12345,
     device: DeviceOption = "auto",
 ) -> None:
     """Score a checkpoint: FID, KID, precision/recall; the last line printed is JSON."""
     from gan.metrics.evaluate import evaluate_checkpoint, parse_metrics, write_report
 
     result = evaluate_checkpoint(
-        checkpoint, data, num_samples, parse_metrics(metrics), features,
-        str(features_weights) if features_weights else None, batch_size, device, seed,
-    )  # fmt: skip
+        checkpoint,
+        data,
+        num_samples,
+        parse_metrics(metrics),
+        features,
+        str(features_weights) if features_weights else None,
+        batch_size,
+        device,
+        seed,
+    )
     for key in ("fid", "kid", "kid_std", "precision", "recall"):
         if key in result:
             typer.echo(f"{key:>10}  {result[key]:.6g}")
-    typer.echo(f"{'features':>10}  {result['features']} ({result['num_samples']} generated, "
-               f"{result['num_real']} real)")  # fmt: skip
+    typer.echo(
+        f"{'features':>10}  {result['features']} ({result['num_samples']} generated, "
+        f"{result['num_real']} real)"
+    )
     write_report(Path(checkpoint), result)
     typer.echo(json.dumps(result))
 
@@ -88,7 +102,9 @@ def plot_history(
     out: Annotated[
         Path | None, typer.Option(help="PNG to write (default: assets/<run>/losses.png).")
     ] = None,
-    smooth: Annotated[int, typer.Option(min=1, help="Moving average over N logged points.")] = 1,
+    smooth: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Moving average over N logged points.")
+    ] = 1,
 ) -> None:
     """Plot D and G loss against step from a run's history.jsonl."""
     from gan import plotting

@@ -1,97 +1,190 @@
-"""Run configuration: plain dataclasses, validated up front, round-tripped through JSON."""
+"""Run configuration: each option declared once, as a dataclass field with its metadata.
+
+A field's flag, help, default, bounds, panel and whether it defines the run (`fixed`)
+live in its `option(...)`; the command line, config files (`gan.config_file`) and
+`Config.validate` all read them from there. Importing this module does not load torch.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from gan.catalog import dataset_help, model_help
 from gan.errors import GanError
+from gan.options import Field, all_fields, option
+from gan.values import (
+    device_name,
+    fractions,
+    joined,
+    lower_choice,
+    parse_image_size,
+    percentiles,
+    run_name,
+    size_text,
+)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+SEED_MAX = 2**32 - 1  # numpy's limit; torch and Python take more
+STEPS_MAX = 10**12  # steps and intervals: far beyond any run, well inside int64
+
+S3 = "S3 sources (--data s3://bucket/prefix)"
+BPS = "BPS filters and decoding"
+DIST = "Several processes (torchrun, DDP)"
+EVAL = "Evaluation during training"
+SPEED = "Speed"
+OUTPUTS = "Outputs and intervals"
 
 
-def parse_image_size(text: str) -> tuple[int, int]:
-    """Parse 'HxW' (or a single 'N' for a square) into (height, width)."""
-    text = text.strip()
-    if text.isdigit():
-        height = width = int(text)
-    else:
-        match = _SIZE.match(text)
-        if not match:
-            raise GanError(
-                f"--image-size {text!r} is not of the form HxW (for example 28x28 or 200x160)."
-            )
-        height, width = int(match[1]), int(match[2])
-    if height < 1 or width < 1:
-        raise GanError(f"--image-size {text!r} must have a height and width of at least 1.")
-    if height * width > 4096 * 4096:
-        raise GanError(f"--image-size {text!r} is too large; use at most 4096x4096.")
-    return height, width
-
-
-@dataclass
+@dataclass(kw_only=True)
 class DataConfig:
-    name: str = "mnist"
-    source: str | None = None  # --data: a path or s3://bucket/prefix; None: dataset default
-    image_size: tuple[int, int] | None = None  # None means the dataset's default
-    download: bool = False
-    # s3:// sources
-    no_sign_request: bool = False
-    s3_workers: int = 32
-    cache_dir: str | None = None  # None: ~/.cache/gan/s3
-    no_cache: bool = False
-    # bps: metadata filters, split and 16-bit decoding
-    particle: str | None = None
-    dose: tuple[float, ...] = ()
-    hours: tuple[int, ...] = ()
-    split: str = "all"
-    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    clip_percentiles: tuple[float, float] = (0.5, 99.5)
+    name: str = option("mnist", dataset_help(), flag="--dataset", fixed=True)
+    source: str | None = option(
+        None,
+        "Folder, file or s3://bucket/prefix with the data (default: per dataset).",
+        flag="--data",
+    )
+    image_size: tuple[int, int] | None = option(
+        None,
+        "HxW to resize to, e.g. 28x28 or 200x160 (default: per dataset).",
+        convert=parse_image_size,
+        show=size_text,
+        fixed=True,
+        metavar="HxW",
+    )
+    download: bool = option(False, "Download the dataset first (mnist, torchvision).")
+    no_sign_request: bool = option(False, "Anonymous S3 requests (public buckets).", panel=S3)
+    s3_workers: int = option(32, "Parallel S3 downloads.", min=1, max=256, panel=S3)
+    cache_dir: str | None = option(None, "S3 cache (default ~/.cache/gan/s3).", panel=S3)
+    no_cache: bool = option(False, "Read S3 objects into memory, no cache.", panel=S3)
+    particle: str | None = option(None, "Fe or X-ray.", panel=BPS, fixed=True)
+    dose: tuple[float, ...] = option(
+        (), "Dose in Gy (repeatable).", min=0, max=1_000_000, panel=BPS, fixed=True
+    )
+    hours: tuple[int, ...] = option(
+        (),
+        "Hours after exposure: 4, 24, 48 (repeatable).",
+        min=0,
+        max=100_000,
+        panel=BPS,
+        fixed=True,
+    )
+    split: str = option(
+        "all",
+        "train, val, test or all.",
+        convert=lower_choice(("train", "val", "test", "all")),
+        panel=BPS,
+        fixed=True,
+    )
+    split_fractions: tuple[float, float, float] = option(
+        (0.8, 0.1, 0.1),
+        "train,val,test fractions.",
+        convert=fractions,
+        show=joined,
+        panel=BPS,
+        fixed=True,
+    )
+    clip_percentiles: tuple[float, float] = option(
+        (0.5, 99.5),
+        "low,high percentiles for 16-bit images.",
+        convert=percentiles,
+        show=joined,
+        panel=BPS,
+        fixed=True,
+    )
 
 
-_TUPLE_FIELDS = ("image_size", "dose", "hours", "split_fractions", "clip_percentiles")
-
-
-@dataclass
+@dataclass(kw_only=True)
 class ModelConfig:
-    name: str | None = None  # None means the dataset's default model
-    latent_dim: int = 100
+    name: str | None = option(None, model_help(), flag="--model", fixed=True)
+    latent_dim: int = option(100, "Latent size.", min=1, max=65536, fixed=True)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class OptimConfig:
-    batch_size: int = 32
-    accumulation_steps: int = 1
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    batch_size: int = option(32, "Micro-batch size B.", min=1, max=65536, fixed=True)
+    accumulation_steps: int = option(
+        1, "K micro-batches per optimizer step (batch B*K).", min=1, max=4096, fixed=True
+    )
+    lr_g: float = option(2e-4, "Generator learning rate (Adam).", min=0, max=10, min_open=True)
+    lr_d: float = option(2e-4, "Discriminator learning rate.", min=0, max=10, min_open=True)
+    beta1: float = option(0.5, "Adam beta1 of both networks.", min=0, max=1, max_open=True)
+    beta2: float = option(0.999, "Adam beta2 of both networks.", min=0, max=1, max_open=True)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainConfig:
-    epochs: int | None = None  # None means the dataset's default
-    max_steps: int | None = None
-    time_limit: float | None = None  # seconds of training, then save and stop
-    device: str = "auto"
-    seed: int = 0
-    workdir: str = "."
-    run_name: str | None = None
-    checkpoint_every: int = 500
-    sample_every: int = 250
-    log_every: int = 10
-    keep_checkpoints: int = 5
-    ema_decay: float = 0.999  # 0 turns the moving average of G off
-    sync_bn: bool = False  # SyncBatchNorm across processes (torchrun)
-    eval_every: int | None = None  # FID every N steps, best.pt kept
-    eval_samples: int = 2000
-    eval_features: str | None = None  # None: mnist-lenet for 28x28 gray, else random-conv
-    precision: str = "auto"  # auto: by device (gan.speed.default_precision)
-    channels_last: bool | None = None  # None: by precision and device
-    compile: bool = False  # torch.compile the training passes
+    epochs: int | None = option(
+        None, "Passes over the data (default: per dataset).", min=1, max=10**9
+    )
+    max_steps: int | None = option(
+        None, "Stop after this many optimizer steps.", min=1, max=STEPS_MAX
+    )
+    time_limit: float | None = option(
+        None,
+        "Stop after this many seconds of training (checkpointed).",
+        min=0,
+        max=1_000_000_000,
+        min_open=True,
+    )
+    device: str = option(
+        "auto", "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps.", convert=device_name
+    )
+    seed: int = option(0, "Seed for weights, data order, noise.", min=0, max=SEED_MAX, fixed=True)
+    workdir: str = option(".", "Where checkpoints/, logs/ and assets/ go.", panel=OUTPUTS)
+    run_name: str | None = option(
+        None, "Run folder name (default: dataset-model-time).", convert=run_name, panel=OUTPUTS
+    )
+    checkpoint_every: int = option(
+        500, "Checkpoint every N steps.", min=1, max=STEPS_MAX, panel=OUTPUTS
+    )
+    sample_every: int = option(
+        250, "Sample grid every N steps.", min=1, max=STEPS_MAX, panel=OUTPUTS
+    )
+    log_every: int = option(10, "Log losses every N steps.", min=1, max=STEPS_MAX, panel=OUTPUTS)
+    keep_checkpoints: int = option(
+        5, "Step checkpoints kept per run (newest).", min=1, max=1_000_000, panel=OUTPUTS
+    )
+    ema_decay: float = option(
+        0.999,
+        "Decay of G's moving average used for samples (0: off).",
+        min=0,
+        max=1,
+        max_open=True,
+        fixed=True,
+    )
+    sync_bn: bool = option(False, "SyncBatchNorm across processes.", panel=DIST)
+    eval_every: int | None = option(
+        None,
+        "FID every N steps; keeps checkpoints/<run>/best.pt.",
+        min=1,
+        max=STEPS_MAX,
+        panel=EVAL,
+    )
+    eval_samples: int = option(2000, "Samples per FID.", min=2, max=100_000, panel=EVAL)
+    eval_features: str | None = option(
+        None, "mnist-lenet, random-conv (default per image size).", panel=EVAL
+    )
+    precision: str = option(
+        "auto",
+        "auto (bf16 on GPUs and CPUs with bf16 arithmetic, fp16 on older GPUs, else fp32), "
+        "fp32, bf16 or fp16 (with a loss scaler).",
+        convert=lower_choice(PRECISIONS),
+        panel=SPEED,
+    )
+    channels_last: bool | None = option(
+        None,
+        "NHWC memory layout (default: on in bf16/fp16, on CUDA, and for fp32 on AVX2 CPUs "
+        "without AVX-512; off for fp32 on other CPUs and MPS).",
+        panel=SPEED,
+    )
+    compile: bool = option(
+        False,
+        "torch.compile the training passes (warns and runs without where it cannot).",
+        negatable=True,
+        panel=SPEED,
+    )
 
 
 @dataclass
@@ -107,73 +200,34 @@ class Config:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Config:
-        """Rebuild a config, ignoring keys this version does not know."""
-        sections = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig}
-        sections["train"] = TrainConfig
-        parts = {}
-        for name, section in sections.items():
-            known = {f.name for f in dataclasses.fields(section)}
-            values = {k: v for k, v in (raw.get(name) or {}).items() if k in known}
-            parts[name] = section(**values)
-        for name in _TUPLE_FIELDS:
-            value = getattr(parts["data"], name)
-            if isinstance(value, list):
-                setattr(parts["data"], name, tuple(value))
-        return cls(**parts)
+        """Rebuild a saved config (run.json, a checkpoint), ignoring keys this version lacks."""
+        sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+        for f in FIELDS.values():
+            saved = raw.get(f.section) or {}
+            if f.name in saved:
+                value = saved[f.name]
+                sections[f.section][f.name] = tuple(value) if isinstance(value, list) else value
+        return cls(**{name: SECTIONS[name](**values) for name, values in sections.items()})
+
+    def get(self, key: str) -> Any:
+        section, name = key.split(".")
+        return getattr(getattr(self, section), name)
+
+    def replace(self, values: dict[str, Any]) -> Config:
+        """A copy with `section.field` keys set to the given values."""
+        parts = {name: dataclasses.replace(getattr(self, name)) for name in SECTIONS}
+        for key, value in values.items():
+            section, name = key.split(".")
+            setattr(parts[section], name, value)
+        return Config(**parts)
 
     def validate(self) -> None:
-        """Reject nonsensical numbers before any work starts."""
-        o, t, m = self.optim, self.train, self.model
-        positive = {
-            "--batch-size": o.batch_size,
-            "--accumulation-steps": o.accumulation_steps,
-            "--latent-dim": m.latent_dim,
-            "--checkpoint-every": t.checkpoint_every,
-            "--sample-every": t.sample_every,
-            "--log-every": t.log_every,
-            "--keep-checkpoints": t.keep_checkpoints,
-        }
-        d = self.data
-        positive["--s3-workers"] = d.s3_workers
-        if d.s3_workers > 256:
-            raise GanError(f"--s3-workers {d.s3_workers} is too many; use at most 256.")
-        if d.split not in ("train", "val", "test", "all"):
-            raise GanError(f"--split {d.split!r} is not one of train, val, test, all.")
-        fractions = d.split_fractions
-        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-            raise GanError("--split-fractions must be three non-negative numbers that sum to 1.")
-        low, high = d.clip_percentiles
-        if not 0 <= low < high <= 100:
-            raise GanError(f"--clip-percentiles {low},{high} must satisfy 0 <= low < high <= 100.")
-        if t.epochs is not None:
-            positive["--epochs"] = t.epochs
-        if t.max_steps is not None:
-            positive["--max-steps"] = t.max_steps
-        if t.time_limit is not None and not 0 < t.time_limit < 1e9:
-            raise GanError(
-                f"--time-limit must be a positive number of seconds, got {t.time_limit}."
-            )
-        if t.eval_every is not None:
-            positive["--eval-every"] = t.eval_every
-            positive["--eval-samples"] = t.eval_samples - 1  # at least 2
-        for flag, value in positive.items():
-            if value < 1:
-                raise GanError(f"{flag} must be at least 1, got {value}.")
-        if t.precision not in PRECISIONS:
-            raise GanError(f"--precision {t.precision!r} is not one of {', '.join(PRECISIONS)}.")
-        if not 0 <= t.ema_decay < 1:
-            raise GanError(f"--ema-decay must be in [0, 1), got {t.ema_decay}.")
-        for flag, lr in {"--lr-g": o.lr_g, "--lr-d": o.lr_d}.items():
-            if not 0 < lr < 10:
-                raise GanError(f"{flag} must be a positive learning rate below 10, got {lr}.")
-        if o.batch_size > 65536:
-            raise GanError(f"--batch-size {o.batch_size} is too large; use at most 65536.")
-        if m.latent_dim > 65536:
-            raise GanError(f"--latent-dim {m.latent_dim} is too large; use at most 65536.")
-        if t.run_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", t.run_name):
-            raise GanError(
-                f"--run-name {t.run_name!r} may only use letters, digits, '.', '_' and '-'."
-            )
+        """Every option within its declared bounds (the checks the command line makes)."""
+        for f in FIELDS.values():
+            try:
+                f.check(self.get(f.key))
+            except ValueError as exc:
+                raise GanError(f"{f.flag}: {exc}.") from None
 
 
 def _plain(value: Any) -> Any:
@@ -182,3 +236,12 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "optim": OptimConfig,
+    "train": TrainConfig,
+}
+FIELDS: dict[str, Field] = {f.key: f for f in all_fields(Config)}

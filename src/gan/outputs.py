@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gan.atomic import atomic_write
 from gan.errors import GanError
 
 
@@ -34,9 +35,11 @@ class RunPaths:
         return self.workdir / "assets" / self.name
 
     def write_run_json(self, payload: dict[str, Any]) -> Path:
-        path = self.logs / "run.json"
-        path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        return path
+        return atomic_write(self.logs / "run.json", json.dumps(payload, indent=2) + "\n")
+
+    def write_config_toml(self, text: str) -> Path:
+        """The resolved options: `gan train --config` of this file trains the run again."""
+        return atomic_write(self.logs / "config.toml", text)
 
 
 def _has_outputs(paths: RunPaths) -> bool:

@@ -168,8 +168,10 @@ def load_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> N
     """Load a state dict saved on any device, keeping this device's fused/foreach choice
     (it also decides where Adam keeps its step counters)."""
     mine = optimizer.param_groups[0]
-    groups = [{**g, "fused": mine.get("fused"), "foreach": mine.get("foreach")}
-              for g in state["param_groups"]]  # fmt: skip
+    groups = [
+        {**g, "fused": mine.get("fused"), "foreach": mine.get("foreach")}
+        for g in state["param_groups"]
+    ]
     optimizer.load_state_dict({**state, "param_groups": groups})
 
 
@@ -214,8 +216,10 @@ def settle_compile(speed: Speed, device: torch.device) -> Speed:
     reason = compile_available(device)
     if reason is None:
         # Cold, compiling fc-dcgan's passes took over 14 minutes on a 2-core CPU: say so.
-        logger.info("--compile: the first steps compile the training passes, which can take "
-                    "minutes on a small CPU (later runs reuse torch's compile cache).")  # fmt: skip
+        logger.info(
+            "--compile: the first steps compile the training passes, which can take "
+            "minutes on a small CPU (later runs reuse torch's compile cache)."
+        )
         return speed
     logger.warning("--compile is not available here ({}); training without it.", reason)
     return Speed(speed.precision, speed.channels_last, False)

@@ -204,10 +204,16 @@ class Trainer(CheckpointMixin, SamplesMixin, LoggingMixin):
         if self.step >= total:
             logger.warning(
                 "The run is already at step {} of {}; raise --max-steps or --epochs to train on.",
-                self.step, total,
-            )  # fmt: skip
-            return {"step": self.step, "seconds": 0.0, "last": {}, "checkpoint": None,
-                    "interrupted": False}  # fmt: skip
+                self.step,
+                total,
+            )
+            return {
+                "step": self.step,
+                "seconds": 0.0,
+                "last": {},
+                "checkpoint": None,
+                "interrupted": False,
+            }
         if self.paths is not None and self.step == 0:
             images.save_grid(self._reals_for_grid(), self.paths.assets / "reals.png")
         sums: dict[str, torch.Tensor] = {}

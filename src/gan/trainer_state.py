@@ -60,8 +60,9 @@ class CheckpointMixin:
         self.fixed_latents = state["fixed_latents"].to(self.device)
         ranks = state.get("rng_ranks") or [state["rng"]]
         try:
-            rng.restore(ranks[self.dist.rank] if len(ranks) > self.dist.rank else ranks[0],
-                        self.device)  # fmt: skip
+            rng.restore(
+                ranks[self.dist.rank] if len(ranks) > self.dist.rank else ranks[0], self.device
+            )
             if state.get("latent_rng") is not None:
                 self.latent_rng.set_state(state["latent_rng"])
         except RuntimeError:  # a checkpoint from another kind of device

@@ -13,6 +13,7 @@ from loguru import logger
 
 from gan import __version__, distributed, speed
 from gan.config import Config
+from gan.config_file import config_toml
 from gan.data import DATASETS, ImageData, load_dataset
 from gan.data.stream import DeviceBatches
 from gan.devices import (
@@ -65,9 +66,12 @@ def _check_same_data(data: ImageData, state: dict[str, Any], path: Path) -> None
 
 
 def train(
-    config: Config, resume: str | None = None, explicit: frozenset[str] = frozenset()
+    config: Config, resume: str | None = None, chosen: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
-    """Train one run end to end (or continue one) and return a summary."""
+    """Train one run end to end (or continue one) and return a summary.
+
+    `chosen` names the options (`section.field`) the user set; on resume they are applied
+    to the checkpoint's config, and those that define the run must match it."""
     state, resumed_from = None, None
     if resume is not None:
         config.validate()
@@ -77,7 +81,7 @@ def train(
         else:
             resumed_from, state = found
             saved = Config.from_dict(state["config"])
-            config = merge_for_resume(saved, config, set(explicit))
+            config = merge_for_resume(saved, config, set(chosen))
             config.train.run_name = state.get("run_name") or config.train.run_name
     config = resolve(config)
     info = distributed.from_env()
@@ -146,6 +150,8 @@ def _train(
             _write_run_json(paths, config, trainer, device, resumed_from)
         try:
             result = trainer.train()
+            if paths is not None and result["step"] < trainer.total_steps():
+                _record_early_stop(paths, config, result["step"])
         except OSError as exc:  # disk full, folder removed or made read-only mid-run
             raise GanError(
                 f"Could not write {exc.filename or 'an output file'} ({exc.strerror or exc}); "
@@ -183,22 +189,34 @@ def _build_trainer(
     if paths is not None:
         logger.info("Run {}: outputs in {}", paths.name, paths.workdir.resolve())
     logger.info(
-        "Device: {}{}; {}", describe(device),
-        f"; {info.world_size} processes" if info.active else "", speed.describe(settings),
-    )  # fmt: skip
+        "Device: {}{}; {}",
+        describe(device),
+        f"; {info.world_size} processes" if info.active else "",
+        speed.describe(settings),
+    )
     logger.info(
-        "Data: {} images of {} from {}", len(data.images), "x".join(map(str, image_shape)),
+        "Data: {} images of {} from {}",
+        len(data.images),
+        "x".join(map(str, image_shape)),
         data.source,
-    )  # fmt: skip
+    )
     generator, discriminator = build_models(config.model.name, image_shape, config.model.latent_dim)
-    model = {"name": config.model.name, "image_shape": list(image_shape),
-             "latent_dim": config.model.latent_dim}  # fmt: skip
+    model = {
+        "name": config.model.name,
+        "image_shape": list(image_shape),
+        "latent_dim": config.model.latent_dim,
+    }
     meta = {"model": model, "dataset": data.summary()}
     memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
     batches = DeviceBatches(
-        data.images, device, config.optim.batch_size, config.train.seed, info.rank,
-        info.world_size, memory_format,
-    )  # fmt: skip
+        data.images,
+        device,
+        config.optim.batch_size,
+        config.train.seed,
+        info.rank,
+        info.world_size,
+        memory_format,
+    )
     if not batches.resident:
         logger.info("The images do not fit on {}: streaming them from pinned host memory.", device)
     evaluator = None
@@ -210,21 +228,37 @@ def _build_trainer(
         )
         logger.info("FID every {} steps with {} features", config.train.eval_every, evaluator.name)
     trainer = Trainer(
-        config, generator, discriminator, batches, device, paths, tracker, meta, info, evaluator,
+        config,
+        generator,
+        discriminator,
+        batches,
+        device,
+        paths,
+        tracker,
+        meta,
+        info,
+        evaluator,
         settings,
-    )  # fmt: skip
+    )
     logger.info(
         "Model {}: G {:,} parameters, D {:,}; {} steps of {} images (batch {} x {} x {} proc)",
-        config.model.name, _count(generator), _count(discriminator), trainer.total_steps(),
-        trainer.images_per_step, config.optim.batch_size, config.optim.accumulation_steps,
+        config.model.name,
+        _count(generator),
+        _count(discriminator),
+        trainer.total_steps(),
+        trainer.images_per_step,
+        config.optim.batch_size,
+        config.optim.accumulation_steps,
         info.world_size,
-    )  # fmt: skip
+    )
     return trainer
 
 
 def _write_run_json(
     paths: RunPaths, config: Config, trainer: Trainer, device: torch.device, resumed: Path | None
 ) -> None:
+    config = config.replace({"train.run_name": paths.name})
+    paths.write_config_toml(config_toml(config))  # `gan train --config` of it trains it again
     paths.write_run_json(
         {
             **config.to_dict(),
@@ -243,10 +277,19 @@ def _write_run_json(
                 "gan": __version__,
                 "torch": torch.__version__,
                 "python": platform.python_version(),
-            },  # fmt: skip
+            },
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
     )
+
+
+def _record_early_stop(paths: RunPaths, config: Config, step: int) -> None:
+    """A run stopped by its time limit or a signal: config.toml now trains it to this step."""
+    stopped = config.replace(
+        {"train.run_name": paths.name, "train.max_steps": step, "train.time_limit": None}
+    )
+    paths.write_config_toml(config_toml(stopped))
+    logger.info("{} records the run up to step {} (max_steps).", paths.logs / "config.toml", step)
 
 
 def _count(module: torch.nn.Module) -> int:

@@ -46,21 +46,23 @@ def _jobs(options: BenchOptions, precisions: list[str]) -> list[dict[str, Any]]:
     for model in options.models:
         batch, accumulation = BATCHES.get(model, (64, 1))
         for precision in precisions:
-            jobs.append({
-                "model": model,
-                "precision": precision,
-                "batch_size": options.batch_size or batch,
-                "accumulation_steps": options.accumulation_steps or accumulation,
-                "image_size": options.image_size or IMAGE_SIZES.get(model, (28, 28)),
-                "channels": 1,
-                "device": options.device,
-                "channels_last": options.channels_last,
-                "compile": options.compile,
-                "baseline": options.baseline,
-                "seconds": options.seconds,
-                "warmup": min(2.0, options.seconds),
-                "min_steps": 2,
-            })  # fmt: skip
+            jobs.append(
+                {
+                    "model": model,
+                    "precision": precision,
+                    "batch_size": options.batch_size or batch,
+                    "accumulation_steps": options.accumulation_steps or accumulation,
+                    "image_size": options.image_size or IMAGE_SIZES.get(model, (28, 28)),
+                    "channels": 1,
+                    "device": options.device,
+                    "channels_last": options.channels_last,
+                    "compile": options.compile,
+                    "baseline": options.baseline,
+                    "seconds": options.seconds,
+                    "warmup": min(2.0, options.seconds),
+                    "min_steps": 2,
+                }
+            )
     return jobs
 
 
@@ -82,8 +84,10 @@ def _run_part(job: dict[str, Any], warned: set[str]) -> dict[str, Any]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "gan.bench.measure", json.dumps(job)],
-        capture_output=True, text=True, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     lines = proc.stdout.strip().splitlines()
     try:
         result = json.loads(lines[-1])
@@ -122,8 +126,13 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         torch.cuda.empty_cache()
     results, warned = [], set()
     for job in _jobs(options, precisions):
-        logger.info("Measuring {} in {} (batch {} x {})", job["model"], job["precision"],
-                    job["batch_size"], job["accumulation_steps"])  # fmt: skip
+        logger.info(
+            "Measuring {} in {} (batch {} x {})",
+            job["model"],
+            job["precision"],
+            job["batch_size"],
+            job["accumulation_steps"],
+        )
         results.append(_run_job(job, warned))
     # Measured again at the end, and the better of the two kept: on a shared machine a
     # neighbour's burst during one measurement would otherwise lower the peak.
@@ -149,8 +158,9 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
 
 def table(report: dict[str, Any]) -> str:
     """The report as a Markdown table (what `gan bench` prints)."""
-    peaks = ", ".join(f"{p} {v:,.0f}" if v else f"{p} n/a" for p, v in
-                      report["peak_gflops"].items())  # fmt: skip
+    peaks = ", ".join(
+        f"{p} {v:,.0f}" if v else f"{p} n/a" for p, v in report["peak_gflops"].items()
+    )
     lines = [
         f"{report['device']}; GEMM peak GFLOP/s: {peaks}",
         "",

@@ -35,12 +35,15 @@ from gan.trainer import Trainer
 NUM_IMAGES = 2048  # synthetic uint8 images, resident on the device like a real dataset
 
 
-def _trainer(job: dict[str, Any], images: torch.Tensor, device: torch.device,
-             settings: speed.Speed) -> Trainer:  # fmt: skip
+def _trainer(
+    job: dict[str, Any], images: torch.Tensor, device: torch.device, settings: speed.Speed
+) -> Trainer:
     seed_everything(0)
     config = Config(
-        model=ModelConfig(job["model"], 100),
-        optim=OptimConfig(job["batch_size"], job["accumulation_steps"]),
+        model=ModelConfig(name=job["model"], latent_dim=100),
+        optim=OptimConfig(
+            batch_size=job["batch_size"], accumulation_steps=job["accumulation_steps"]
+        ),
         train=TrainConfig(ema_decay=0.999),
     )
     generator, discriminator = build_models(job["model"], tuple(images.shape[1:]), 100)
@@ -66,8 +69,9 @@ def _peak_memory_mb(device: torch.device) -> float:
 def _images(job: dict[str, Any]) -> torch.Tensor:
     shape = (job["channels"], *job["image_size"])
     check_model_fits(job["model"], shape, 100)
-    return torch.randint(0, 256, (NUM_IMAGES, *shape), dtype=torch.uint8,
-                         generator=torch.Generator().manual_seed(0))  # fmt: skip
+    return torch.randint(
+        0, 256, (NUM_IMAGES, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def measure_baseline(job: dict[str, Any]) -> dict[str, Any]:
@@ -77,9 +81,14 @@ def measure_baseline(job: dict[str, Any]) -> dict[str, Any]:
     device = resolve_device(job["device"])
     images = _images(job)
     rate = baseline_images_per_s(
-        job["model"], images, job["batch_size"], job["accumulation_steps"], device,
-        job["seconds"], job["min_steps"],
-    )  # fmt: skip
+        job["model"],
+        images,
+        job["batch_size"],
+        job["accumulation_steps"],
+        device,
+        job["seconds"],
+        job["min_steps"],
+    )
     return {"baseline_images_per_s": rate}
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from loguru import logger
 
 from gan.config import DataConfig
-from gan.data import ImageData, register_dataset
+from gan.data import ImageData
 from gan.data.decode import decode_all, require_path, stack
 from gan.data.s3 import explain, fetch, is_s3, make_client, split_uri
 from gan.data.sources import s3_settings
@@ -62,12 +62,14 @@ def read_meta(text: str, where: str) -> list[dict[str, Any]]:
     rows = []
     for line, row in enumerate(reader, start=2):
         try:
-            rows.append({
-                "filename": row["filename"].strip(),
-                "dose_Gy": float(row["dose_Gy"]),
-                "particle_type": row["particle_type"].strip(),
-                "hr_post_exposure": int(float(row["hr_post_exposure"])),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "filename": row["filename"].strip(),
+                    "dose_Gy": float(row["dose_Gy"]),
+                    "particle_type": row["particle_type"].strip(),
+                    "hr_post_exposure": int(float(row["hr_post_exposure"])),
+                }
+            )
         except (TypeError, ValueError):
             raise GanError(
                 f"{where} line {line} has a malformed value; fix or remove it."
@@ -128,13 +130,6 @@ def _describe(config: DataConfig) -> str:
     return " ".join(parts) or "no filters"
 
 
-@register_dataset(
-    "bps",
-    default_model="mri",
-    default_epochs=20,
-    default_image_size=(128, 128),
-    summary="NASA BPS microscopy (16-bit TIFF + meta.csv); default: the public S3 bucket",
-)
 def load_bps(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     source = config.source or PUBLIC_PREFIX
     if config.source is None:  # the public bucket is read anonymously

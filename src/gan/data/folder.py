@@ -8,7 +8,7 @@ from typing import Any
 from loguru import logger
 
 from gan.config import DataConfig
-from gan.data import ImageData, register_dataset
+from gan.data import ImageData
 from gan.data.decode import IMAGE_SUFFIXES, decode_all, image_info, read_image, stack
 from gan.data.sources import gather
 from gan.errors import GanError
@@ -30,13 +30,6 @@ def _survey(files: list[Any]) -> tuple[int, tuple[int, int]]:
     return channels, size
 
 
-@register_dataset(
-    "folder",
-    default_model="dcgan-proj",
-    default_epochs=50,
-    channels=None,
-    summary="any folder of PNG/JPG/BMP/TIFF/WebP images, searched recursively",
-)
 def load_folder(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     if not config.source:
         raise GanError("The folder dataset needs --data pointing at a folder of images.")

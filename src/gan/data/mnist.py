@@ -12,7 +12,7 @@ import torch
 from loguru import logger
 
 from gan.config import DataConfig
-from gan.data import ImageData, register_dataset
+from gan.data import ImageData
 from gan.data.decode import require_path, resize_batch
 from gan.data.s3 import fetch, is_s3
 from gan.data.sources import s3_settings
@@ -85,13 +85,6 @@ def _download(root: Path) -> None:
         ) from None
 
 
-@register_dataset(
-    "mnist",
-    default_model="dcgan-proj",
-    default_epochs=20,
-    default_image_size=(28, 28),
-    summary="MNIST digits from IDX files in --data (default ./data)",
-)
 def load_mnist(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     train_file, test_file, extra = _locate(config)
     if train_file is not None:

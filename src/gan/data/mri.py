@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from gan.config import DataConfig
-from gan.data import ImageData, register_dataset
+from gan.data import ImageData
 from gan.data.decode import IMAGE_SUFFIXES, decode_all, read_image, stack
 from gan.data.nifti import NIFTI_SUFFIXES, axial_slices
 from gan.data.sources import gather
@@ -22,13 +22,6 @@ def _decode(path: Any, size: tuple[int, int]) -> list[np.ndarray]:
     return [read_image(path, 1, size)]
 
 
-@register_dataset(
-    "mri",
-    default_model="mri",
-    default_epochs=50,
-    default_image_size=(200, 160),
-    summary="brain MRI slices (PNG/JPG/TIFF) and/or NIfTI volumes; default: a bundled sample",
-)
 def load_mri(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     source = config.source or str(SAMPLE_DIR)
     root, files, extra = gather(

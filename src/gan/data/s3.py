@@ -85,8 +85,13 @@ class Fetched:
     reused: int
 
     def summary(self) -> dict[str, Any]:
-        return {"s3_uri": self.uri, "s3_objects": self.objects, "s3_bytes": self.bytes,
-                "s3_downloaded": self.downloaded, "s3_cached": self.reused}  # fmt: skip
+        return {
+            "s3_uri": self.uri,
+            "s3_objects": self.objects,
+            "s3_bytes": self.bytes,
+            "s3_downloaded": self.downloaded,
+            "s3_cached": self.reused,
+        }
 
 
 def make_client(settings: S3Settings):
@@ -136,9 +141,16 @@ def explain(exc: Exception, uri: str) -> GanError:
         if code in ("NoSuchKey", "404"):
             return GanError(f"{uri} does not exist in the bucket; check the key.")
         return GanError(f"S3 refused a request for {uri} ({code}); check the URI and access.")
-    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectionClosedError | bx.ReadTimeoutError
-                  | bx.ConnectTimeoutError | bx.IncompleteReadError | bx.ResponseStreamingError
-                  | ConnectionError):  # fmt: skip
+    if isinstance(
+        exc,
+        bx.EndpointConnectionError
+        | bx.ConnectionClosedError
+        | bx.ReadTimeoutError
+        | bx.ConnectTimeoutError
+        | bx.IncompleteReadError
+        | bx.ResponseStreamingError
+        | ConnectionError,
+    ):
         return GanError(
             f"The S3 endpoint stopped answering while reading {uri}; check the network or "
             "AWS_ENDPOINT_URL and run again (files already downloaded stay cached)."
@@ -221,8 +233,9 @@ def fetch(
         objects = [o for o in objects if o.key in keys]
     unsafe = [o.key for o in objects if not _safe_key(o.key)]
     if unsafe:
-        logger.warning("Skipped {} object(s) whose keys leave the prefix (first: {}).",
-                       len(unsafe), unsafe[0])  # fmt: skip
+        logger.warning(
+            "Skipped {} object(s) whose keys leave the prefix (first: {}).", len(unsafe), unsafe[0]
+        )
         objects = [o for o in objects if _safe_key(o.key)]
     if not objects:
         raise GanError(f"No images were found under {uri}; check the prefix and file types.")

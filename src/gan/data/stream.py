@@ -126,6 +126,9 @@ def _pinned(images: torch.Tensor) -> torch.Tensor:
     try:
         return images.pin_memory()
     except RuntimeError as exc:
-        logger.warning("Could not pin {} MB of images ({}); copies will block.",
-                       images.numel() >> 20, str(exc).splitlines()[0][:100])  # fmt: skip
+        logger.warning(
+            "Could not pin {} MB of images ({}); copies will block.",
+            images.numel() >> 20,
+            str(exc).splitlines()[0][:100],
+        )
         return images

@@ -99,9 +99,15 @@ class Evaluator:
     """Scores a generator against fixed real features; used by `--eval-every` in training."""
 
     def __init__(
-        self, images: torch.Tensor, features: str | None, weights: str | None,
-        num_samples: int, device: torch.device, batch: int = 250, seed: int = 12345,
-    ) -> None:  # fmt: skip
+        self,
+        images: torch.Tensor,
+        features: str | None,
+        weights: str | None,
+        num_samples: int,
+        device: torch.device,
+        batch: int = 250,
+        seed: int = 12345,
+    ) -> None:
         self.name = features or default_features(tuple(images.shape[1:]))
         self.net = FEATURES.get(self.name)(weights).to(device)
         self.fid_name = feature_id(self.name, weights)
@@ -164,7 +170,10 @@ def evaluate_checkpoint(
     result = evaluator(generator, metrics)
     release_cached_memory(torch_device)
     result.update(
-        num_samples=num_samples, num_real=len(images), features=evaluator.fid_name,
-        step=int(state["step"]), checkpoint=str(checkpoint),
-    )  # fmt: skip
+        num_samples=num_samples,
+        num_real=len(images),
+        features=evaluator.fid_name,
+        step=int(state["step"]),
+        checkpoint=str(checkpoint),
+    )
     return result

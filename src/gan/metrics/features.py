@@ -26,10 +26,16 @@ class LeNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2),  # 28 -> 24 -> 12
-            nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),  # 12 -> 8 -> 4
-            nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(),
-        )  # fmt: skip
+            nn.Conv2d(1, 32, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 28 -> 24 -> 12
+            nn.Conv2d(32, 64, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 12 -> 8 -> 4
+            nn.Flatten(),
+            nn.Linear(64 * 4 * 4, 128),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(128, 10)
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:

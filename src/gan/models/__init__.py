@@ -1,44 +1,20 @@
-"""Generator/discriminator pairs, registered by name."""
+"""Generator/discriminator pairs, by name (names and summaries: `gan.catalog`)."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from gan.catalog import MODELS
 from gan.errors import GanError
-from gan.registry import Registry
-
-Builder = Callable[[tuple[int, int, int], int], tuple[nn.Module, nn.Module]]
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    build: Builder
-    summary: str
-
-
-MODELS: Registry[ModelSpec] = Registry("model")
-
-
-def register_model(name: str, summary: str) -> Callable[[Builder], Builder]:
-    """Register `build(image_shape, latent_dim) -> (generator, discriminator)` under `name`."""
-
-    def decorator(build: Builder) -> Builder:
-        MODELS.register(name)(ModelSpec(build, summary))
-        return build
-
-    return decorator
 
 
 def build_models(
     name: str, image_shape: tuple[int, int, int], latent_dim: int
 ) -> tuple[nn.Module, nn.Module]:
     """Build (G, D); G has a `latent_shape` attribute, D returns one logit per image."""
-    generator, discriminator = MODELS.get(name).build(tuple(image_shape), latent_dim)
+    generator, discriminator = MODELS.get(name).builder()(tuple(image_shape), latent_dim)
     if not hasattr(generator, "latent_shape"):
         raise TypeError(f"generator of model {name!r} does not declare latent_shape")
     return generator, discriminator
@@ -47,8 +23,15 @@ def build_models(
 class _SkipInit(TorchFunctionMode):
     """Leaves weight initialisation out (nn.init and in-place random fills): shapes only."""
 
-    FILLS = frozenset({torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.fill_,
-                       torch.Tensor.zero_, torch.Tensor.copy_})  # fmt: skip
+    FILLS = frozenset(
+        {
+            torch.Tensor.normal_,
+            torch.Tensor.uniform_,
+            torch.Tensor.fill_,
+            torch.Tensor.zero_,
+            torch.Tensor.copy_,
+        }
+    )
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if getattr(func, "__module__", None) == "torch.nn.init" or func in self.FILLS:
@@ -60,6 +43,7 @@ def _shape_only(name: str, image_shape: tuple[int, int, int], latent_dim: int):
     """(G, D) with uninitialised CPU weights: built on the meta device without running
     their initialisation, then given memory. (Meta-device initialisation or forward passes
     would import torch's symbolic-shape machinery, 1-2 s on every command.)"""
+    MODELS.get(name).builder()  # import the model's module outside the meta context
     with torch.device("meta"), _SkipInit():
         models = build_models(name, image_shape, latent_dim)
     return [m._apply(lambda t: torch.empty(t.shape, dtype=t.dtype)).eval() for m in models]
@@ -95,6 +79,3 @@ def require_multiple(name: str, image_shape: tuple[int, int, int], factor: int, 
             f"--image-size {height}x{width} does not suit model {name!r}: height and width must "
             f"be multiples of {factor} and at least {least} (for example {least * 2}x{least * 2})."
         )
-
-
-from gan.models import dcgan, fc_dcgan, mlp, mri  # noqa: E402,F401  (registration)

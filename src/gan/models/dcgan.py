@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from gan.models import register_model, require_multiple
+from gan.models import require_multiple
 from gan.models.blocks import Reshape, conv_out, dcgan_init
 
 
@@ -101,9 +101,6 @@ class SmallDiscriminator(nn.Module):
         return self.net(x).squeeze(1)
 
 
-@register_model(
-    "dcgan", "seed 003's DCGAN, exact: spatial 7x7 latent for 28x28 (HxW multiple of 4)"
-)
 def build_dcgan(image_shape: tuple[int, int, int], latent_dim: int) -> tuple[nn.Module, nn.Module]:
     require_multiple("dcgan", image_shape, 4, 8)
     pair = SpatialLatentGenerator(image_shape, latent_dim), DCGANDiscriminator(image_shape)
@@ -112,7 +109,6 @@ def build_dcgan(image_shape: tuple[int, int, int], latent_dim: int) -> tuple[nn.
     return pair
 
 
-@register_model("dcgan-proj", "DCGAN with the latent projected to a 7x7 map; default for mnist")
 def build_projected(
     image_shape: tuple[int, int, int], latent_dim: int
 ) -> tuple[nn.Module, nn.Module]:

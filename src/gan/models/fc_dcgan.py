@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from gan.models import register_model, require_multiple
+from gan.models import require_multiple
 from gan.models.blocks import Reshape, conv_out
 
 
@@ -55,7 +55,6 @@ class FCDiscriminator(nn.Module):
         return self.fc2(x).squeeze(1)
 
 
-@register_model("fc-dcgan", "seed 001's linear + transposed-conv GAN (HxW multiple of 4, >= 16)")
 def build(image_shape: tuple[int, int, int], latent_dim: int) -> tuple[nn.Module, nn.Module]:
     require_multiple("fc-dcgan", image_shape, 4, 16)
     return FCGenerator(image_shape, latent_dim), FCDiscriminator(image_shape)

@@ -6,7 +6,6 @@ import math
 
 from torch import nn
 
-from gan.models import register_model
 from gan.models.blocks import Reshape
 
 
@@ -48,6 +47,5 @@ class MLPDiscriminator(nn.Module):
         return self.net(x).squeeze(1)
 
 
-@register_model("mlp", "fully connected G and D (seed 000); any image size")
 def build(image_shape: tuple[int, int, int], latent_dim: int) -> tuple[nn.Module, nn.Module]:
     return MLPGenerator(image_shape, latent_dim), MLPDiscriminator(image_shape)

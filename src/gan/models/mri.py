@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from gan.models import register_model, require_multiple
+from gan.models import require_multiple
 from gan.models.blocks import Reshape, conv_out, dcgan_init
 
 _G_WIDTHS = (128, 64, 32, 16)  # channels at 1/8, 1/4, 1/2 and full resolution
@@ -63,7 +63,6 @@ class MRIDiscriminator(nn.Module):
         return self.net(x).squeeze(1)
 
 
-@register_model("mri", "seed 002's MRI GAN, 1x200x160 by default (HxW multiples of 8, >= 16)")
 def build(image_shape: tuple[int, int, int], latent_dim: int) -> tuple[nn.Module, nn.Module]:
     require_multiple("mri", image_shape, 8, 16)
     pair = MRIGenerator(image_shape, latent_dim), MRIDiscriminator(image_shape)

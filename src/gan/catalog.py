@@ -1,0 +1,117 @@
+"""Every dataset and model by name, with its summary and defaults: importable without torch.
+
+The code behind an entry is named by its import path and imported only when the entry is
+used, so `gan --help` can list the names and summaries without loading torch. To add a
+model or a dataset, write its module and add one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from gan.registry import Registry
+
+
+def _load(target: str) -> Any:
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    summary: str
+    target: str  # "module:function" with build(image_shape, latent_dim) -> (G, D)
+
+    def builder(self) -> Any:
+        """The build function (its module is imported on first use)."""
+        return _load(self.target)
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    summary: str
+    target: str  # "module:function" with load(data_config, image_size or None) -> ImageData
+    default_model: str
+    default_epochs: int
+    default_image_size: tuple[int, int] | None = None  # None: the images' own size
+    channels: int | None = 1  # None: decided by the data
+
+    def loader(self) -> Any:
+        """The load function (its module is imported on first use)."""
+        return _load(self.target)
+
+
+MODELS: Registry[ModelEntry] = Registry("model")
+DATASETS: Registry[DatasetEntry] = Registry("dataset")
+
+for _name, _summary, _target in (
+    ("mlp", "fully connected G and D (seed 000); any image size", "mlp:build"),
+    (
+        "dcgan",
+        "seed 003's DCGAN, exact: spatial 7x7 latent for 28x28 (HxW multiple of 4)",
+        "dcgan:build_dcgan",
+    ),
+    (
+        "dcgan-proj",
+        "DCGAN with the latent projected to a 7x7 map; default for mnist",
+        "dcgan:build_projected",
+    ),
+    (
+        "fc-dcgan",
+        "seed 001's linear + transposed-conv GAN (HxW multiple of 4, >= 16)",
+        "fc_dcgan:build",
+    ),
+    ("mri", "seed 002's MRI GAN, 1x200x160 by default (HxW multiples of 8, >= 16)", "mri:build"),
+):
+    MODELS.register(_name)(ModelEntry(_summary, f"gan.models.{_target}"))
+
+DATASETS.register("mnist")(
+    DatasetEntry(
+        "MNIST digits from IDX files in --data (default ./data)",
+        "gan.data.mnist:load_mnist",
+        default_model="dcgan-proj",
+        default_epochs=20,
+        default_image_size=(28, 28),
+    )
+)
+DATASETS.register("mri")(
+    DatasetEntry(
+        "brain MRI slices (PNG/JPG/TIFF) and/or NIfTI volumes; default: a bundled sample",
+        "gan.data.mri:load_mri",
+        default_model="mri",
+        default_epochs=50,
+        default_image_size=(200, 160),
+    )
+)
+DATASETS.register("folder")(
+    DatasetEntry(
+        "any folder of PNG/JPG/BMP/TIFF/WebP images, searched recursively",
+        "gan.data.folder:load_folder",
+        default_model="dcgan-proj",
+        default_epochs=50,
+        channels=None,
+    )
+)
+DATASETS.register("bps")(
+    DatasetEntry(
+        "NASA BPS microscopy (16-bit TIFF + meta.csv); default: the public S3 bucket",
+        "gan.data.bps:load_bps",
+        default_model="mri",
+        default_epochs=20,
+        default_image_size=(128, 128),
+    )
+)
+
+
+def dataset_help() -> str:
+    """The help of --dataset: every registered name with its summary."""
+    return "Dataset: " + "; ".join(f"{n}: {DATASETS.get(n).summary}" for n in DATASETS) + "."
+
+
+def model_help() -> str:
+    """The help of --model: every registered name, and the default of each dataset."""
+    defaults = ", ".join(f"{n} -> {DATASETS.get(n).default_model}" for n in DATASETS)
+    models = "; ".join(f"{n}: {MODELS.get(n).summary}" for n in MODELS)
+    return f"Model: {models}. Default by dataset: {defaults}."

@@ -1,0 +1,65 @@
+"""`gan train --config run.toml`: reading a run's options from TOML, and writing them back."""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from gan.config import FIELDS, SECTIONS, Config
+from gan.errors import GanError
+
+HEADER = (
+    "# The options of a gan run. `gan train --config THIS_FILE --run-name NEW` trains it again;\n"
+    "# flags given beside --config win over this file. Options left out take their defaults.\n"
+)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The file's options as checked `section.field` values; unknown keys are errors."""
+    try:
+        raw = tomllib.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise GanError(
+            f"Cannot read the config file {path} ({exc.strerror or exc}); give the path of a "
+            "TOML file such as logs/<run>/config.toml."
+        ) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise GanError(f"The config file {path} is not valid TOML ({exc}); fix it.") from None
+    values: dict[str, Any] = {}
+    for section, table in raw.items():
+        if section not in SECTIONS or not isinstance(table, dict):
+            raise GanError(
+                f"{section!r} in the config file {path} is not a section; use the sections "
+                f"[{'], ['.join(SECTIONS)}], as in a run's config.toml."
+            )
+        for name, value in table.items():
+            key = f"{section}.{name}"
+            if key not in FIELDS:
+                raise GanError(f"[{section}] {name} in {path} is not an option ({_hint(key)}).")
+            try:
+                values[key] = FIELDS[key].check(value)
+            except ValueError as exc:
+                raise GanError(f"[{section}] {name} in {path}: {exc}.") from None
+    return values
+
+
+def _hint(key: str) -> str:
+    close = difflib.get_close_matches(key, FIELDS, n=1)
+    if close:
+        section, name = close[0].split(".")
+        return f"did you mean [{section}] {name}?"
+    return "`gan train --help` lists them"
+
+
+def config_toml(config: Config) -> str:
+    """The config as TOML, one table per section; unset (None) options are left out."""
+    import tomli_w
+
+    tables: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for key, f in FIELDS.items():
+        value = config.get(key)
+        if value is not None:
+            tables[f.section][f.name] = list(value) if isinstance(value, tuple) else value
+    return HEADER + tomli_w.dumps(tables)

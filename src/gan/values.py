@@ -1,0 +1,90 @@
+"""Option values read from command-line text or from a config file, and written back."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+
+
+def parse_image_size(text: Any) -> tuple[int, int]:
+    """'HxW' (or 'N' for a square), an integer N or a pair [H, W] as (height, width)."""
+    if isinstance(text, list | tuple) and len(text) == 2 and all(type(v) is int for v in text):
+        height, width = text
+    elif type(text) is int:
+        height = width = text
+    elif isinstance(text, str) and text.strip().isdigit():
+        height = width = int(text.strip())
+    elif isinstance(text, str) and (match := _SIZE.match(text)):
+        height, width = int(match[1]), int(match[2])
+    else:
+        raise ValueError(f"{text!r} is not of the form HxW (for example 28x28 or 200x160)")
+    if height < 1 or width < 1:
+        raise ValueError(f"{text!r} must have a height and width of at least 1")
+    if height * width > 4096 * 4096:
+        raise ValueError(f"{text!r} is too large; use at most 4096x4096")
+    return height, width
+
+
+def _numbers(count: int) -> Any:
+    def convert(value: Any) -> tuple[float, ...]:
+        if isinstance(value, str):
+            try:
+                value = [float(part) for part in value.split(",")]
+            except ValueError:
+                value = None
+        ok = isinstance(value, list | tuple) and len(value) == count
+        if not ok or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            raise ValueError(f"{value!r} is not {count} comma-separated numbers")
+        if not all(math.isfinite(v) for v in value):
+            raise ValueError(f"{value!r} must be finite numbers")
+        return tuple(float(v) for v in value)
+
+    return convert
+
+
+def fractions(value: Any) -> tuple[float, float, float]:
+    parts = _numbers(3)(value)
+    if min(parts) < 0 or abs(sum(parts) - 1) > 1e-6:
+        raise ValueError("must be three non-negative numbers that sum to 1")
+    return parts  # type: ignore[return-value]
+
+
+def percentiles(value: Any) -> tuple[float, float]:
+    low, high = _numbers(2)(value)
+    if not 0 <= low < high <= 100:
+        raise ValueError(f"{low},{high} must satisfy 0 <= low < high <= 100")
+    return low, high
+
+
+def device_name(value: Any) -> str:
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,4})?", text):
+        raise ValueError(f"{value!r} is not one of auto, cpu, cuda, cuda:N, mps")
+    return text
+
+
+def run_name(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}", value):
+        raise ValueError(f"{value!r} may only use letters, digits, '.', '_' and '-'")
+    return value
+
+
+def lower_choice(choices: tuple[str, ...]) -> Any:
+    def convert(value: Any) -> str:
+        text = value.strip().lower() if isinstance(value, str) else value
+        if text not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return text
+
+    return convert
+
+
+def joined(values: Any) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
+def size_text(size: Any) -> str:
+    return "x".join(map(str, size))
