@@ -65,6 +65,7 @@ def main() -> None:
                        out / f"g-step1-rank{info.rank}.pt")  # fmt: skip
     torch.save({"losses": losses, "d": trainer.D.state_dict(), "g": trainer.G.state_dict()},
                out / f"final-rank{info.rank}.pt")  # fmt: skip
+    distributed.barrier(info)  # neither rank tears gloo down while the other still uses it
     distributed.shutdown()
 
 
