@@ -17,12 +17,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gan import distributed  # noqa: E402
+from gan.batches import DeviceBatches  # noqa: E402
 from gan.config import Config, OptimConfig, TrainConfig  # noqa: E402
 from gan.data import DataConfig, load_dataset  # noqa: E402
-from gan.data.stream import DeviceBatches  # noqa: E402
 from gan.models import build_models  # noqa: E402
 from gan.rng import seed_everything  # noqa: E402
-from gan.trainer import Trainer  # noqa: E402
+from gan.train.loop import Trainer  # noqa: E402
+from gan.train.runtime import build_runtime  # noqa: E402
 from tests.test_trainer import TinyD, TinyG  # noqa: E402
 
 
@@ -42,7 +43,8 @@ def build(mode: str, info: distributed.DistInfo, batch: int, steps: int) -> Trai
         ).images
         g, d = build_models("dcgan-proj", (1, 28, 28), 100)
     batches = DeviceBatches(images, torch.device("cpu"), batch, 0, info.rank, info.world_size)
-    return Trainer(config, g, d, batches, torch.device("cpu"), dist=info)
+    runtime = build_runtime(g, d, torch.device("cpu"), ema_decay=0, dist=info)
+    return Trainer(config, runtime, batches)
 
 
 def main() -> None:
@@ -61,10 +63,11 @@ def main() -> None:
         logged = distributed.mean(torch.stack([stats.d_loss, stats.g_loss]), info)
         losses.append(logged.tolist())
         if trainer.step == 1:
-            torch.save({k: v.clone() for k, v in trainer.G.state_dict().items()},
-                       out / f"g-step1-rank{info.rank}.pt")  # fmt: skip
-    torch.save({"losses": losses, "d": trainer.D.state_dict(), "g": trainer.G.state_dict()},
-               out / f"final-rank{info.rank}.pt")  # fmt: skip
+            g_state = {k: v.clone() for k, v in trainer.runtime.G.state_dict().items()}
+            torch.save(g_state, out / f"g-step1-rank{info.rank}.pt")
+    rt = trainer.runtime
+    final = {"losses": losses, "d": rt.D.state_dict(), "g": rt.G.state_dict()}
+    torch.save(final, out / f"final-rank{info.rank}.pt")
     distributed.barrier(info)  # neither rank tears gloo down while the other still uses it
     distributed.shutdown()
 

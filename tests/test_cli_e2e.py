@@ -129,16 +129,17 @@ def test_sample_default_output_goes_under_assets(mnist_run):
 
 
 def test_sampling_is_reproducible_by_seed(mnist_run):
-    from gan.sampling import generate, load_generator
+    from gan.generate import generate, generate_all
+    from gan.sampling import load_generator
 
     generator, state = load_generator(mnist_run / "checkpoints" / "last.pt", torch.device("cpu"))
     assert state["step"] == 12
-    a, b = (
-        generate(generator, 4, 1, torch.device("cpu")),
-        generate(generator, 4, 1, torch.device("cpu")),
-    )
-    assert torch.equal(a, b)
-    assert not torch.equal(a, generate(generator, 4, 2, torch.device("cpu")))
+    a, b = generate_all(generator, 5, seed=1), generate_all(generator, 5, seed=1)
+    assert torch.equal(a, b) and a.shape == (5, 1, 28, 28)
+    assert not torch.equal(a, generate_all(generator, 5, seed=2))
+    assert [len(x) for x in generate(generator, 5, seed=1, batch_size=2)] == [2, 2, 1]
+    latents = torch.randn(3, *generator.latent_shape)
+    assert torch.equal(generate_all(generator, latents=latents), generator(latents))
 
 
 def test_plot_history_default_and_explicit(mnist_run, tmp_path):

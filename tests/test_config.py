@@ -163,7 +163,7 @@ def captured(monkeypatch):
 
     def fake_train(config, resume=None, chosen=frozenset()):
         calls.append((config, resume, chosen))
-        return {"paths": None}
+        return gan.training.TrainResult(None, None, 0, 0.0, False)
 
     monkeypatch.setattr(gan.training, "train", fake_train)
 

@@ -10,33 +10,44 @@ import pytest
 import torch
 
 from gan import speed
+from gan.batches import DeviceBatches
 from gan.config import Config, ModelConfig, OptimConfig, TrainConfig
-from gan.data.stream import DeviceBatches
 from gan.models import build_models
 from gan.rng import seed_everything
-from gan.trainer import Trainer
+from gan.train.loop import Trainer
+from gan.train.runtime import build_runtime
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 CUDA = torch.device("cuda")
 
 
 def cuda_trainer(model="dcgan", precision="bf16", batch=16, accumulation=1, compile=False,
-                 resident=None, shape=(1, 28, 28)) -> Trainer:  # fmt: skip
+                 resident=None, shape=(1, 28, 28), device=CUDA) -> Trainer:  # fmt: skip
     seed_everything(0)
     config = Config(
         model=ModelConfig(name=model, latent_dim=100),
         optim=OptimConfig(batch_size=batch, accumulation_steps=accumulation),
         train=TrainConfig(ema_decay=0.999),
     )
-    settings = speed.resolve_speed(precision, None, compile, CUDA)
+    settings = speed.resolve_speed(precision, None, compile, device)
     generator, discriminator = build_models(model, shape, 100)
     images = torch.randint(0, 256, (256, *shape), dtype=torch.uint8)
     fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
-    batches = DeviceBatches(images, CUDA, batch, 0, memory_format=fmt, resident=resident)
-    return Trainer(config, generator, discriminator, batches, CUDA, speed=settings)
+    batches = DeviceBatches(images, device, batch, 0, memory_format=fmt, resident=resident)
+    return Trainer(
+        config, build_runtime(generator, discriminator, device, settings=settings), batches
+    )
 
 
+def test_the_cuda_tests_build_their_objects_on_the_cpu():
+    """Runs everywhere: the helper every CUDA test uses still fits the training API."""
+    trainer = cuda_trainer("dcgan-proj", "fp32", batch=4, device=torch.device("cpu"))
+    assert trainer.runtime.device.type == "cpu" and trainer.runtime.G_ema is not None
+    assert math.isfinite(float(trainer.train_step().g_loss))
+
+
+@needs_cuda
 @pytest.mark.parametrize(
     ("model", "precision", "accumulation"),
     [("dcgan", "bf16", 1), ("dcgan-proj", "fp16", 1), ("mri", "bf16", 2), ("fc-dcgan", "fp32", 1)],
@@ -56,27 +67,32 @@ def test_training_steps_never_wait_for_the_gpu(model, precision, accumulation):
     assert math.isfinite(float(stats.d_loss)) and math.isfinite(float(stats.g_loss))
 
 
+@needs_cuda
 def test_fp16_uses_a_loss_scaler_that_is_checkpointed():
     trainer = cuda_trainer("dcgan-proj", "fp16")
-    assert trainer.scaler_d.is_enabled() and trainer.scaler_g.is_enabled()
+    assert trainer.runtime.scaler_d.is_enabled() and trainer.runtime.scaler_g.is_enabled()
     for _ in range(4):
         trainer.train_step()
     state = trainer.state_dict()
     assert state["scaler_g"]["scale"] > 0 and state["scaler_d"]["scale"] > 0
-    assert trainer.opt_g.param_groups[0]["fused"]  # fused Adam takes the scale on the device
+    assert trainer.runtime.opt_g.param_groups[0][
+        "fused"
+    ]  # fused Adam takes the scale on the device
     other = cuda_trainer("dcgan-proj", "fp16")
     other.load_state_dict(state)
-    assert other.scaler_g.get_scale() == trainer.scaler_g.get_scale()
+    assert other.runtime.scaler_g.get_scale() == trainer.runtime.scaler_g.get_scale()
 
 
+@needs_cuda
 def test_channels_last_by_default_on_cuda_and_weights_stay_fp32():
     trainer = cuda_trainer("dcgan", "bf16")
-    conv = trainer.G.net[0].weight
+    conv = trainer.runtime.G.net[0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last)
     assert conv.dtype == torch.float32  # autocast keeps fp32 master weights
     assert trainer.batches.next().is_contiguous(memory_format=torch.channels_last)
 
 
+@needs_cuda
 def test_streamed_batches_equal_resident_ones():
     resident = cuda_trainer(resident=True).batches
     streamed = cuda_trainer(resident=False).batches
@@ -89,11 +105,12 @@ def test_streamed_batches_equal_resident_ones():
     assert math.isfinite(float(stats.d_loss))
 
 
+@needs_cuda
 def test_compile_on_cuda_trains_and_matches_eager_closely():
     # dcgan has no dropout (compiled code draws other random masks than eager code).
     eager = cuda_trainer("dcgan", "fp32", batch=8)
     compiled = cuda_trainer("dcgan", "fp32", batch=8, compile=True)
-    assert compiled.speed.compile
+    assert compiled.runtime.speed.compile
     for _ in range(3):
         a, b = eager.train_step(), compiled.train_step()
     assert abs(float(a.d_loss) - float(b.d_loss)) < 1e-2

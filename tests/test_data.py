@@ -13,9 +13,9 @@ import torch
 from loguru import logger
 from PIL import Image
 
+from gan.batches import DeviceBatches
 from gan.config import DataConfig
 from gan.data import load_dataset
-from gan.data.stream import DeviceBatches
 from gan.errors import GanError
 from tests.conftest import SHARED_MRI, needs_shared
 

@@ -75,7 +75,7 @@ def test_two_ranks_of_b_match_one_rank_of_2b(tmp_path):
     for rank in ranks:
         flat = [v for step in rank["losses"] for v in step]
         assert flat == pytest.approx([v for step in losses for v in step], rel=1e-5, abs=1e-6)
-        for name, tensor in single.G.state_dict().items():
+        for name, tensor in single.runtime.G.state_dict().items():
             torch.testing.assert_close(rank["g"][name], tensor, rtol=1e-4, atol=1e-6)
 
 

@@ -126,8 +126,7 @@ def _resolve_only(config):
     training.resolve(config)
     from gan.outputs import RunPaths
 
-    return {"step": 0, "seconds": 0.0, "interrupted": False, "run": "x",
-            "paths": RunPaths(Path("."), "x")}  # fmt: skip
+    return training.TrainResult("x", RunPaths(Path("."), "x"), 0, 0.0, False)
 
 
 @pytest.fixture(scope="module")

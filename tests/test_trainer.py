@@ -1,16 +1,25 @@
-"""The training loop: gradient accumulation, determinism, logging without host syncs."""
+"""The training loop (`gan.train`): accumulation, determinism, components, the NaN guard."""
 
 from __future__ import annotations
 
+import copy
 import math
 
+import pytest
 import torch
 from torch import nn
 
+from gan.batches import DeviceBatches
 from gan.config import Config, OptimConfig, TrainConfig
-from gan.data.stream import DeviceBatches
+from gan.errors import Diverged
 from gan.rng import seed_everything
-from gan.trainer import Trainer
+from gan.train.grids import GridWriter
+from gan.train.loop import FitResult, Trainer
+from gan.train.reporter import Reporter
+from gan.train.runtime import build_runtime
+from gan.train.step import d_backward, g_backward
+
+CPU = torch.device("cpu")
 
 
 class TinyG(nn.Module):
@@ -36,15 +45,23 @@ class TinyD(nn.Module):
         return self.net(x).squeeze(1)
 
 
-def make_trainer(batch=8, accumulation=1, seed=0, **train) -> Trainer:
+def make_trainer(batch=8, accumulation=1, seed=0, tracker=None, **train) -> Trainer:
     seed_everything(seed)
     config = Config(
         optim=OptimConfig(batch_size=batch, accumulation_steps=accumulation),
         train=TrainConfig(seed=seed, **train),
     )
     images = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8)
-    batches = DeviceBatches(images, torch.device("cpu"), batch, seed)
-    return Trainer(config, TinyG(), TinyD(), batches, torch.device("cpu"))
+    batches = DeviceBatches(images, CPU, batch, seed)
+    runtime = build_runtime(TinyG(), TinyD(), CPU, ema_decay=config.train.ema_decay)
+    t = config.train
+    return Trainer(
+        config,
+        runtime,
+        batches,
+        reporter=Reporter(batch * accumulation, t.log_every, tracker),
+        grids=GridWriter(t.sample_every, seed, (1, 8, 8), (8,), CPU, tracker=tracker),
+    )
 
 
 def grads(module: nn.Module) -> list[torch.Tensor]:
@@ -52,23 +69,23 @@ def grads(module: nn.Module) -> list[torch.Tensor]:
 
 
 def test_k_micro_batches_give_the_gradient_of_one_batch_of_k_times_b():
-    trainer = make_trainer()
+    rt = make_trainer().runtime
     reals = torch.rand(32, 1, 8, 8) * 2 - 1
     z = torch.randn(32, 8)
 
-    trainer.D.zero_grad()
-    d_one, *_ = trainer.d_backward([reals], [z], keep_fakes=False)
-    one_d = grads(trainer.D)
-    trainer.G.zero_grad()
-    g_one = trainer.g_backward([z], [])
-    one_g = grads(trainer.G)
+    rt.D.zero_grad()
+    d_one, *_ = d_backward(rt, [reals], [z], keep_fakes=False)
+    one_d = grads(rt.D)
+    rt.G.zero_grad()
+    g_one = g_backward(rt, [z], [])
+    one_g = grads(rt.G)
 
-    trainer.D.zero_grad()
-    d_acc, *_ = trainer.d_backward(list(reals.split(8)), list(z.split(8)), keep_fakes=False)
-    acc_d = grads(trainer.D)
-    trainer.G.zero_grad()
-    g_acc = trainer.g_backward(list(z.split(8)), [])
-    acc_g = grads(trainer.G)
+    rt.D.zero_grad()
+    d_acc, *_ = d_backward(rt, list(reals.split(8)), list(z.split(8)), keep_fakes=False)
+    acc_d = grads(rt.D)
+    rt.G.zero_grad()
+    g_acc = g_backward(rt, list(z.split(8)), [])
+    acc_g = grads(rt.G)
 
     torch.testing.assert_close(d_acc, d_one)
     torch.testing.assert_close(g_acc, g_one)
@@ -77,23 +94,24 @@ def test_k_micro_batches_give_the_gradient_of_one_batch_of_k_times_b():
 
 
 def test_g_pass_leaves_no_gradient_on_d():
-    trainer = make_trainer()
-    trainer.D.zero_grad(set_to_none=True)
-    trainer.g_backward([torch.randn(8, 8)], [])
-    assert all(p.grad is None for p in trainer.D.parameters())
-    assert all(p.requires_grad for p in trainer.D.parameters())
+    rt = make_trainer().runtime
+    rt.D.zero_grad(set_to_none=True)
+    g_backward(rt, [torch.randn(8, 8)], [])
+    assert all(p.grad is None for p in rt.D.parameters())
+    assert all(p.requires_grad for p in rt.D.parameters())
 
 
 def test_one_step_with_accumulation_consumes_b_times_k_images_and_updates_both_nets():
     trainer = make_trainer(batch=4, accumulation=3)
-    g_before = [p.clone() for p in trainer.G.parameters()]
-    d_before = [p.clone() for p in trainer.D.parameters()]
+    rt = trainer.runtime
+    g_before = [p.clone() for p in rt.G.parameters()]
+    d_before = [p.clone() for p in rt.D.parameters()]
     stats = trainer.train_step()
     assert trainer.batches.position == 12
     assert trainer.step == 1
     assert all(math.isfinite(float(v)) for v in vars(stats).values())
-    assert any(not torch.equal(a, b) for a, b in zip(g_before, trainer.G.parameters(), strict=True))
-    assert any(not torch.equal(a, b) for a, b in zip(d_before, trainer.D.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, rt.G.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, rt.D.parameters(), strict=True))
 
 
 def test_same_seed_same_losses_on_cpu():
@@ -130,10 +148,13 @@ def test_train_logs_interval_means_to_the_tracker():
         def close(self):
             pass
 
-    trainer = make_trainer(max_steps=7, log_every=3, sample_every=5, checkpoint_every=100)
-    trainer.tracker = recorder = Recorder()
-    result = trainer.train()
-    assert result["step"] == 7
+    recorder = Recorder()
+    trainer = make_trainer(
+        max_steps=7, log_every=3, sample_every=5, checkpoint_every=100, tracker=recorder
+    )
+    result = trainer.fit()
+    assert isinstance(result, FitResult) and result.step == 7 and not result.interrupted
+    assert result.last == recorder.records[-1]
     assert [r["step"] for r in recorder.records] == [3, 6, 7]  # and always the last step
     for record in recorder.records:
         for key in ("step", "epoch", "g_loss", "d_loss", "images_per_s"):
@@ -147,16 +168,15 @@ def test_ema_tracks_g_and_is_what_grids_use():
     trainer = make_trainer(ema_decay=0.9)
     for _ in range(3):
         trainer.train_step()
-    ema = trainer.G_ema
+    rt = trainer.runtime
+    ema = rt.G_ema
     assert int(ema.n_averaged) == 3
-    assert trainer.sampling_generator is ema.module
-    g = dict(trainer.G.named_parameters())
+    assert rt.sampling_generator is ema.module
+    g = dict(rt.G.named_parameters())
     assert any(not torch.equal(p, g[name]) for name, p in ema.module.named_parameters())
     state = trainer.state_dict()
-    assert (
-        state["ema_updates"] == 3 and state["generator_ema"].keys() == trainer.G.state_dict().keys()
-    )
-    assert make_trainer(ema_decay=0).sampling_generator is not None
+    assert state["ema_updates"] == 3 and state["generator_ema"].keys() == rt.G.state_dict().keys()
+    assert make_trainer(ema_decay=0).runtime.sampling_generator is not None
 
 
 def test_ema_copies_integer_buffers_of_batchnorm():
@@ -164,11 +184,47 @@ def test_ema_copies_integer_buffers_of_batchnorm():
 
     seed_everything(0)
     generator, _ = build_models("dcgan-proj", (1, 8, 8), 4)
-    from gan.ema import make_ema
+    from gan.ema import EMA
 
-    ema = make_ema(generator, 0.99)
+    ema = EMA(generator, 0.99)
     for _ in range(2):
         generator(torch.randn(4, 4))  # BatchNorm counts batches
         ema.update_parameters(generator)
     counts = [b for n, b in ema.module.named_buffers() if n.endswith("num_batches_tracked")]
     assert counts and all(int(c) == 2 for c in counts)
+
+
+def test_components_own_their_state_and_a_restore_continues_exactly():
+    first = make_trainer(seed=5, eval_every=None)
+    for _ in range(3):
+        first.train_step()
+    first.reporter.best_fid = 12.5
+    state = copy.deepcopy(first.state_dict())  # state dicts share the live tensors
+    assert state["fixed_latents"].shape == first.grids.latents.shape
+    expected = [float(first.train_step().g_loss) for _ in range(3)]
+
+    second = make_trainer(seed=5)  # the same data; weights, position and RNGs move on ...
+    for _ in range(2):
+        second.train_step()
+    second.grids.latents = torch.zeros_like(second.grids.latents)
+    second.load_state_dict(state)  # ... until restored
+    assert second.step == 3 and second.reporter.best_fid == 12.5
+    assert torch.equal(second.grids.latents, first.grids.latents)
+    assert [float(second.train_step().g_loss) for _ in range(3)] == expected
+
+
+def test_a_non_finite_loss_stops_the_run_before_any_checkpoint_is_written(tmp_path):
+    from gan.cli_support import cli_message
+    from gan.outputs import RunPaths
+    from gan.train.checkpointer import Checkpointer
+
+    trainer = make_trainer(max_steps=6, log_every=2)
+    paths = RunPaths(tmp_path, "r")
+    trainer.checkpointer = Checkpointer(1, 5, paths)
+    for p in trainer.runtime.D.parameters():
+        p.data.fill_(float("nan"))
+    with pytest.raises(Diverged) as caught:
+        trainer.fit()
+    assert not list(tmp_path.rglob("*.pt"))  # the NaN weights were never written
+    assert "--lr-g" not in str(caught.value)  # the library names no flags ...
+    assert "lower --lr-g/--lr-d" in cli_message(caught.value)  # ... the command line does

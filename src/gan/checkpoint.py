@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from gan.atomic import atomic_file, fsync_dir, temp_name
 from gan.errors import GanError
 
 FORMAT_VERSION = 1
@@ -25,48 +26,23 @@ def step_path(run_dir: Path, step: int) -> Path:
     return run_dir / f"step-{step:07d}.pt"
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _discard(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink(missing_ok=True)
-
-
 def save_atomic(state: dict[str, Any], path: Path) -> Path:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write through a temporary file in the same folder, fsync, then rename over `path`."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic_file(path) as f:
             torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as exc:
-        _discard(tmp)
         raise GanError(
             f"Could not write checkpoint {path} ({exc.strerror or exc}); free disk space or "
             "choose a writable --workdir. Earlier checkpoints are untouched."
         ) from None
-    _fsync_dir(path.parent)
     return path
 
 
 def publish(source: Path, alias: Path) -> None:
     """Atomically make `alias` (e.g. checkpoints/last.pt) a copy of a complete checkpoint."""
-    tmp = alias.with_name(f".{alias.name}.{os.getpid()}.tmp")
-    _discard(tmp)
+    tmp = temp_name(alias)
     try:
         try:
             os.link(source, tmp)  # free on filesystems with hard links
@@ -74,9 +50,11 @@ def publish(source: Path, alias: Path) -> None:
             shutil.copyfile(source, tmp)
         os.replace(tmp, alias)
     except OSError as exc:
-        _discard(tmp)
         raise GanError(f"Could not update {alias} ({exc.strerror or exc}).") from None
-    _fsync_dir(alias.parent)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+    fsync_dir(alias.parent)
 
 
 def step_files(run_dir: Path) -> list[tuple[int, Path]]:

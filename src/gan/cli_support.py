@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from gan.config import FIELDS, SPEED
-from gan.errors import GanError
+from gan.errors import Diverged, GanError, OutOfMemory, SyncBatchNormNeedsCuda
 from gan.options import Field
 from gan.values import parse_image_size
 
@@ -34,13 +34,30 @@ def user_errors(command: F) -> F:
                 if int(os.environ.get("WORLD_SIZE", "1")) > 1
                 else ""
             )
-            typer.secho(f"Error{rank}: {exc}", err=True, fg=typer.colors.RED)
+            typer.secho(f"Error{rank}: {cli_message(exc)}", err=True, fg=typer.colors.RED)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.secho("Interrupted.", err=True, fg=typer.colors.YELLOW)
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def cli_message(exc: GanError) -> str:
+    """The error in the command line's words: the flags to change, where there are some."""
+    if isinstance(exc, Diverged):
+        return (
+            f"Training diverged: a loss became NaN or infinite in {exc.span}; lower "
+            "--lr-g/--lr-d and resume from the last checkpoint, which is untouched."
+        )
+    if isinstance(exc, OutOfMemory):
+        return (
+            f"CUDA ran out of memory at --batch-size {exc.batch_size}; lower --batch-size or "
+            "raise --accumulation-steps (same effective batch, less memory)."
+        )
+    if isinstance(exc, SyncBatchNormNeedsCuda):
+        return "--sync-bn needs CUDA GPUs (SyncBatchNorm does not run on the CPU)."
+    return str(exc)
 
 
 def image_size_option(value: str | None) -> tuple[int, int] | None:

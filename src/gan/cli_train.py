@@ -118,11 +118,10 @@ def train(
     from gan import training
 
     result = training.train(run_config, resume, chosen)
-    paths = result["paths"]
-    if paths is None:  # not rank 0: rank 0 reports
+    if result.paths is None:  # not rank 0: rank 0 reports
         return
-    verb = "Stopped" if result["interrupted"] else "Finished"
+    verb = "Stopped" if result.interrupted else "Finished"
     typer.echo(
-        f"{verb} run {result['run']} at step {result['step']} in {result['seconds']:.1f} s. "
-        f"Checkpoint: {paths.last}; logs: {paths.logs}; grids: {paths.assets}"
+        f"{verb} run {result.run} at step {result.step} in {result.seconds:.1f} s. "
+        f"Checkpoint: {result.paths.last}; logs: {result.paths.logs}; grids: {result.paths.assets}"
     )

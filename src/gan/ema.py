@@ -54,7 +54,3 @@ class EMA:
             beta = min(self.decay, (1 + n) / (10 + n))
             torch._foreach_lerp_(*floats, 1.0 - beta)
         self.n_averaged += 1
-
-
-def make_ema(generator: nn.Module, decay: float) -> EMA:
-    return EMA(generator, decay)

@@ -12,6 +12,7 @@ from gan import images
 from gan.checkpoint import load_checkpoint
 from gan.devices import release_cached_memory, resolve_device
 from gan.errors import GanError
+from gan.generate import generate_all
 from gan.models import build_models
 
 FORMATS = ("grid", "png", "npy")
@@ -32,18 +33,6 @@ def load_generator(path: Path | str, device: torch.device) -> tuple[torch.nn.Mod
             "it may come from another version of the model."
         ) from None
     return generator.to(device).eval(), state
-
-
-@torch.no_grad()
-def generate(generator: torch.nn.Module, num: int, seed: int, device: torch.device) -> torch.Tensor:
-    """`num` images in [-1, 1] on the CPU; the same seed gives the same images."""
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for start in range(0, num, _CHUNK):
-        count = min(_CHUNK, num - start)
-        z = torch.randn(count, *generator.latent_shape, generator=gen).to(device)
-        out.append(generator(z).float().cpu())
-    return torch.cat(out)
 
 
 _GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -85,7 +74,7 @@ def sample(
         raise GanError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}.")
     torch_device = resolve_device(device)
     generator, state = load_generator(checkpoint, torch_device)
-    fakes = generate(generator, num, seed, torch_device)
+    fakes = generate_all(generator, num, seed=seed, batch_size=_CHUNK, device=torch_device)
     release_cached_memory(torch_device)
     out = _with_suffix(out, fmt) if out else default_out(Path(checkpoint), state, fmt, workdir)
     try:

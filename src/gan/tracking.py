@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,6 +11,8 @@ from typing import Any, Protocol
 import torch
 from loguru import logger
 from rich.console import Console
+
+from gan.atomic import atomic_write
 
 CONSOLE = Console(stderr=True)
 _LOG_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
@@ -100,9 +101,7 @@ def truncate_history(path: Path, step: int) -> None:
     keep = [r for r in records if isinstance(r.get("step"), int) and r["step"] <= step]
     if len(keep) == len(records):
         return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in keep))
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:

@@ -19,18 +19,18 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from gan import speed
+from gan.batches import DeviceBatches
 from gan.config import Config, ModelConfig, OptimConfig, TrainConfig
-from gan.data.stream import DeviceBatches
 from gan.devices import (
     configure_cuda_allocator,
-    configure_host_allocator,
     resolve_device,
     synchronize,
 )
 from gan.errors import GanError
 from gan.models import build_models, check_model_fits
 from gan.rng import seed_everything
-from gan.trainer import Trainer
+from gan.train.loop import Trainer
+from gan.train.runtime import build_runtime, setup_device, setup_speed
 
 NUM_IMAGES = 2048  # synthetic uint8 images, resident on the device like a real dataset
 
@@ -38,6 +38,7 @@ NUM_IMAGES = 2048  # synthetic uint8 images, resident on the device like a real 
 def _trainer(
     job: dict[str, Any], images: torch.Tensor, device: torch.device, settings: speed.Speed
 ) -> Trainer:
+    """The loop `gan train` runs (EMA included), on resident synthetic images."""
     seed_everything(0)
     config = Config(
         model=ModelConfig(name=job["model"], latent_dim=100),
@@ -47,9 +48,10 @@ def _trainer(
         train=TrainConfig(ema_decay=0.999),
     )
     generator, discriminator = build_models(job["model"], tuple(images.shape[1:]), 100)
+    runtime = build_runtime(generator, discriminator, device, settings=settings)
     fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
     batches = DeviceBatches(images, device, job["batch_size"], 0, memory_format=fmt)
-    return Trainer(config, generator, discriminator, batches, device, speed=settings)
+    return Trainer(config, runtime, batches)
 
 
 def _counted_step(trainer: Trainer) -> int:
@@ -95,12 +97,8 @@ def measure_baseline(job: dict[str, Any]) -> dict[str, Any]:
 def measure(job: dict[str, Any]) -> dict[str, Any]:
     if job.get("part") == "baseline":
         return measure_baseline(job)
-    configure_cuda_allocator()
-    device = resolve_device(job["device"])
-    configure_host_allocator(device)
-    settings = speed.resolve_speed(job["precision"], job["channels_last"], job["compile"], device)
-    speed.configure_backends(device)
-    settings = speed.settle_compile(settings, device)
+    device = setup_device(job["device"])
+    settings = setup_speed(job["precision"], job["channels_last"], job["compile"], device)
     images = _images(job)
     trainer = _trainer(job, images, device, settings)
     if settings.compile:  # count on an eager twin (compiling changes no FLOPs)

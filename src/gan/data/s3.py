@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 
 from loguru import logger
 
+from gan.atomic import atomic_file
 from gan.errors import GanError
 
 DEFAULT_WORKERS = 32  # real S3 answers each GET after tens of ms: many requests in flight
@@ -204,20 +204,17 @@ def _is_fresh(path: Path, obj: S3Object) -> bool:
 def _download(client, bucket: str, obj: S3Object, path: Path) -> None:
     """Download to a temporary name, then rename: a partial file never looks complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-    try:
-        response = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
-        with open(tmp, "wb") as f:
-            for chunk in response["Body"].iter_chunks(1 << 20):
-                f.write(chunk)
-        if tmp.stat().st_size != obj.size:
+    meta = path.with_name(path.name + ".gan-etag")
+    response = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+    # Not fsynced: a cache entry lost in a power cut is fetched again (size and ETag).
+    with atomic_file(path, durable=False) as f:
+        size = 0
+        for chunk in response["Body"].iter_chunks(1 << 20):
+            size += f.write(chunk)
+        if size != obj.size:
             raise ConnectionError("object ended early")
-        meta = path.with_name(path.name + ".gan-etag")
         meta.unlink(missing_ok=True)  # the old ETag must not vouch for the new file
-        os.replace(tmp, path)
-        meta.write_text(json.dumps({"etag": obj.etag, "size": obj.size}))
-    finally:
-        tmp.unlink(missing_ok=True)
+    meta.write_text(json.dumps({"etag": obj.etag, "size": obj.size}))
 
 
 def fetch(

@@ -12,7 +12,9 @@ import torch
 from loguru import logger
 from torch import nn
 
+from gan.atomic import atomic_file
 from gan.errors import GanError
+from gan.generate import generate
 from gan.metrics import FEATURES, METRICS, default_features, scores
 from gan.metrics.features import INCEPTION_ENV, file_digest, inception_path
 
@@ -50,9 +52,8 @@ def real_features(
     feats = extract(net, images.float() / 255.0, device, batch)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        torch.save({"features": feats, "num_images": len(images)}, tmp)
-        os.replace(tmp, path)
+        with atomic_file(path) as f:
+            torch.save({"features": feats, "num_images": len(images)}, f)
     except OSError as exc:
         logger.warning("Could not cache real-data statistics in {} ({})", path.parent, exc)
     return feats
@@ -62,18 +63,9 @@ def real_features(
 def fake_features(
     generator: nn.Module, num: int, seed: int, net: nn.Module, device: torch.device, batch: int
 ) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    was_training = generator.training
-    generator.eval()
-    out = []
-    try:
-        for start in range(0, num, batch):
-            z = torch.randn(min(batch, num - start), *generator.latent_shape, generator=gen)
-            fake = generator(z.to(device)).float().add(1).div(2).clamp(0, 1)
-            out.append(net(fake).float().cpu())
-    finally:
-        generator.train(was_training)
-    return torch.cat(out)
+    """Features of `num` generated images (the same seed, the same images)."""
+    batches = generate(generator, num, seed=seed, batch_size=batch, device=device)
+    return torch.cat([net(fake.add(1).div(2).clamp(0, 1)).float().cpu() for fake in batches])
 
 
 def compute(real: torch.Tensor, fake: torch.Tensor, metrics: tuple[str, ...]) -> dict[str, Any]:

@@ -1,0 +1,64 @@
+"""The grid writer: reals.png at the start, samples-<step>.png from latents drawn once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from gan import images
+from gan.batches import DeviceBatches
+from gan.devices import release_cached_memory
+from gan.generate import generate_all
+from gan.outputs import RunPaths
+from gan.tracking import NullTracker, Tracker
+
+
+class GridWriter:
+    """Grids of the same latents all through a run (StyleGAN's habit), to TensorBoard and
+    assets/<run>/. Its state is those latents, so a resumed run draws the same grid."""
+
+    def __init__(
+        self,
+        every: int,
+        seed: int,
+        image_shape: tuple[int, ...],
+        latent_shape: tuple[int, ...],
+        device: torch.device,
+        paths: RunPaths | None = None,
+        tracker: Tracker | None = None,
+        is_main: bool = True,
+    ) -> None:
+        self.every, self.seed, self.device = every, seed, device
+        self.paths, self.tracker, self.is_main = paths, tracker or NullTracker(), is_main
+        gen = torch.Generator().manual_seed(seed + 1)  # its own generator: the run's stay put
+        count = images.grid_count(image_shape)
+        self.latents = torch.randn(count, *latent_shape, generator=gen).to(device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"fixed_latents": self.latents.cpu()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.latents = state["fixed_latents"].to(self.device)
+
+    def due(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def save_reals(self, batches: DeviceBatches) -> None:
+        """As many real images as the grid has samples, picked by the run's seed."""
+        if self.paths is None or not self.is_main:
+            return
+        gen = torch.Generator().manual_seed(self.seed + 2)
+        pick = torch.randperm(batches.num_images, generator=gen)[: len(self.latents)]
+        reals = batches.images[pick.to(batches.images.device)].float() / 127.5 - 1.0
+        images.save_grid(reals, self.paths.assets / "reals.png")
+
+    def write(self, generator: nn.Module, step: int) -> None:
+        if not self.is_main:
+            return
+        fakes = generate_all(generator, latents=self.latents, batch_size=len(self.latents))
+        self.tracker.image("samples", images.grid(fakes), step)
+        if self.paths is not None:
+            images.save_grid(fakes, self.paths.assets / f"samples-{step:07d}.png")
+        release_cached_memory(self.device)

@@ -1,0 +1,185 @@
+"""The training loop: steps, and the components called at their intervals.
+
+It knows no concrete model or dataset: G and D come ready in a `Runtime`, batches from a
+`DeviceBatches` stream, and the checkpointer, reporter and grid writer own their state.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from loguru import logger
+
+from gan import distributed, rng
+from gan.batches import DeviceBatches
+from gan.config import Config
+from gan.devices import release_cached_memory
+from gan.errors import OutOfMemory
+from gan.progress import TrainingProgress
+from gan.signals import StopRequests
+from gan.train.checkpointer import Checkpointer
+from gan.train.grids import GridWriter
+from gan.train.reporter import Reporter
+from gan.train.runtime import Runtime
+from gan.train.step import StepStats, train_step
+
+
+@dataclass
+class FitResult:
+    step: int
+    seconds: float
+    last: dict[str, Any]  # the last record reported
+    checkpoint: Path | None  # written at the end (None: the last step was already saved)
+    interrupted: bool  # stopped by a signal
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: Config,
+        runtime: Runtime,
+        batches: DeviceBatches,
+        *,
+        checkpointer: Checkpointer | None = None,
+        reporter: Reporter | None = None,
+        grids: GridWriter | None = None,
+    ) -> None:
+        t, o, rt = config.train, config.optim, runtime
+        self.config, self.runtime, self.batches = config, runtime, batches
+        self.images_per_step = o.batch_size * o.accumulation_steps * rt.dist.world_size
+        self.checkpointer = checkpointer or Checkpointer(t.checkpoint_every, t.keep_checkpoints)
+        self.reporter = reporter or Reporter(self.images_per_step, t.log_every, dist=rt.dist)
+        self.grids = grids or GridWriter(
+            t.sample_every, t.seed, tuple(batches.images.shape[1:]), rt.G.latent_shape, rt.device
+        )
+        self.step = 0
+        self.latest: StepStats | None = None
+        # Latents come from their own generator, identical on every process, each taking
+        # its slice: N processes x batch B draw exactly what one process x batch N*B would.
+        self.latent_rng = torch.Generator(device=rt.device).manual_seed(t.seed + 3)
+
+    def total_steps(self) -> int:
+        t = self.config.train
+        if t.max_steps is not None and t.epochs is None:
+            return t.max_steps
+        by_epochs = math.ceil((t.epochs or 1) * self.batches.num_images / self.images_per_step)
+        return min(by_epochs, t.max_steps) if t.max_steps is not None else by_epochs
+
+    def latents(self, count: int) -> torch.Tensor:
+        dist, rt = self.runtime.dist, self.runtime
+        z = torch.randn(
+            count * dist.world_size, *rt.G.latent_shape, device=rt.device, generator=self.latent_rng
+        )
+        return z[dist.rank * count : (dist.rank + 1) * count] if dist.world_size > 1 else z
+
+    def train_step(self) -> StepStats:
+        k, batch = self.config.optim.accumulation_steps, self.config.optim.batch_size
+        reals = [self.batches.next() for _ in range(k)]
+        latents = [self.latents(batch) for _ in range(k)]
+        self.latest = train_step(self.runtime, reals, latents)
+        self.step += 1
+        return self.latest
+
+    def fit(self) -> FitResult:
+        """Train to the step budget or a stop (time limit, SIGINT/SIGTERM), with outputs."""
+        total = self.total_steps()
+        if self.step >= total:
+            logger.warning(
+                "The run is already at step {} of {}; give it more steps.", self.step, total
+            )
+            return FitResult(self.step, 0.0, {}, None, False)
+        if self.step == 0:
+            self.grids.save_reals(self.batches)
+        started, stops, stopping = time.perf_counter(), StopRequests(), False
+        try:
+            with stops, TrainingProgress(total, self.step, self.runtime.dist.is_main) as progress:
+                while self.step < total and not stopping:
+                    stats = self.train_step()
+                    progress.advance()
+                    position = (self.batches.epoch, self.batches.position)
+                    generator = self.runtime.sampling_generator
+                    record = self.reporter.after_step(stats, self.step, total, position, generator)
+                    if record is not None:
+                        progress.show(record)
+                    stopping = self._agree_to_stop(stops, started, record is not None)
+                    if stopping:
+                        self.reporter.flush(self.step, position)
+                    self._write_outputs()
+        except torch.cuda.OutOfMemoryError:
+            release_cached_memory(self.runtime.device)
+            raise OutOfMemory(self.config.optim.batch_size) from None
+        return self._finish(stopping, stops.requested, started)
+
+    def _agree_to_stop(self, stops: StopRequests, started: float, synced: bool) -> bool:
+        """A signal or the time limit; processes agree at reporting steps (already a sync)."""
+        limit = self.config.train.time_limit
+        wants = stops.requested or (limit is not None and time.perf_counter() - started > limit)
+        dist = self.runtime.dist
+        if not dist.active:
+            return wants
+        return distributed.any_true(wants, dist, self.runtime.device) if synced else False
+
+    def _write_outputs(self) -> None:
+        if self.grids.due(self.step):
+            self.grids.write(self.runtime.sampling_generator, self.step)
+        best = self.reporter.new_best
+        dist = self.runtime.dist
+        if dist.active:  # every process must join the checkpoint's gather
+            best = self.reporter.evaluated and distributed.any_true(best, dist, self.runtime.device)
+        if self.checkpointer.due(self.step) or best:
+            self.checkpointer.save(self, best=best)
+            self.reporter.new_best = False
+
+    def _finish(self, stopping: bool, signalled: bool, started: float) -> FitResult:
+        if signalled:
+            logger.warning("Stop requested: saving a checkpoint at step {}.", self.step)
+        elif stopping:
+            logger.info("Time limit reached at step {}.", self.step)
+        if not self.grids.due(self.step):
+            self.grids.write(self.runtime.sampling_generator, self.step)
+        path = None
+        if not self.checkpointer.due(self.step) and self.checkpointer.saved_step != self.step:
+            path = self.checkpointer.save(self)
+        release_cached_memory(self.runtime.device)
+        elapsed = time.perf_counter() - started
+        return FitResult(self.step, elapsed, self.reporter.last, path, signalled)
+
+    def state_dict(self, rng_states: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Everything a resume needs, as tensors and plain values (RNGs of every process)."""
+        rng_states = rng_states or [rng.capture(self.runtime.device)]
+        return {
+            "step": self.step,
+            "epoch": self.batches.epoch,
+            "images_seen": self.batches.position,
+            "config": self.config.to_dict(),
+            **self.runtime.state_dict(),
+            **self.grids.state_dict(),
+            **self.reporter.state_dict(),
+            "rng": rng_states[0],
+            "rng_ranks": rng_states,
+            "latent_rng": self.latent_rng.get_state(),
+            "world_size": self.runtime.dist.world_size,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue exactly where a checkpoint left off: weights, optimizers, data, RNGs."""
+        self.runtime.load_state_dict(state)
+        self.grids.load_state_dict(state)
+        self.reporter.load_state_dict(state)
+        self.step = int(state["step"])
+        self.batches.position = int(state["images_seen"])
+        rank = self.runtime.dist.rank
+        ranks = state.get("rng_ranks") or [state["rng"]]
+        try:
+            rng.restore(ranks[rank] if len(ranks) > rank else ranks[0], self.runtime.device)
+            if state.get("latent_rng") is not None:
+                self.latent_rng.set_state(state["latent_rng"])
+        except RuntimeError:  # a checkpoint from another kind of device
+            logger.warning(
+                "Random states were not restored (the checkpoint is from another device)."
+            )

@@ -1,0 +1,116 @@
+"""The reporter: interval means to TensorBoard and history.jsonl, FID, and the best FID."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from gan import distributed
+from gan.errors import Diverged
+from gan.tracking import NullTracker, Tracker
+from gan.train.step import StepStats
+
+Evaluator = Callable[[nn.Module], dict[str, Any]]
+
+
+class Reporter:
+    """Sums the step statistics as device tensors and reports their means every
+    `log_every` steps (the loop's only host sync); scores G every `eval_every` steps.
+
+    Its state is the best FID so far; `new_best` says the last evaluation beat it.
+    """
+
+    def __init__(
+        self,
+        images_per_step: int,
+        log_every: int,
+        tracker: Tracker | None = None,
+        evaluator: Evaluator | None = None,
+        eval_every: int | None = None,
+        dist: distributed.DistInfo | None = None,
+    ) -> None:
+        self.images_per_step, self.log_every, self.eval_every = (
+            images_per_step,
+            log_every,
+            eval_every,
+        )
+        self.tracker = tracker or NullTracker()
+        self.evaluator = evaluator  # runs on rank 0 only
+        self.dist = dist or distributed.DistInfo()
+        self.best_fid: float | None = None
+        self.new_best = self.evaluated = False
+        self.last: dict[str, Any] = {}
+        self._sums: dict[str, torch.Tensor] = {}
+        self._steps, self._start = 0, time.perf_counter()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_fid": self.best_fid}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_fid = state.get("best_fid")
+
+    def after_step(
+        self,
+        stats: StepStats,
+        step: int,
+        total: int,
+        position: tuple[int, int],
+        generator: nn.Module,
+    ) -> dict[str, Any] | None:
+        """Add one step's statistics; at a logging step, report and return the record.
+
+        `position` is (epoch, images seen); `generator` is what an evaluation scores."""
+        for name, value in vars(stats).items():
+            self._sums[name] = self._sums[name] + value if name in self._sums else value
+        self._steps += 1
+        self.evaluated = bool(self.eval_every) and (step % self.eval_every == 0 or step == total)
+        if not (step % self.log_every == 0 or step == total or self.evaluated):
+            return None
+        now = time.perf_counter()  # the window's speed leaves the evaluation out
+        scores = self._evaluate(generator) if self.evaluated else {}
+        return self._report(step, position, scores, now - self._start)
+
+    def flush(self, step: int, position: tuple[int, int]) -> None:
+        """Report the steps since the last record (a run that stops between records)."""
+        if self._steps:
+            self._report(step, position, {}, time.perf_counter() - self._start)
+
+    def _evaluate(self, generator: nn.Module) -> dict[str, Any]:
+        if self.evaluator is None or not self.dist.is_main:
+            return {}
+        scores = self.evaluator(generator)
+        fid = scores.get("fid")
+        if fid is not None and (self.best_fid is None or fid < self.best_fid):
+            self.best_fid, self.new_best = fid, True
+        return scores
+
+    def _report(
+        self, step: int, position: tuple[int, int], scores: dict[str, Any], seconds: float
+    ) -> dict[str, Any]:
+        names, steps = list(self._sums), self._steps
+        totals = distributed.mean(torch.stack([self._sums[n] for n in names]), self.dist)
+        values = {name: total / steps for name, total in zip(names, totals.tolist(), strict=True)}
+        if not (math.isfinite(values["d_loss"]) and math.isfinite(values["g_loss"])):
+            raise Diverged(step - steps + 1, step)
+        record = {
+            "step": step,
+            "epoch": position[0],
+            "images_seen": position[1],
+            **values,
+            "images_per_s": steps * self.images_per_step / max(seconds, 1e-9),
+            **scores,
+            "time": time.time(),
+        }
+        tags = {"loss/d": "d_loss", "loss/g": "g_loss", "prob/d_real": "d_real"}
+        tags |= {"prob/d_fake": "d_fake", "perf/images_per_s": "images_per_s"}
+        tags |= {f"metrics/{name}": name for name in scores}
+        self.tracker.scalars(step, {tag: record[key] for tag, key in tags.items()})
+        self.tracker.history(record)
+        self._sums, self._steps, self._start = {}, 0, time.perf_counter()
+        self.last = record
+        return record
