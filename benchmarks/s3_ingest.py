@@ -4,7 +4,7 @@ Everything runs on 127.0.0.1: a moto S3 server in its own process, and a TCP pro
 in its own process) that delays every server-to-client chunk by --latency-ms, modelling the
 first-byte latency of in-region S3. For latency 0 the clients talk to the server directly.
 
-    cd /work/main && uv run python benchmarks/s3_ingest.py [--num-images 2000] [--latency-ms 20]
+    uv run python benchmarks/s3_ingest.py [--num-images 2000] [--latency-ms 20]
         [--workers 32] [--json out.json]
 
 Measured at latency 0 and at --latency-ms, in one run:

@@ -228,3 +228,15 @@ def test_a_non_finite_loss_stops_the_run_before_any_checkpoint_is_written(tmp_pa
     assert not list(tmp_path.rglob("*.pt"))  # the NaN weights were never written
     assert "--lr-g" not in str(caught.value)  # the library names no flags ...
     assert "lower --lr-g/--lr-d" in cli_message(caught.value)  # ... the command line does
+
+
+def test_the_loop_imports_no_data_source():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gan.train.loop\n"
+        "bad = [m for m in sys.modules if m.startswith(('gan.data', 'gan.metrics', 'boto3'))]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from gan.catalog import MODELS
 from gan.cli_support import (
     ChannelsLastOption,
     CompileOption,
@@ -24,55 +25,59 @@ def _names(text: str, flag: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+ModelsOption = Annotated[
+    str, typer.Option(help="Comma-separated models, or all (every registered model).")
+]
+PrecisionsOption = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="Comma-separated precisions: auto (the device's default), fp32, bf16, fp16.",
+    ),
+]
+BatchOption = Annotated[
+    int | None, typer.Option(min=1, max=65536, help="Micro-batch (default: 64; mri: 32).")
+]
+AccumulationOption = Annotated[
+    int | None,
+    typer.Option(min=1, max=4096, help="Micro-batches per step (default: 1; mri: 8)."),
+]
+SizeOption = Annotated[
+    str | None, typer.Option(help="HxW for every model (default: 28x28; mri: 200x160).")
+]
+SecondsOption = Annotated[
+    float, typer.Option(min=0.01, max=3600, help="Timed seconds per model (and per baseline).")
+]
+BaselineOption = Annotated[
+    bool, typer.Option("--baseline/--no-baseline", help="Also time the naive loop.")
+]
+JsonOption = Annotated[
+    Path | None, typer.Option("--json", help="Also write the results as JSON here.")
+]
+
+
 @user_errors
 def bench(
-    models: Annotated[
-        str, typer.Option(help="Comma-separated models, or all (every registered model).")
-    ] = "all",
-    precision_: Annotated[
-        str,
-        typer.Option(
-            "--precision",
-            help="Comma-separated precisions: auto (the device's default), fp32, bf16, fp16.",
-        ),
-    ] = "auto",
-    batch_size: Annotated[
-        int | None,
-        typer.Option(min=1, max=65536, help="Micro-batch (default: 64; mri: 32)."),
-    ] = None,
-    accumulation_steps: Annotated[
-        int | None,
-        typer.Option(min=1, max=4096, help="Micro-batches per step (default: 1; mri: 8)."),
-    ] = None,
-    image_size: Annotated[
-        str | None,
-        typer.Option(help="HxW for every model (default: 28x28; mri: 200x160)."),
-    ] = None,
-    seconds: Annotated[
-        float,
-        typer.Option(min=0.01, max=3600, help="Timed seconds per model (and per baseline)."),
-    ] = 10.0,
+    models: ModelsOption = "all",
+    precision_: PrecisionsOption = "auto",
+    batch_size: BatchOption = None,
+    accumulation_steps: AccumulationOption = None,
+    image_size: SizeOption = None,
+    seconds: SecondsOption = 10.0,
     device: DeviceOption = "auto",
     channels_last: ChannelsLastOption = None,
     compile: CompileOption = False,
-    baseline: Annotated[
-        bool, typer.Option("--baseline/--no-baseline", help="Also time the naive loop.")
-    ] = True,
-    json_path: Annotated[
-        Path | None, typer.Option("--json", help="Also write the results as JSON here.")
-    ] = None,
+    baseline: BaselineOption = True,
+    json_path: JsonOption = None,
 ) -> None:
     """Measure training speed: images/s, GFLOP/s, fraction of the GEMM peak, memory."""
-    from gan.bench import BenchOptions, run_bench, table, write_json
+    from gan.bench import BenchOptions, run_bench
 
-    precisions = [precision(p) for p in _names(precision_, "--precision")]
     if models.strip() == "all":
-        from gan.models import MODELS
-
         models = ",".join(MODELS.names())
     options = BenchOptions(
         models=_names(models, "--models"),
-        precisions=precisions,
+        precisions=[precision(p) for p in _names(precision_, "--precision")],
         batch_size=batch_size,
         accumulation_steps=accumulation_steps,
         image_size=image_size_option(image_size),
@@ -82,7 +87,13 @@ def bench(
         compile=compile,
         baseline=baseline,
     )
-    report = run_bench(options)
+    _report(run_bench(options), json_path)
+
+
+def _report(report: dict, json_path: Path | None) -> None:
+    """The table, the JSON file if asked for, and exit 1 if a model could not be measured."""
+    from gan.bench import table, write_json
+
     typer.echo(table(report))
     if json_path is not None:
         write_json(report, json_path)

@@ -128,7 +128,3 @@ def release_cached_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
     elif device.type == "mps":
         torch.mps.empty_cache()
-
-
-def log_device(device: torch.device) -> None:
-    logger.info("Device: {}", describe(device))

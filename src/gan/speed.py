@@ -215,7 +215,6 @@ def settle_compile(speed: Speed, device: torch.device) -> Speed:
         return speed
     reason = compile_available(device)
     if reason is None:
-        # Cold, compiling fc-dcgan's passes took over 14 minutes on a 2-core CPU: say so.
         logger.info(
             "--compile: the first steps compile the training passes, which can take "
             "minutes on a small CPU (later runs reuse torch's compile cache)."

@@ -12,11 +12,13 @@ import torch
 from loguru import logger
 from torch import nn
 
-from gan.atomic import atomic_file
+from gan.atomic import atomic_file, atomic_write
 from gan.errors import GanError
 from gan.generate import generate
 from gan.metrics import FEATURES, METRICS, default_features, scores
 from gan.metrics.features import INCEPTION_ENV, file_digest, inception_path
+
+__all__ = ["Evaluator", "INCEPTION_ENV", "compute", "parse_metrics", "write_report"]
 
 
 def feature_id(name: str, weights: str | None) -> str:
@@ -118,14 +120,11 @@ def report_path(checkpoint: Path) -> Path:
 def write_report(checkpoint: Path, result: dict[str, Any]) -> Path | None:
     path = report_path(checkpoint)
     try:
-        path.write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write(path, json.dumps(result, indent=2) + "\n")
     except OSError as exc:
         logger.warning("Could not write {} ({})", path, exc)
         return None
     return path
-
-
-__all__ = ["Evaluator", "INCEPTION_ENV", "compute", "parse_metrics", "write_report"]
 
 
 def evaluate_checkpoint(

@@ -7,7 +7,6 @@ Kynkäänniemi et al. 2019 (k-NN manifolds), which torchmetrics does not provide
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
@@ -71,7 +70,3 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tupl
     precision = _coverage(fake, real, _radii(real, k))
     recall = _coverage(real, fake, _radii(fake, k))
     return precision, recall
-
-
-def finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
