@@ -7,6 +7,7 @@ model or a dataset, write its module and add one line here.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from typing import Any
@@ -46,62 +47,65 @@ class DatasetEntry:
 MODELS: Registry[ModelEntry] = Registry("model")
 DATASETS: Registry[DatasetEntry] = Registry("dataset")
 
-for _name, _summary, _target in (
-    ("mlp", "fully connected G and D (seed 000); any image size", "mlp:build"),
-    (
-        "dcgan",
-        "seed 003's DCGAN, exact: spatial 7x7 latent for 28x28 (HxW multiple of 4)",
-        "dcgan:build_dcgan",
-    ),
-    (
-        "dcgan-proj",
-        "DCGAN with the latent projected to a 7x7 map; default for mnist",
-        "dcgan:build_projected",
-    ),
-    (
-        "fc-dcgan",
-        "seed 001's linear + transposed-conv GAN (HxW multiple of 4, >= 16)",
-        "fc_dcgan:build",
-    ),
-    ("mri", "seed 002's MRI GAN, 1x200x160 by default (HxW multiples of 8, >= 16)", "mri:build"),
-):
-    MODELS.register(_name)(ModelEntry(_summary, f"gan.models.{_target}"))
 
-DATASETS.register("mnist")(
-    DatasetEntry(
-        "MNIST digits from IDX files in --data (default ./data)",
-        "gan.data.mnist:load_mnist",
-        default_model="dcgan-proj",
-        default_epochs=20,
-        default_image_size=(28, 28),
-    )
+def _model(name: str, summary: str, target: str) -> None:
+    MODELS.register(name)(ModelEntry(summary, f"gan.models.{target}"))
+
+
+def _dataset(name: str, summary: str, target: str, *, model: str, epochs: int, **more: Any) -> None:
+    entry = DatasetEntry(summary, f"gan.data.{target}", default_model=model, default_epochs=epochs)
+    DATASETS.register(name)(dataclasses.replace(entry, **more))
+
+
+_model("mlp", "fully connected G and D (seed 000); any image size", "mlp:build")
+_model(
+    "dcgan",
+    "seed 003's DCGAN, exact: spatial 7x7 latent for 28x28 (HxW multiple of 4)",
+    "dcgan:build_dcgan",
 )
-DATASETS.register("mri")(
-    DatasetEntry(
-        "brain MRI slices (PNG/JPG/TIFF) and/or NIfTI volumes; default: a bundled sample",
-        "gan.data.mri:load_mri",
-        default_model="mri",
-        default_epochs=50,
-        default_image_size=(200, 160),
-    )
+_model(
+    "dcgan-proj",
+    "DCGAN with the latent projected to a 7x7 map; default for mnist",
+    "dcgan:build_projected",
 )
-DATASETS.register("folder")(
-    DatasetEntry(
-        "any folder of PNG/JPG/BMP/TIFF/WebP images, searched recursively",
-        "gan.data.folder:load_folder",
-        default_model="dcgan-proj",
-        default_epochs=50,
-        channels=None,
-    )
+_model(
+    "fc-dcgan",
+    "seed 001's linear + transposed-conv GAN (HxW multiple of 4, >= 16)",
+    "fc_dcgan:build",
 )
-DATASETS.register("bps")(
-    DatasetEntry(
-        "NASA BPS microscopy (16-bit TIFF + meta.csv); default: the public S3 bucket",
-        "gan.data.bps:load_bps",
-        default_model="mri",
-        default_epochs=20,
-        default_image_size=(128, 128),
-    )
+_model("mri", "seed 002's MRI GAN, 1x200x160 by default (HxW multiples of 8, >= 16)", "mri:build")
+
+_dataset(
+    "mnist",
+    "MNIST digits from IDX files in --data (default ./data)",
+    "mnist:load_mnist",
+    model="dcgan-proj",
+    epochs=20,
+    default_image_size=(28, 28),
+)
+_dataset(
+    "mri",
+    "brain MRI slices (PNG/JPG/TIFF) and/or NIfTI volumes; default: a bundled sample",
+    "mri:load_mri",
+    model="mri",
+    epochs=50,
+    default_image_size=(200, 160),
+)
+_dataset(
+    "folder",
+    "any folder of PNG/JPG/BMP/TIFF/WebP images, searched recursively",
+    "folder:load_folder",
+    model="dcgan-proj",
+    epochs=50,
+    channels=None,
+)
+_dataset(
+    "bps",
+    "NASA BPS microscopy (16-bit TIFF + meta.csv); default: the public S3 bucket",
+    "bps:load_bps",
+    model="mri",
+    epochs=20,
+    default_image_size=(128, 128),
 )
 
 
