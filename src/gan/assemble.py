@@ -22,6 +22,7 @@ from gan.tracking import RunTracker
 from gan.train.checkpointer import Checkpointer
 from gan.train.grids import GridWriter
 from gan.train.loop import Trainer
+from gan.train.recipe import Recipe, build_recipe
 from gan.train.reporter import Reporter
 from gan.train.runtime import Runtime, build_runtime
 
@@ -65,6 +66,8 @@ def build_trainer(
         settings=settings,
         dist=info,
         sync_bn=t.sync_bn,
+        spectral_norm=m.spectral_norm,
+        compile_d=not (o.r1_gamma > 0 or o.loss == "wgan-gp"),  # no double backward compiled
     )
     fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
     batches = DeviceBatches(
@@ -72,9 +75,21 @@ def build_trainer(
     )
     if not batches.resident:
         logger.info("The images do not fit on {}: streaming them from pinned host memory.", device)
-    trainer = Trainer(
-        config, runtime, batches, **_components(config, data, runtime, paths, tracker)
+    recipe = build_recipe(
+        o.loss,
+        device=device,
+        seed=t.seed,
+        augment=tuple(o.augment.split(",")) if o.augment != "none" else (),
+        augment_p=o.augment_p,
+        ada_target=o.ada_target,
+        r1_gamma=o.r1_gamma,
+        r1_every=o.r1_every,
+        gp_weight=o.gp_weight,
+        n_critic=o.n_critic,
+        dist=info,
     )
+    components = _components(config, data, runtime, recipe, paths, tracker)
+    trainer = Trainer(config, runtime, batches, recipe=recipe, **components)
     logger.info(
         "Model {}: G {:,} parameters, D {:,}; {} steps of {} images (batch {} x {} x {} proc)",
         m.name,
@@ -93,6 +108,7 @@ def _components(
     config: Config,
     data: ImageData,
     runtime: Runtime,
+    recipe: Recipe,
     paths: RunPaths | None,
     tracker: RunTracker | None,
 ) -> dict[str, Any]:
@@ -101,11 +117,19 @@ def _components(
     image_shape = tuple(data.images.shape[1:])
     model = {"name": m.name, "image_shape": list(image_shape), "latent_dim": m.latent_dim}
     header = {"model": model, "dataset": data.summary()}
-    images_per_step = o.batch_size * o.accumulation_steps * info.world_size
+    images_per_step = o.batch_size * o.accumulation_steps * info.world_size * o.n_critic
     evaluator = _evaluator(config, data, runtime.device, info)
     return {
         "checkpointer": Checkpointer(t.checkpoint_every, t.keep_checkpoints, paths, header),
-        "reporter": Reporter(images_per_step, t.log_every, tracker, evaluator, t.eval_every, info),
+        "reporter": Reporter(
+            images_per_step,
+            t.log_every,
+            tracker,
+            evaluator,
+            t.eval_every,
+            info,
+            recipe.loss.shown,
+        ),
         "grids": GridWriter(
             t.sample_every,
             t.seed,

@@ -109,6 +109,21 @@ _dataset(
 )
 
 
+# The losses of gan.losses, by name: what D outputs under each.
+LOSSES = {
+    "ns": "BCE on D's logits, non-saturating -log D(G(z)) for G (the original GAN)",
+    "hinge": "hinge on D's logits, -D(G(z)) for G (SAGAN, BigGAN)",
+    "lsgan": "least squares on D's scores, targets 1 for reals and 0 for fakes",
+    "wgan-gp": "Wasserstein critic scores with a gradient penalty (Gulrajani et al. 2017)",
+}
+# DiffAugment's transform families (Zhao et al. 2020), by name.
+AUGMENTS = {
+    "color": "brightness, saturation and contrast",
+    "translation": "shifts of up to 1/8 of the image, zero-filled",
+    "cutout": "a zeroed square of half the image's size",
+}
+
+
 def dataset_help() -> str:
     """The help of --dataset: every registered name with its summary."""
     return "Dataset: " + "; ".join(f"{n}: {DATASETS.get(n).summary}" for n in DATASETS) + "."
@@ -119,3 +134,8 @@ def model_help() -> str:
     defaults = ", ".join(f"{n} -> {DATASETS.get(n).default_model}" for n in DATASETS)
     models = "; ".join(f"{n}: {MODELS.get(n).summary}" for n in MODELS)
     return f"Model: {models}. Default by dataset: {defaults}."
+
+
+def loss_help() -> str:
+    """The help of --loss: every loss with what D outputs under it."""
+    return "Loss: " + "; ".join(f"{name}: {text}" for name, text in LOSSES.items()) + "."

@@ -11,10 +11,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from gan.catalog import dataset_help, model_help
+from gan.catalog import LOSSES, dataset_help, loss_help, model_help
 from gan.errors import GanError
 from gan.options import Field, all_fields, option
 from gan.values import (
+    augment_policy,
+    augment_strength,
     device_name,
     fractions,
     joined,
@@ -35,6 +37,8 @@ DIST = "Several processes (torchrun, DDP)"
 EVAL = "Evaluation during training"
 SPEED = "Speed"
 OUTPUTS = "Outputs and intervals"
+LOSS = "Losses and regularisers"
+AUGMENT = "Augmentation"
 
 
 @dataclass(kw_only=True)
@@ -99,6 +103,9 @@ class DataConfig:
 class ModelConfig:
     name: str | None = option(None, model_help(), flag="--model", fixed=True)
     latent_dim: int = option(100, "Latent size.", min=1, max=65536, fixed=True)
+    spectral_norm: bool = option(
+        False, "Spectral normalisation on D's convolutions and linear layers.", fixed=True
+    )
 
 
 @dataclass(kw_only=True)
@@ -111,6 +118,52 @@ class OptimConfig:
     lr_d: float = option(2e-4, "Discriminator learning rate.", min=0, max=10, min_open=True)
     beta1: float = option(0.5, "Adam beta1 of both networks.", min=0, max=1, max_open=True)
     beta2: float = option(0.999, "Adam beta2 of both networks.", min=0, max=1, max_open=True)
+    loss: str = option(
+        "ns",
+        loss_help(),
+        convert=lower_choice(tuple(LOSSES)),
+        panel=LOSS,
+        fixed=True,
+    )
+    r1_gamma: float = option(
+        0.0, "R1 penalty on reals, gamma (0: off).", min=0, max=1_000_000, panel=LOSS
+    )
+    r1_every: int = option(
+        16, "Lazy R1: every N steps, gamma scaled by N.", min=1, max=1_000_000, panel=LOSS
+    )
+    gp_weight: float = option(
+        10.0, "Gradient penalty weight of wgan-gp.", min=0, max=1_000_000, panel=LOSS
+    )
+    n_critic: int = option(1, "D steps per G step.", min=1, max=100, panel=LOSS)
+    augment: str = option(
+        "none",
+        "DiffAugment policy: none, or a combination of color, translation, cutout "
+        "(e.g. color,translation,cutout).",
+        convert=augment_policy,
+        panel=AUGMENT,
+    )
+    augment_p: str | float = option(
+        "auto",
+        "Probability of each transform per image: auto (adapts to D's overfitting, as "
+        "StyleGAN2-ADA) or a number in [0, 1] (1: DiffAugment as published).",
+        convert=augment_strength,
+        panel=AUGMENT,
+    )
+    ada_target: float = option(
+        0.6,
+        "auto: the value of mean(sign D(reals)) that p steers towards.",
+        min=0,
+        max=1,
+        panel=AUGMENT,
+    )
+    ada_ramp: float = option(
+        0.2,
+        "auto: the fraction of the run's images in which p can go from 0 to 1.",
+        min=0,
+        max=1,
+        min_open=True,
+        panel=AUGMENT,
+    )
 
 
 @dataclass(kw_only=True)

@@ -103,6 +103,14 @@ def mean(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return tensor
 
 
+def total(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum a tensor over processes (a collective: every process must call it)."""
+    if info.active:
+        tensor = tensor.clone()
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
 def any_true(flag: bool, info: DistInfo, device: torch.device) -> bool:
     """True on every process when it is true on one (a stop request, say)."""
     if not info.active:

@@ -126,7 +126,8 @@ def _describe(section: str, field: dataclasses.Field, hint: Any) -> Field:
     optional = False
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
-        optional, hint = True, args[0]
+        optional = len(args) < len(typing.get_args(hint))  # None is one of the choices
+        hint = args[0]  # the kind the command line reads (convert handles the others)
     many = typing.get_origin(hint) is tuple and typing.get_args(hint)[-1] is Ellipsis
     kind = typing.get_args(hint)[0] if many else hint
     if opt.convert is None and kind not in _ACCEPTS:

@@ -16,7 +16,7 @@ from gan.config import Config
 from gan.data import DATASETS, ImageData, load_dataset
 from gan.devices import release_cached_memory
 from gan.errors import GanError
-from gan.models import MODELS, check_model_fits
+from gan.models import MODELS, check_model_fits, has_batch_statistics
 from gan.outputs import RunPaths, prepare_run
 from gan.resume import find_resume, merge_for_resume
 from gan.rng import seed_everything
@@ -52,7 +52,22 @@ def resolve(config: Config) -> Config:
     if size is not None:
         channels = spec.channels or 1  # the channel count does not change which sizes fit
         check_model_fits(model, (channels, *size), config.model.latent_dim)
+        check_penalties(resolved, (channels, *size))
     return resolved
+
+
+def check_penalties(config: Config, image_shape: tuple[int, int, int]) -> None:
+    """R1 and WGAN-GP penalise D's gradient image by image; BatchNorm in D couples them."""
+    o, m = config.optim, config.model
+    if o.r1_gamma == 0 and o.loss != "wgan-gp":
+        return
+    if has_batch_statistics(m.name, image_shape, m.latent_dim):
+        free = [n for n in MODELS if not has_batch_statistics(n, (1, 32, 32), m.latent_dim)]
+        raise GanError(
+            f"Model {m.name!r} has BatchNorm in its discriminator, which mixes the images "
+            f"that --r1-gamma and --loss wgan-gp penalise one by one; choose --model "
+            f"{' or '.join(free)}, or leave the penalty out."
+        )
 
 
 def _check_same_data(data: ImageData, state: dict[str, Any], path: Path) -> None:
@@ -105,7 +120,9 @@ def train(
     device = setup_device(t.device, info, t.sync_bn)
     try:
         settings = setup_speed(t.precision, t.channels_last, t.compile, device)
-        return _train(config, info, device, settings, state, resumed_from, resume is not None)
+        result = _train(config, info, device, settings, state, resumed_from, resume is not None)
+        distributed.barrier(info)  # no process tears gloo down while another still uses it
+        return result
     except (RuntimeError, torch.distributed.DistError) as exc:
         if not info.active or isinstance(exc, torch.cuda.OutOfMemoryError):
             raise
@@ -131,6 +148,7 @@ def _train(
     data = _load_once_per_node(config, info)
     image_shape = tuple(data.images.shape[1:])
     check_model_fits(config.model.name, image_shape, config.model.latent_dim)
+    check_penalties(config, image_shape)
     if state is not None:
         _check_same_data(data, state, resumed_from)
     config = config.replace({"data.image_size": image_shape[1:]})

@@ -88,3 +88,29 @@ def joined(values: Any) -> str:
 
 def size_text(size: Any) -> str:
     return "x".join(map(str, size))
+
+
+def augment_policy(value: Any) -> str:
+    """'none', or a comma-separated combination of the catalog's augmentations."""
+    from gan.catalog import AUGMENTS
+
+    text = value if isinstance(value, str) else ""
+    names = list(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
+    if names == ["none"]:
+        return "none"
+    if not names or any(n not in AUGMENTS for n in names):
+        raise ValueError(f"{value!r} is not none or a combination of {', '.join(AUGMENTS)}")
+    return ",".join(names)
+
+
+def augment_strength(value: Any) -> str | float:
+    """'auto' (adaptive, as StyleGAN2-ADA) or a fixed probability in [0, 1]."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        p = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        p = math.nan
+    if not 0 <= p <= 1:
+        raise ValueError(f"{value!r} is not auto or a probability in [0, 1]")
+    return p

@@ -71,6 +71,13 @@ def check_model_fits(name: str, image_shape: tuple[int, int, int], latent_dim: i
         )
 
 
+def has_batch_statistics(name: str, image_shape: tuple[int, int, int], latent_dim: int) -> bool:
+    """Whether the model's D mixes the images of a batch (BatchNorm), which per-image
+    gradient penalties cannot allow."""
+    _, discriminator = _shape_only(name, image_shape, latent_dim)
+    return not getattr(discriminator, "batch_independent", False)
+
+
 def require_multiple(name: str, image_shape: tuple[int, int, int], factor: int, least: int) -> None:
     """Shared size rule for convolutional models: H and W multiples of `factor`, >= `least`."""
     _, height, width = image_shape

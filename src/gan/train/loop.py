@@ -24,6 +24,7 @@ from gan.progress import TrainingProgress
 from gan.signals import StopRequests
 from gan.train.checkpointer import Checkpointer
 from gan.train.grids import GridWriter
+from gan.train.recipe import Recipe, build_recipe
 from gan.train.reporter import Reporter
 from gan.train.runtime import Runtime
 from gan.train.step import StepStats, train_step
@@ -45,13 +46,16 @@ class Trainer:
         runtime: Runtime,
         batches: DeviceBatches,
         *,
+        recipe: Recipe | None = None,
         checkpointer: Checkpointer | None = None,
         reporter: Reporter | None = None,
         grids: GridWriter | None = None,
     ) -> None:
         t, o, rt = config.train, config.optim, runtime
         self.config, self.runtime, self.batches = config, runtime, batches
-        self.images_per_step = o.batch_size * o.accumulation_steps * rt.dist.world_size
+        self.recipe = recipe or build_recipe(device=rt.device, seed=t.seed, dist=rt.dist)
+        per_d_step = o.batch_size * o.accumulation_steps * rt.dist.world_size
+        self.images_per_step = per_d_step * self.recipe.n_critic  # images drawn per step
         self.checkpointer = checkpointer or Checkpointer(t.checkpoint_every, t.keep_checkpoints)
         self.reporter = reporter or Reporter(self.images_per_step, t.log_every, dist=rt.dist)
         self.grids = grids or GridWriter(
@@ -62,6 +66,9 @@ class Trainer:
         # Latents come from their own generator, identical on every process, each taking
         # its slice: N processes x batch B draw exactly what one process x batch N*B would.
         self.latent_rng = torch.Generator(device=rt.device).manual_seed(t.seed + 3)
+        # ADA may take `ada_ramp` of the run's images to move p from 0 to 1.
+        ramp = o.ada_ramp * self.total_steps() * self.images_per_step
+        self.recipe.augment.ramp_images = max(ramp, 1.0)
 
     def total_steps(self) -> int:
         t = self.config.train
@@ -77,11 +84,14 @@ class Trainer:
         )
         return z[dist.rank * count : (dist.rank + 1) * count] if dist.world_size > 1 else z
 
-    def train_step(self) -> StepStats:
+    def draw(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The next K real micro-batches and as many latents."""
         k, batch = self.config.optim.accumulation_steps, self.config.optim.batch_size
         reals = [self.batches.next() for _ in range(k)]
-        latents = [self.latents(batch) for _ in range(k)]
-        self.latest = train_step(self.runtime, reals, latents)
+        return reals, [self.latents(batch) for _ in range(k)]
+
+    def train_step(self) -> StepStats:
+        self.latest = train_step(self.runtime, self.recipe, self.draw, self.step)
         self.step += 1
         return self.latest
 
@@ -158,6 +168,7 @@ class Trainer:
             "images_seen": self.batches.position,
             "config": self.config.to_dict(),
             **self.runtime.state_dict(),
+            **self.recipe.state_dict(),
             **self.grids.state_dict(),
             **self.reporter.state_dict(),
             "rng": rng_states[0],
@@ -169,6 +180,7 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue exactly where a checkpoint left off: weights, optimizers, data, RNGs."""
         self.runtime.load_state_dict(state)
+        self.recipe.load_state_dict(state)
         self.grids.load_state_dict(state)
         self.reporter.load_state_dict(state)
         self.step = int(state["step"])

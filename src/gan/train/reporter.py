@@ -33,6 +33,7 @@ class Reporter:
         evaluator: Evaluator | None = None,
         eval_every: int | None = None,
         dist: distributed.DistInfo | None = None,
+        shown: str = "probability",
     ) -> None:
         self.images_per_step, self.log_every, self.eval_every = (
             images_per_step,
@@ -42,6 +43,7 @@ class Reporter:
         self.tracker = tracker or NullTracker()
         self.evaluator = evaluator  # runs on rank 0 only
         self.dist = dist or distributed.DistInfo()
+        self.panel = "prob" if shown == "probability" else "score"  # what D's outputs are
         self.best_fid: float | None = None
         self.new_best = self.evaluated = False
         self.last: dict[str, Any] = {}
@@ -66,7 +68,8 @@ class Reporter:
 
         `position` is (epoch, images seen); `generator` is what an evaluation scores."""
         for name, value in vars(stats).items():
-            self._sums[name] = self._sums[name] + value if name in self._sums else value
+            if value is not None:
+                self._sums[name] = self._sums[name] + value if name in self._sums else value
         self._steps += 1
         self.evaluated = bool(self.eval_every) and (step % self.eval_every == 0 or step == total)
         if not (step % self.log_every == 0 or step == total or self.evaluated):
@@ -106,8 +109,10 @@ class Reporter:
             **scores,
             "time": time.time(),
         }
-        tags = {"loss/d": "d_loss", "loss/g": "g_loss", "prob/d_real": "d_real"}
-        tags |= {"prob/d_fake": "d_fake", "perf/images_per_s": "images_per_s"}
+        tags = {"loss/d": "d_loss", "loss/g": "g_loss", f"{self.panel}/d_real": "d_real"}
+        tags |= {f"{self.panel}/d_fake": "d_fake", "perf/images_per_s": "images_per_s"}
+        if "augment_p" in record:
+            tags["augment/p"] = "augment_p"
         tags |= {f"metrics/{name}": name for name in scores}
         self.tracker.scalars(step, {tag: record[key] for tag, key in tags.items()})
         self.tracker.history(record)

@@ -105,17 +105,24 @@ def build_runtime(
     settings: Speed | None = None,
     dist: distributed.DistInfo | None = None,
     sync_bn: bool = False,
+    spectral_norm: bool = False,
+    compile_d: bool = True,
 ) -> Runtime:
     """Move G and D to the device in their memory format, make the EMA, optimizers and
-    loss scalers (lr and betas: G's, then D's), compile and wrap for DDP."""
+    loss scalers (lr and betas: G's, then D's), compile and wrap for DDP.
+
+    `spectral_norm` puts D's convolutions and linear layers under spectral normalisation;
+    `compile_d=False` keeps D eager (gradient penalties need its double backward)."""
     settings, dist = settings or Speed(), dist or distributed.DistInfo()
+    if spectral_norm:
+        add_spectral_norm(discriminator)
 
     def place(module: nn.Module) -> nn.Module:
         module = distributed.prepare(module, dist, sync_bn).to(device)
         return speed.to_memory_format(module, settings)
 
     G, D = place(generator), place(discriminator)
-    D_forward = speed.maybe_compile(D, settings)
+    D_forward = speed.maybe_compile(D, settings) if compile_d else D
     return Runtime(
         G=G,
         D=D,
@@ -132,3 +139,14 @@ def build_runtime(
         speed=settings,
         dist=dist,
     )
+
+
+def add_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) on every conv and linear layer, in place.
+    Its power-iteration vectors are buffers: checkpoints store and restore them exactly."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    layers = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
+    for layer in [m for m in module.modules() if isinstance(m, layers)]:
+        spectral_norm(layer)
+    return module

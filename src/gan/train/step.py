@@ -1,15 +1,20 @@
-"""One optimisation step: D's pass, G's pass, gradient accumulation, the EMA update."""
+"""One optimisation step: D's passes (with penalties and augmentation), G's pass,
+gradient accumulation, the EMA update and the augmentation strength's adjustment."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from gan import losses
+from gan.losses import gradient_penalty, r1_penalty
+from gan.train.recipe import Recipe
 from gan.train.runtime import Runtime
+
+Micro = tuple[list[torch.Tensor], list[torch.Tensor]]  # K real micro-batches, K latents
 
 
 @dataclass
@@ -18,8 +23,9 @@ class StepStats:
 
     d_loss: torch.Tensor
     g_loss: torch.Tensor
-    d_real: torch.Tensor  # mean D(x) on reals, as a probability
-    d_fake: torch.Tensor  # mean D(G(z)) before the D update
+    d_real: torch.Tensor  # mean D(x) as the loss shows it: a probability (ns) or a score
+    d_fake: torch.Tensor  # mean D(G(z)) before the D update, likewise
+    augment_p: torch.Tensor | None = None  # the augmentation strength, where augmenting
 
 
 def _sync_unless_last(module: nn.Module, index: int, count: int):
@@ -29,38 +35,73 @@ def _sync_unless_last(module: nn.Module, index: int, count: int):
     return contextlib.nullcontext()
 
 
+def _d_outputs(rt: Runtime, real: torch.Tensor, fake: torch.Tensor):
+    with rt.autocast():
+        if rt.joint_d:  # one pass over reals and fakes: same losses, half the calls
+            out = rt.D_train(torch.cat([real, fake]))
+            real_out, fake_out = out[: len(real)], out[len(real) :]
+        else:
+            real_out, fake_out = rt.D_train(real), rt.D_train(fake)
+    return real_out.float(), fake_out.float()
+
+
+def _penalties(rt: Runtime, recipe: Recipe, real, real_out, fake, r1: bool) -> torch.Tensor:
+    """R1 and WGAN-GP through autograd.grad(create_graph=True), for D's one backward.
+    In fp16 the outputs are scaled before the gradient and unscaled after (AMP's recipe)."""
+    scale = rt.scaler_d.get_scale() if rt.scaler_d.is_enabled() else None
+    penalty = torch.zeros((), device=rt.device)
+    if r1:
+        penalty = penalty + r1_penalty(real_out, real, recipe.r1_gamma * recipe.r1_every, scale)
+    if recipe.loss.gradient_penalty:
+        eps = recipe.mixing_weights(len(real), rt.device)
+        mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+        with rt.autocast():
+            mixed_out = rt.D_train(mixed).float()
+        penalty = penalty + gradient_penalty(mixed_out, mixed, recipe.gp_weight, scale)
+    return penalty
+
+
 def d_backward(
-    rt: Runtime, reals: list[torch.Tensor], latents: list[torch.Tensor], keep_fakes: bool
+    rt: Runtime,
+    recipe: Recipe,
+    reals: list[torch.Tensor],
+    latents: list[torch.Tensor],
+    keep_fakes: bool,
+    r1: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """Accumulate D's gradient over micro-batches (reals -> 1, fakes -> 0), each loss / K."""
+    """Accumulate D's gradient over micro-batches, each loss / K; reals and fakes
+    augmented alike; R1 on the augmented reals when `r1`."""
     k = len(reals)
-    total = real_p = fake_p = torch.zeros((), device=rt.device)
+    total = real_shown = fake_shown = torch.zeros((), device=rt.device)
     fakes = []
     for i, (real, z) in enumerate(zip(reals, latents, strict=True)):
         # With one micro-batch G's graph is kept for its own update; with K it is
         # rebuilt later so that memory stays at one micro-batch's worth.
         with torch.set_grad_enabled(keep_fakes), rt.autocast():
             fake = rt.G_train(z)
+        real_in, fake_in = recipe.augment(real), recipe.augment(fake.detach())
+        if r1:
+            real_in = real_in.detach().requires_grad_(True)
         with _sync_unless_last(rt.D_train, i, k):
-            with rt.autocast():
-                if rt.joint_d:  # one pass over reals and fakes: same losses, half the calls
-                    logits = rt.D_train(torch.cat([real, fake.detach()]))
-                    real_logits, fake_logits = logits[: len(real)], logits[len(real) :]
-                else:
-                    real_logits, fake_logits = rt.D_train(real), rt.D_train(fake.detach())
-            real_logits, fake_logits = real_logits.float(), fake_logits.float()
-            loss = losses.d_bce(real_logits, fake_logits) / k
-            rt.scaler_d.scale(loss).backward()
-        total = total + loss.detach()
-        real_p = real_p + torch.sigmoid(real_logits.detach()).mean() / k
-        fake_p = fake_p + torch.sigmoid(fake_logits.detach()).mean() / k
+            real_out, fake_out = _d_outputs(rt, real_in, fake_in)
+            loss = recipe.loss.d(real_out, fake_out)
+            if recipe.penalised:
+                loss = loss + _penalties(rt, recipe, real_in, real_out, fake_in, r1)
+            rt.scaler_d.scale(loss / k).backward()
+        if recipe.augment.adaptive:
+            recipe.augment.observe(recipe.loss.real_signs(real_out, fake_out), len(real))
+        total = total + loss.detach() / k
+        real_shown = real_shown + recipe.loss.panel(real_out.detach()) / k
+        fake_shown = fake_shown + recipe.loss.panel(fake_out.detach()) / k
         if keep_fakes:
             fakes.append(fake)
-    return total, real_p, fake_p, fakes
+    return total, real_shown, fake_shown, fakes
 
 
-def g_backward(rt: Runtime, latents: list[torch.Tensor], fakes: list[torch.Tensor]) -> torch.Tensor:
-    """Accumulate G's gradient (non-saturating loss) through the just-updated D."""
+def g_backward(
+    rt: Runtime, recipe: Recipe, latents: list[torch.Tensor], fakes: list[torch.Tensor]
+) -> torch.Tensor:
+    """Accumulate G's gradient through the just-updated D (fakes augmented as for D)."""
     k = len(latents)
     total = torch.zeros((), device=rt.device)
     rt.D.requires_grad_(False)  # no weight gradients for D in G's pass
@@ -71,8 +112,8 @@ def g_backward(rt: Runtime, latents: list[torch.Tensor], fakes: list[torch.Tenso
                 # after its update (the cast cache lives as long as the context).
                 with rt.autocast():
                     fake = fakes[i] if fakes else rt.G_train(z)
-                    logits = rt.D_forward(fake)
-                loss = losses.g_nonsaturating(logits.float()) / k
+                    out = rt.D_forward(recipe.augment(fake))
+                loss = recipe.loss.g(out.float()) / k
                 rt.scaler_g.scale(loss).backward()
             total = total + loss.detach()
     finally:
@@ -80,19 +121,28 @@ def g_backward(rt: Runtime, latents: list[torch.Tensor], fakes: list[torch.Tenso
     return total
 
 
-def train_step(rt: Runtime, reals: list[torch.Tensor], latents: list[torch.Tensor]) -> StepStats:
-    """One D step and one G step over K micro-batches (K = len(reals)), then the EMA."""
-    # 1. Discriminator: one optimizer step per K micro-batches.
-    rt.opt_d.zero_grad(set_to_none=True)
-    d_loss, d_real, d_fake, fakes = d_backward(rt, reals, latents, keep_fakes=len(reals) == 1)
-    rt.scaler_d.step(rt.opt_d)  # fp16: skips a step with inf gradients, no host sync
-    rt.scaler_d.update()
-    # 2. Generator: make D call the same fakes real.
+def train_step(rt: Runtime, recipe: Recipe, draw: Callable[[], Micro], step: int) -> StepStats:
+    """n_critic D steps, then one G step, over K micro-batches each; then the EMA and ADA.
+
+    `draw()` gives the next K real micro-batches and latents; `step` counts the steps
+    taken before this one (lazy R1 runs where it is a multiple of r1_every)."""
+    for critic in range(recipe.n_critic):
+        reals, latents = draw()
+        rt.opt_d.zero_grad(set_to_none=True)
+        keep = len(reals) == 1 and critic == recipe.n_critic - 1  # G's pass reuses them
+        d_loss, d_real, d_fake, fakes = d_backward(
+            rt, recipe, reals, latents, keep, recipe.r1_due(step)
+        )
+        rt.scaler_d.step(rt.opt_d)  # fp16: skips a step with inf gradients, no host sync
+        rt.scaler_d.update()
+    # The generator: make D call the last fakes real.
     rt.opt_g.zero_grad(set_to_none=True)
-    g_loss = g_backward(rt, latents, fakes)
+    g_loss = g_backward(rt, recipe, latents, fakes)
     rt.scaler_g.step(rt.opt_g)
     rt.scaler_g.update()
-    # 3. The moving average of G used for grids and samples.
+    # The moving average of G used for grids and samples, and the augmentation strength.
     if rt.G_ema is not None:
         rt.G_ema.update_parameters(rt.G)
-    return StepStats(d_loss, g_loss, d_real, d_fake)
+    recipe.augment.adjust(step + 1)
+    p = recipe.augment.p if recipe.augment.policy else None
+    return StepStats(d_loss, g_loss, d_real, d_fake, p)
