@@ -5,6 +5,7 @@
 MODE `tiny`: a model without batch statistics or dropout, batch 8 per process.
 MODE `real`: the registered dcgan-proj model (BatchNorm, dropout) on the bundled digits.
 MODE `fail`: rank 1 fails at once while rank 0 waits in a collective.
+MODE `r1`: `tiny` with hinge, spectral norm, R1 at every step and adaptive augmentation.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from gan.data import DataConfig, load_dataset  # noqa: E402
 from gan.models import build_models  # noqa: E402
 from gan.rng import seed_everything  # noqa: E402
 from gan.train.loop import Trainer  # noqa: E402
+from gan.train.recipe import build_recipe  # noqa: E402
 from gan.train.runtime import build_runtime  # noqa: E402
 from tests.test_trainer import TinyD, TinyG  # noqa: E402
 
@@ -33,7 +35,7 @@ def build(mode: str, info: distributed.DistInfo, batch: int, steps: int) -> Trai
         train=TrainConfig(max_steps=steps, log_every=1, ema_decay=0),
     )
     seed_everything(info.rank)  # deliberately different per process: DDP must align them
-    if mode == "tiny":
+    if mode in ("tiny", "r1"):
         images = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8,
                                generator=torch.Generator().manual_seed(0))  # fmt: skip
         g, d = TinyG(), TinyD()
@@ -43,8 +45,16 @@ def build(mode: str, info: distributed.DistInfo, batch: int, steps: int) -> Trai
         ).images
         g, d = build_models("dcgan-proj", (1, 28, 28), 100)
     batches = DeviceBatches(images, torch.device("cpu"), batch, 0, info.rank, info.world_size)
-    runtime = build_runtime(g, d, torch.device("cpu"), ema_decay=0, dist=info)
-    return Trainer(config, runtime, batches)
+    runtime = build_runtime(
+        g, d, torch.device("cpu"), ema_decay=0, dist=info, spectral_norm=mode == "r1"
+    )
+    if mode != "r1":
+        return Trainer(config, runtime, batches)
+    recipe = build_recipe(
+        "hinge", device=torch.device("cpu"), augment=("color", "translation"),
+        augment_p="auto", r1_gamma=1.0, r1_every=1, dist=info,
+    )  # fmt: skip
+    return Trainer(config, runtime, batches, recipe=recipe)
 
 
 def main() -> None:
@@ -66,7 +76,8 @@ def main() -> None:
             g_state = {k: v.clone() for k, v in trainer.runtime.G.state_dict().items()}
             torch.save(g_state, out / f"g-step1-rank{info.rank}.pt")
     rt = trainer.runtime
-    final = {"losses": losses, "d": rt.D.state_dict(), "g": rt.G.state_dict()}
+    final = {"losses": losses, "d": rt.D.state_dict(), "g": rt.G.state_dict(),
+             "augment_p": trainer.recipe.augment.p}  # fmt: skip
     torch.save(final, out / f"final-rank{info.rank}.pt")
     distributed.barrier(info)  # neither rank tears gloo down while the other still uses it
     distributed.shutdown()

@@ -63,6 +63,19 @@ def test_parameters_identical_on_both_ranks_after_one_step(tmp_path):
             assert torch.equal(tensor, b[name]), name
 
 
+def test_parameters_stay_identical_on_both_ranks_through_r1_steps(tmp_path):
+    """R1 through autograd.grad(create_graph=True), then D's one backward, under DDP; with
+    spectral norm and adaptive augmentation (its signal all-reduced)."""
+    result = torchrun(str(WORKER), "r1", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    a, b = (torch.load(tmp_path / f"final-rank{r}.pt", weights_only=True) for r in (0, 1))
+    for net in ("g", "d"):
+        for name, tensor in a[net].items():
+            assert torch.equal(tensor, b[net][name]), (net, name)
+    assert torch.equal(a["augment_p"], b["augment_p"])
+    assert a["losses"] == b["losses"]
+
+
 def test_two_ranks_of_b_match_one_rank_of_2b(tmp_path):
     """Same images, same latents (one shared stream sliced per rank), gradients averaged by
     DDP: only the order of floating-point sums differs, so losses agree to ~1e-6."""
