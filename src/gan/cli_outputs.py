@@ -17,12 +17,18 @@ class SampleFormat(StrEnum):
     grid = "grid"
     png = "png"
     npy = "npy"
+    gif = "gif"
 
 
 @user_errors
 def sample(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint, e.g. checkpoints/last.pt.")],
-    num: Annotated[int, typer.Option(min=1, max=100_000, help="How many images.")] = 64,
+    num: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=100_000, help="How many images (default 64), or walks (default 8)."
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Output file (grid, npy) or folder (png).")
     ] = None,
@@ -33,15 +39,43 @@ def sample(
     format: Annotated[
         SampleFormat,
         typer.Option(
-            "--format", help="grid: one PNG; png: one PNG per image; npy: NxCxHxW in [0, 1]."
+            "--format",
+            help="grid: one PNG; png: one PNG per image; npy: NxCxHxW in [0, 1]; "
+            "gif: a latent walk, one frame a step (with --interpolate).",
         ),
     ] = SampleFormat.grid,
+    truncation: Annotated[
+        float | None,
+        typer.Option(
+            max=100,
+            help="Draw latents from a normal truncated at +-PSI (BigGAN): typical images, "
+            "less variety. 0.5 to 2 are typical.",
+        ),
+    ] = None,
+    interpolate: Annotated[
+        int | None,
+        typer.Option(
+            max=1000,
+            help="Walk between random latents in STEPS steps (spherical interpolation): "
+            "one walk a row, --num walks.",
+        ),
+    ] = None,
     device: DeviceOption = "auto",
 ) -> None:
     """Generate images from a checkpoint (no model flags: the checkpoint knows its model)."""
     from gan import sampling
 
-    path = sampling.sample(checkpoint, num, out, nrow, seed, format.value, device)
+    path = sampling.sample(
+        checkpoint,
+        num,
+        out,
+        nrow,
+        seed,
+        format.value,
+        device,
+        truncation=truncation,
+        interpolate=interpolate,
+    )
     typer.echo(str(path))
 
 
@@ -54,7 +88,13 @@ def evaluate(
     num_samples: Annotated[
         int, typer.Option(min=2, max=1_000_000, help="Generated images to score.")
     ] = 10_000,
-    metrics: Annotated[str, typer.Option(help="Any of fid,kid,pr.")] = "fid,kid,pr",
+    metrics: Annotated[
+        str,
+        typer.Option(
+            help="Any of fid,kid,pr,nn. nn: the copy check, each sample's distance to its "
+            "nearest training image against the data's own spacing."
+        ),
+    ] = "fid,kid,pr",
     features: Annotated[
         str | None,
         typer.Option(help="mnist-lenet (default for 28x28 gray), random-conv (else), inception."),
@@ -82,9 +122,9 @@ def evaluate(
         device,
         seed,
     )
-    for key in ("fid", "kid", "kid_std", "precision", "recall"):
-        if key in result:
-            typer.echo(f"{key:>10}  {result[key]:.6g}")
+    for key, value in result.items():
+        if key in ("fid", "kid", "kid_std", "precision", "recall") or key.startswith("nn_"):
+            typer.echo(f"{key:>10}  {value:.6g}")
     typer.echo(
         f"{'features':>10}  {result['features']} ({result['num_samples']} generated, "
         f"{result['num_real']} real)"

@@ -19,12 +19,14 @@ def generate(
     batch_size: int = 256,
     device: torch.device | None = None,
     autocast: contextlib.AbstractContextManager | None = None,
+    truncation: float | None = None,
 ) -> Iterator[torch.Tensor]:
     """Batches of images in [-1, 1] (float32, on `device`), G in eval mode meanwhile.
 
     Either `count` images from latents drawn batch by batch from a CPU generator seeded
     with `seed` (the same seed and batch size give the same images anywhere), or one image
-    per row of `latents`. `autocast` (e.g. `gan.speed.autocast`) runs G in low precision.
+    per row of `latents`. `autocast` (e.g. `gan.speed.autocast`) runs G in low precision;
+    `truncation` draws the latents from a truncated normal (see `truncated_normal`).
     """
     if (count is None) == (latents is None):
         raise ValueError("give either count or latents")
@@ -37,7 +39,7 @@ def generate(
         for start in range(0, total, batch_size):
             size = min(batch_size, total - start)
             if latents is None:
-                z = torch.randn(size, *generator.latent_shape, generator=rng)
+                z = truncated_normal((size, *generator.latent_shape), truncation, rng)
             else:
                 z = latents[start : start + size]
             with autocast or contextlib.nullcontext():
@@ -50,3 +52,42 @@ def generate(
 def generate_all(generator: nn.Module, count: int | None = None, **options) -> torch.Tensor:
     """`generate`'s batches joined into one tensor on the CPU."""
     return torch.cat([batch.cpu() for batch in generate(generator, count, **options)])
+
+
+def truncated_normal(
+    shape: tuple[int, ...], psi: float | None, rng: torch.Generator
+) -> torch.Tensor:
+    """Standard normal draws; with `psi`, every component beyond +-psi is drawn again
+    until it falls inside (BigGAN's truncation trick). Scaling z towards 0 instead would
+    move it off the Gaussian shell these generators were trained on."""
+    z = torch.randn(shape, generator=rng)
+    if psi is None:
+        return z
+    outside = z.abs() > psi
+    while bool(outside.any()):
+        z[outside] = torch.randn(int(outside.sum()), generator=rng)
+        outside = z.abs() > psi
+    return z
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between rows of `a` and `b` (any latent shape) at each t:
+    the result keeps the norm a Gaussian latent of this size has."""
+    flat_a, flat_b = a.flatten(1), b.flatten(1)
+    cos = torch.nn.functional.cosine_similarity(flat_a, flat_b).clamp(-1, 1)
+    omega = torch.acos(cos).view(-1, 1, 1)  # walks x 1 x 1
+    t = t.view(1, -1, 1)
+    sin = torch.sin(omega).clamp_min(1e-8)
+    mix = torch.sin((1 - t) * omega) * flat_a[:, None] + torch.sin(t * omega) * flat_b[:, None]
+    straight = (1 - t) * flat_a[:, None] + t * flat_b[:, None]  # (anti)parallel latents
+    out = torch.where(omega < 1e-4, straight, mix / sin)
+    return out.view(len(a), -1, *a.shape[1:])
+
+
+def walk_latents(
+    walks: int, steps: int, latent_shape: tuple[int, ...], seed: int, truncation: float | None
+) -> torch.Tensor:
+    """`walks` x `steps` latents: each walk goes from one random latent to another."""
+    rng = torch.Generator().manual_seed(seed)
+    ends = truncated_normal((2, walks, *latent_shape), truncation, rng)
+    return slerp(ends[0], ends[1], torch.linspace(0, 1, steps))

@@ -41,3 +41,16 @@ def grid_count(image_shape: tuple[int, int, int]) -> int:
     """How many images a training grid shows: 64 small ones, 16 large ones."""
     _, height, width = image_shape
     return 64 if height * width <= 64 * 64 else 16
+
+
+def save_gif(frames: list[torch.Tensor], path: Path, ms_per_frame: int = 120) -> Path:
+    """An animated GIF of C x H x W frames in [0, 1], looping forever."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pictures = []
+    for frame in frames:
+        array = frame.mul(255).round().byte().permute(1, 2, 0).numpy()
+        pictures.append(Image.fromarray(array[..., 0] if array.shape[2] == 1 else array))
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=ms_per_frame, loop=0)
+    return path

@@ -13,7 +13,8 @@ FEATURES: Registry[Callable[[str | None], nn.Module]] = Registry("feature networ
 FEATURES.register("mnist-lenet")(lambda weights: features.load_lenet())
 FEATURES.register("random-conv")(lambda weights: features.RandomConv().eval())
 FEATURES.register("inception")(features.load_inception)
-METRICS = ("fid", "kid", "pr")
+METRICS = ("fid", "kid", "pr")  # the default set
+ALL_METRICS = (*METRICS, "nn")  # nn: the copy check (gan.metrics.copies)
 
 
 def default_features(image_shape: tuple[int, ...]) -> str:

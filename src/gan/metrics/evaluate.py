@@ -15,7 +15,8 @@ from torch import nn
 from gan.atomic import atomic_file, atomic_write
 from gan.errors import GanError
 from gan.generate import generate
-from gan.metrics import FEATURES, METRICS, default_features, scores
+from gan.metrics import ALL_METRICS, FEATURES, METRICS, default_features, scores
+from gan.metrics.copies import copy_check
 from gan.metrics.features import INCEPTION_ENV, file_digest, inception_path
 
 __all__ = ["Evaluator", "INCEPTION_ENV", "compute", "parse_metrics", "write_report"]
@@ -63,11 +64,23 @@ def real_features(
 
 @torch.no_grad()
 def fake_features(
-    generator: nn.Module, num: int, seed: int, net: nn.Module, device: torch.device, batch: int
+    generator: nn.Module,
+    num: int,
+    seed: int,
+    net: nn.Module,
+    device: torch.device,
+    batch: int,
+    pixels: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Features of `num` generated images (the same seed, the same images)."""
-    batches = generate(generator, num, seed=seed, batch_size=batch, device=device)
-    return torch.cat([net(fake.add(1).div(2).clamp(0, 1)).float().cpu() for fake in batches])
+    """Features of `num` generated images (the same seed, the same images); their pixels
+    in [0, 1] go into `pixels` when a list is given (the copy check needs them)."""
+    out = []
+    for fake in generate(generator, num, seed=seed, batch_size=batch, device=device):
+        unit = fake.add(1).div(2).clamp(0, 1)
+        out.append(net(unit).float().cpu())
+        if pixels is not None:
+            pixels.append(unit.mul(255).round().byte().cpu())  # as compact as the reals
+    return torch.cat(out)
 
 
 def compute(real: torch.Tensor, fake: torch.Tensor, metrics: tuple[str, ...]) -> dict[str, Any]:
@@ -83,9 +96,9 @@ def compute(real: torch.Tensor, fake: torch.Tensor, metrics: tuple[str, ...]) ->
 
 def parse_metrics(text: str) -> tuple[str, ...]:
     names = tuple(m.strip().lower() for m in text.split(",") if m.strip())
-    unknown = [m for m in names if m not in METRICS]
+    unknown = [m for m in names if m not in ALL_METRICS]
     if unknown or not names:
-        raise GanError(f"--metrics {text!r} must list some of {', '.join(METRICS)}.")
+        raise GanError(f"--metrics {text!r} must list some of {', '.join(ALL_METRICS)}.")
     return names
 
 
@@ -106,11 +119,19 @@ class Evaluator:
         self.net = FEATURES.get(self.name)(weights).to(device)
         self.fid_name = feature_id(self.name, weights)
         self.device, self.batch, self.seed, self.num = device, batch, seed, num_samples
-        self.real = real_features(images.cpu(), self.net, self.fid_name, device, batch)
+        self.images = images.cpu()  # uint8, for the copy check
+        self.real = real_features(self.images, self.net, self.fid_name, device, batch)
 
     def __call__(self, generator: nn.Module, metrics: tuple[str, ...] = ("fid",)) -> dict[str, Any]:
-        fake = fake_features(generator, self.num, self.seed, self.net, self.device, self.batch)
-        return compute(self.real, fake, metrics)
+        pixels: list[torch.Tensor] | None = [] if "nn" in metrics else None
+        fake = fake_features(
+            generator, self.num, self.seed, self.net, self.device, self.batch, pixels
+        )
+        result = compute(self.real, fake, metrics)
+        if pixels is not None:
+            fakes = torch.cat(pixels).float() / 255
+            result |= copy_check(self.images.float() / 255, fakes, self.real, fake)
+        return result
 
 
 def report_path(checkpoint: Path) -> Path:
