@@ -140,10 +140,14 @@ def test_accumulated_r1_gives_the_gradient_of_one_big_batch():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("loss", ["hinge", "wgan-gp"])
-def test_penalties_run_under_bf16_autocast(loss):
-    t = trainer(loss, precision="bf16", r1_gamma=1.0, r1_every=1, augment=("color",),
+@pytest.mark.parametrize(
+    ("loss", "precision"), [("hinge", "bf16"), ("wgan-gp", "bf16"), ("wgan-gp", "fp16")]
+)
+def test_penalties_run_under_autocast(loss, precision):
+    """fp16 takes AMP's gradient-penalty recipe (outputs scaled, gradients unscaled)."""
+    t = trainer(loss, precision=precision, r1_gamma=1.0, r1_every=1, augment=("color",),
                 augment_p=1.0)  # fmt: skip
+    assert t.runtime.scaler_d.is_enabled() == (precision == "fp16")
     for _ in range(3):
         stats = t.train_step()
     assert math.isfinite(float(stats.d_loss)) and math.isfinite(float(stats.g_loss))
