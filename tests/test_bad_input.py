@@ -385,8 +385,8 @@ def test_sample_on_a_checkpoint_from_a_newer_gan(tmp_path):
 
 @pytest.mark.parametrize(
     ("args", "phrase"),
-    [(("--num", "0"), "--num"), (("--format", "gif"), "--format"), (("--nrow", "x"), "--nrow")],
-    ids=["num-0", "format-gif", "nrow-x"],
+    [(("--num", "0"), "--num"), (("--format", "webm"), "--format"), (("--nrow", "x"), "--nrow")],
+    ids=["num-0", "format-webm", "nrow-x"],
 )
 def test_sample_usage_errors(checkpoint, args, phrase):
     expect_error(cli("sample", checkpoint, "--device", "cpu", *args), 2, phrase)
