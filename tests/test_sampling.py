@@ -124,3 +124,10 @@ def test_evaluate_nn_flags_a_generator_that_returns_training_images():
         assert fresh[f"nn_{space}_median_ratio"] > 0.5
         assert fresh[f"nn_{space}_share_closer_than_closest_pair"] < 0.05
     assert json.dumps(fresh)  # plain numbers, as the report needs
+
+
+def test_copy_scores_survive_duplicates_in_the_training_set():
+    digits = _digits().float() / 255
+    train = torch.cat([digits[:300], digits[:5]])  # five images twice, as blank slices are
+    copies = copy_scores(train, digits[:300])
+    assert copies["median_ratio"] < 1e-6 and copies["share_closer_than_closest_pair"] > 0.95

@@ -275,3 +275,32 @@ def test_bad_technique_options_are_one_sentence(tmp_path, args, code, phrase):
     assert done.returncode == code, done.stderr
     assert phrase in text and "Traceback" not in text
     assert not (tmp_path / "w").exists()
+
+
+def test_a_run_stopped_and_resumed_adapts_exactly_as_one_that_was_not():
+    """ADA's p, its signal since the last adjustment and its ramp are in the checkpoint."""
+    import copy
+
+    recipe = {"augment": ("color", "translation"), "augment_p": "auto", "r1_gamma": 0.5,
+              "r1_every": 3}  # fmt: skip
+    whole = trainer("hinge", **recipe)
+    expected = [(float(s.d_loss), float(s.augment_p)) for s in
+                (whole.train_step() for _ in range(22))]  # fmt: skip
+    assert len({p for _, p in expected}) > 3  # p moved in several small steps
+
+    first = trainer("hinge", **recipe)
+    for _ in range(10):  # stops mid-interval: the signal gathered so far must survive
+        first.train_step()
+    state = copy.deepcopy(first.state_dict())
+    second = trainer("hinge", **recipe)
+    second.load_state_dict(state)
+    rest = [(float(s.d_loss), float(s.augment_p)) for s in
+            (second.train_step() for _ in range(12))]  # fmt: skip
+    assert rest == expected[10:]
+
+
+def test_a_fixed_strength_given_on_resume_wins_over_the_saved_one():
+    state = trainer("ns", augment=("translation",), augment_p=0.0).state_dict()
+    resumed = trainer("ns", augment=("translation",), augment_p=1.0)
+    resumed.load_state_dict(state)
+    assert float(resumed.recipe.augment.p) == 1.0 and not resumed.recipe.augment.off

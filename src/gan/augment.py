@@ -87,10 +87,11 @@ class Augmenter:
         dist: distributed.DistInfo | None = None,
     ) -> None:
         self.policy, self.device, self.target = policy, device, target
-        self.adaptive = p == "auto"
+        self.adaptive = p == "auto" and bool(policy)  # no policy: nothing to adapt
         self.dist = dist or distributed.DistInfo()
-        self.p = torch.tensor(0.0 if self.adaptive else float(p), device=device)
-        self.off = not self.adaptive and float(p) == 0  # a fixed p of 0: nothing to draw
+        fixed = 0.0 if p == "auto" else float(p)
+        self.p = torch.tensor(0.0 if self.adaptive else fixed, device=device)
+        self.off = not self.adaptive and fixed == 0  # a fixed p of 0: nothing to draw
         self.rng = torch.Generator(device=device).manual_seed(seed + 4)
         self.ramp_images = 1.0
         self._signs = torch.zeros((), device=device)
@@ -133,12 +134,17 @@ class Augmenter:
             "augment_rng": self.rng.get_state(),
             "ada_signs": self._signs.detach().cpu(),
             "ada_seen": self._seen,
+            "ada_ramp_images": self.ramp_images,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The generator and, when adapting, p, its signal and its ramp: a resumed run
+        adapts as the run it continues did. A fixed p given now wins over the saved one."""
         if state.get("augment_p") is None:  # a checkpoint from before augmentation
             return
-        self.p = state["augment_p"].to(self.device)
         self.rng.set_state(state["augment_rng"])
-        self._signs = state["ada_signs"].to(self.device)
-        self._seen = int(state["ada_seen"])
+        if self.adaptive:
+            self.p = state["augment_p"].to(self.device)
+            self._signs = state["ada_signs"].to(self.device)
+            self._seen = int(state["ada_seen"])
+            self.ramp_images = float(state.get("ada_ramp_images", self.ramp_images))

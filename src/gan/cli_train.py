@@ -29,8 +29,9 @@ def _parameter(f: Field) -> inspect.Parameter:
         kind, default = list[f.kind], None
     else:
         kind = f.kind
-    if f.kind is bool and (f.optional or f.opt.negatable):
-        decls = [f"{f.flag}/--no-{f.flag[2:]}"]
+    if f.kind is bool:  # both ways, so a flag can undo a config file's true or false
+        off = "--" + f.flag[5:] if f.flag.startswith("--no-") else f"--no-{f.flag[2:]}"
+        decls = [f"{f.flag}/{off}"]
     else:
         decls = [f.flag]
     bounds = f.range_text()

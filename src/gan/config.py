@@ -134,7 +134,7 @@ class OptimConfig:
     gp_weight: float = option(
         10.0, "Gradient penalty weight of wgan-gp.", min=0, max=1_000_000, panel=LOSS
     )
-    n_critic: int = option(1, "D steps per G step.", min=1, max=100, panel=LOSS)
+    n_critic: int = option(1, "D steps per G step.", min=1, max=100, panel=LOSS, fixed=True)
     augment: str = option(
         "none",
         "DiffAugment policy: none, or a combination of color, translation, cutout "

@@ -80,7 +80,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     sin = torch.sin(omega).clamp_min(1e-8)
     mix = torch.sin((1 - t) * omega) * flat_a[:, None] + torch.sin(t * omega) * flat_b[:, None]
     straight = (1 - t) * flat_a[:, None] + t * flat_b[:, None]  # (anti)parallel latents
-    out = torch.where(omega < 1e-4, straight, mix / sin)
+    out = torch.where((omega < 1e-4) | (torch.pi - omega < 1e-4), straight, mix / sin)
     return out.view(len(a), -1, *a.shape[1:])
 
 

@@ -50,8 +50,7 @@ def merge_for_resume(saved: Config, given: Config, chosen: set[str]) -> Config:
     for key in sorted(chosen):
         f = FIELDS[key]
         old, new = saved.get(key), given.get(key)
-        if isinstance(old, list):
-            old = tuple(old)
+        old, new = (tuple(v) if isinstance(v, list) else v for v in (old, new))
         if f.opt.fixed and new != old:
             raise GanError(
                 f"{f.flag} {_show(new)} differs from the checkpoint's {_show(old)}; a resumed "

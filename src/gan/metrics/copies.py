@@ -15,12 +15,17 @@ import torch
 
 def nearest(queries: torch.Tensor, keys: torch.Tensor, exclude_self: bool = False, chunk=512):
     """(distance, index) of each query row's nearest key row (Euclidean), in chunks."""
-    dists, index = [], []
+    dists, index, keys = [], [], keys.double()
+    key_norms = keys.norm(dim=1)
     for start in range(0, len(queries), chunk):
-        d = torch.cdist(queries[start : start + chunk].double(), keys.double())
-        if exclude_self:  # queries are the keys: a row is not its own neighbour
-            rows = torch.arange(start, start + len(d))
-            d[torch.arange(len(d)), rows] = float("inf")
+        rows = queries[start : start + chunk].double()
+        d = torch.cdist(rows, keys)
+        if exclude_self:  # queries are the keys: neither a row nor its exact duplicates
+            # count as its neighbour (the spacing must be > 0); cdist's matrix-product form
+            # leaves identical rows a rounding error apart, hence the relative tolerance.
+            same = d <= 1e-6 * (rows.norm(dim=1)[:, None] + key_norms[None, :] + 1e-12)
+            same[torch.arange(len(d)), torch.arange(start, start + len(d))] = True
+            d[same] = float("inf")
         best = d.min(dim=1)
         dists.append(best.values)
         index.append(best.indices)
@@ -33,6 +38,7 @@ def copy_scores(train: torch.Tensor, samples: torch.Tensor) -> dict[str, float]:
     of training images is to each other."""
     train, samples = train.flatten(1).float(), samples.flatten(1).float()
     spacing, _ = nearest(train, train, exclude_self=True)
+    spacing = torch.where(torch.isinf(spacing), torch.ones_like(spacing), spacing)  # all equal
     dist, index = nearest(samples, train)
     ratio = dist / spacing[index].clamp_min(1e-12)
     return {

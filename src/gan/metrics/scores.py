@@ -28,7 +28,9 @@ def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to the two feature sets."""
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    metric = FrechetInceptionDistance(feature=_Given(real.shape[1]), normalize=True)
+    metric = FrechetInceptionDistance(
+        feature=_Given(real.shape[1]), normalize=True, sync_on_compute=False
+    )  # only rank 0 evaluates: no collective
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     return max(0.0, float(metric.compute()))
@@ -42,7 +44,11 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 50) -> tuple[floa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "will save all extracted features": we pass features
         metric = KernelInceptionDistance(
-            feature=_Given(real.shape[1]), subsets=subsets, subset_size=size, normalize=True
+            feature=_Given(real.shape[1]),
+            subsets=subsets,
+            subset_size=size,
+            normalize=True,
+            sync_on_compute=False,
         )
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)

@@ -45,6 +45,7 @@ class Checkpointer:
             raise Diverged(trainer.step, trainer.step)  # keep the good checkpoints
         rt = trainer.runtime
         rng_states = distributed.gather(rng.capture(rt.device), rt.dist)
+        self.saved_step = trainer.step  # on every rank: the final save is a collective too
         if self.paths is None or not rt.dist.is_main:
             return None
         state = {
@@ -60,7 +61,6 @@ class Checkpointer:
         if best:
             checkpoint.publish(path, self.paths.checkpoints / "best.pt")
             logger.info("New best FID {:.4g} at step {}: best.pt", state["best_fid"], trainer.step)
-        self.saved_step = trainer.step
         checkpoint.prune(self.paths.checkpoints, self.keep)
         release_cached_memory(rt.device)
         logger.info("Saved checkpoint {}", path)

@@ -31,7 +31,10 @@ class Recipe:
         return self.r1_gamma > 0 and step % self.r1_every == 0
 
     def mixing_weights(self, count: int, device: torch.device) -> torch.Tensor:
-        return torch.rand(count, 1, 1, 1, device=device, generator=self.noise_rng)
+        """Drawn for the global batch and sliced per process, like the latents."""
+        dist = self.augment.dist
+        w = torch.rand(count * dist.world_size, 1, 1, 1, device=device, generator=self.noise_rng)
+        return w[dist.rank * count : (dist.rank + 1) * count] if dist.world_size > 1 else w
 
     def state_dict(self) -> dict[str, Any]:
         noise = self.noise_rng.get_state() if self.noise_rng is not None else None
