@@ -135,3 +135,16 @@ def test_sync_bn_is_refused_on_the_cpu(tmp_path):
     )  # fmt: skip
     assert result.returncode == 1 and "--sync-bn needs CUDA" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_fid_during_training_under_two_processes_finishes(tmp_path):
+    """Only rank 0 evaluates: FID must not wait for the others, and a new best at the last
+    step must not leave the final checkpoint's gather to one process."""
+    result = run_gan(
+        "train", "--data", str(MNIST_1K), "--model", "mlp", "--device", "cpu", "--nproc", "2",
+        "--batch-size", "8", "--max-steps", "6", "--eval-every", "3", "--eval-samples", "16",
+        "--workdir", str(tmp_path), "--run-name", "f", cwd=tmp_path, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "New best FID" in result.stderr
+    assert {p.name for p in (tmp_path / "checkpoints" / "f").iterdir()} >= {"best.pt"}
