@@ -10,6 +10,7 @@ MODE `r1`: `tiny` with hinge, spectral norm, R1 at every step and adaptive augme
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -79,8 +80,12 @@ def main() -> None:
     final = {"losses": losses, "d": rt.D.state_dict(), "g": rt.G.state_dict(),
              "augment_p": trainer.recipe.augment.p}  # fmt: skip
     torch.save(final, out / f"final-rank{info.rank}.pt")
-    distributed.barrier(info)  # neither rank tears gloo down while the other still uses it
-    distributed.shutdown()
+    distributed.barrier(info)  # both ranks' results are on disk
+    # gloo's teardown now and then aborts a process ("terminate called without an active
+    # exception") after all its work is done; what this worker checks is written, so it
+    # leaves without the teardown.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
