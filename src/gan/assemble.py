@@ -21,7 +21,7 @@ from gan.outputs import RunPaths
 from gan.tracking import RunTracker
 from gan.train.checkpointer import Checkpointer
 from gan.train.grids import GridWriter
-from gan.train.loop import Trainer
+from gan.train.loop import Trainer, images_per_step
 from gan.train.recipe import Recipe, build_recipe
 from gan.train.reporter import Reporter
 from gan.train.runtime import Runtime, build_runtime
@@ -113,16 +113,16 @@ def _components(
     tracker: RunTracker | None,
 ) -> dict[str, Any]:
     """The checkpointer, reporter and grid writer; only rank 0's write files."""
-    m, o, t, info = config.model, config.optim, config.train, runtime.dist
+    m, t, info = config.model, config.train, runtime.dist
     image_shape = tuple(data.images.shape[1:])
     model = {"name": m.name, "image_shape": list(image_shape), "latent_dim": m.latent_dim}
     header = {"model": model, "dataset": data.summary()}
-    images_per_step = o.batch_size * o.accumulation_steps * info.world_size * o.n_critic
+    per_step = images_per_step(config, info.world_size, recipe.n_critic)
     evaluator = _evaluator(config, data, runtime.device, info)
     return {
         "checkpointer": Checkpointer(t.checkpoint_every, t.keep_checkpoints, paths, header),
         "reporter": Reporter(
-            images_per_step,
+            per_step,
             t.log_every,
             tracker,
             evaluator,

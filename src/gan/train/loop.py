@@ -39,6 +39,12 @@ class FitResult:
     interrupted: bool  # stopped by a signal
 
 
+def images_per_step(config: Config, world_size: int, n_critic: int) -> int:
+    """Images drawn from the data per step: micro-batch x K x processes x D steps."""
+    o = config.optim
+    return o.batch_size * o.accumulation_steps * world_size * n_critic
+
+
 class Trainer:
     def __init__(
         self,
@@ -54,8 +60,7 @@ class Trainer:
         t, o, rt = config.train, config.optim, runtime
         self.config, self.runtime, self.batches = config, runtime, batches
         self.recipe = recipe or build_recipe(device=rt.device, seed=t.seed, dist=rt.dist)
-        per_d_step = o.batch_size * o.accumulation_steps * rt.dist.world_size
-        self.images_per_step = per_d_step * self.recipe.n_critic  # images drawn per step
+        self.images_per_step = images_per_step(config, rt.dist.world_size, self.recipe.n_critic)
         self.checkpointer = checkpointer or Checkpointer(t.checkpoint_every, t.keep_checkpoints)
         self.reporter = reporter or Reporter(self.images_per_step, t.log_every, dist=rt.dist)
         self.grids = grids or GridWriter(
