@@ -279,8 +279,12 @@ def test_mnist_from_s3(s3, mnist_dir):
     local = load("mnist", mnist_dir)
     assert remote.images.shape == (1000, 1, 28, 28)
     assert torch.equal(remote.images, local.images)
-    assert remote.extra["split"] == "test" and remote.extra["s3_objects"] == 1
-    assert s3.proxy.object_gets() == ["mnist/raw/t10k-images-idx3-ubyte.gz"]  # no labels
+    assert torch.equal(remote.labels, local.labels) and remote.classes == local.classes
+    assert remote.extra["split"] == "test" and remote.extra["s3_objects"] == 2
+    assert sorted(s3.proxy.object_gets()) == [
+        "mnist/raw/t10k-images-idx3-ubyte.gz",
+        "mnist/raw/t10k-labels-idx1-ubyte.gz",
+    ]
     in_memory = load("mnist", "s3://digits/mnist/", (14, 14), no_cache=True)
     assert in_memory.images.shape == (1000, 1, 14, 14)
 

@@ -115,7 +115,7 @@ def test_r1_and_gradient_penalty_match_the_linear_case():
 def test_penalties_train_d_in_its_one_backward():
     t = trainer("wgan-gp", d=LinearD(torch.ones(64)), r1_gamma=0.0)
     rt, recipe = t.runtime, t.recipe
-    reals, latents = t.draw()
+    reals, latents, _ = t.draw()
     rt.D.zero_grad()
     d_backward(rt, recipe, reals, latents, keep_fakes=False)
     with_gp = rt.D.fc.weight.grad.clone()

@@ -55,7 +55,11 @@ def build_trainer(
     _log_setup(data, device, paths, info, settings)
     m, o, t = config.model, config.optim, config.train
     image_shape = tuple(data.images.shape[1:])
-    generator, discriminator = build_models(m.name, image_shape, m.latent_dim)
+    classes = len(data.classes) if m.conditional else 0
+    generator, discriminator = build_models(m.name, image_shape, m.latent_dim, classes)
+    if classes:  # unlabelled samples follow the data's class frequencies
+        counts = torch.tensor(list(data.class_counts().values()), dtype=torch.float32)
+        generator.class_weights.copy_(counts)
     runtime = build_runtime(
         generator,
         discriminator,
@@ -70,8 +74,9 @@ def build_trainer(
         compile_d=not (o.r1_gamma > 0 or o.loss == "wgan-gp"),  # no double backward compiled
     )
     fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
+    labels = data.labels if classes else None
     batches = DeviceBatches(
-        data.images, device, o.batch_size, t.seed, info.rank, info.world_size, fmt
+        data.images, device, o.batch_size, t.seed, info.rank, info.world_size, fmt, labels=labels
     )
     if not batches.resident:
         logger.info("The images do not fit on {}: streaming them from pinned host memory.", device)
@@ -116,6 +121,8 @@ def _components(
     m, t, info = config.model, config.train, runtime.dist
     image_shape = tuple(data.images.shape[1:])
     model = {"name": m.name, "image_shape": list(image_shape), "latent_dim": m.latent_dim}
+    if m.conditional:
+        model["classes"] = list(data.classes)
     header = {"model": model, "dataset": data.summary()}
     per_step = images_per_step(config, info.world_size, recipe.n_critic)
     evaluator = _evaluator(config, data, runtime.device, info)
@@ -139,6 +146,7 @@ def _components(
             paths,
             tracker,
             info.is_main,
+            getattr(runtime.G, "num_classes", 0),
         ),
     }
 

@@ -43,12 +43,17 @@ class DeviceBatches:
         world_size: int = 1,
         memory_format: torch.memory_format = torch.contiguous_format,
         resident: bool | None = None,
+        labels: torch.Tensor | None = None,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise TypeError("images must be a uint8 tensor N x C x H x W")
+        if labels is not None and labels.shape != (len(images),):
+            raise ValueError("labels must hold one class index per image")
         self.resident = fits_on_device(images, device) if resident is None else resident
         self.device = device
         self.images = images.to(device) if self.resident else _pinned(images)
+        # Labels are small: always on the device, gathered by the same indices as images.
+        self.labels = labels.to(device, torch.int64) if labels is not None else None
         self.batch_size = batch_size
         self.seed = seed
         self.memory_format = memory_format
@@ -91,10 +96,17 @@ class DeviceBatches:
 
     def next(self) -> torch.Tensor:
         """The next micro-batch as float32 in [-1, 1], on the device."""
+        return self.next_labelled()[0]
+
+    def next_labelled(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The next micro-batch and its labels (None for unlabelled data), on the device."""
         indices = self.next_indices()
         batch = self.images.index_select(0, indices) if self.resident else self._copy_in(indices)
         batch = batch.float().div_(127.5).sub_(1.0)
-        return batch.contiguous(memory_format=self.memory_format)
+        labels = None
+        if self.labels is not None:
+            labels = self.labels.index_select(0, indices.to(self.labels.device))
+        return batch.contiguous(memory_format=self.memory_format), labels
 
     def _copy_in(self, indices: torch.Tensor) -> torch.Tensor:
         buffer, done = self._free_buffer(len(indices))

@@ -38,6 +38,7 @@ class DatasetEntry:
     default_epochs: int
     default_image_size: tuple[int, int] | None = None  # None: the images' own size
     channels: int | None = 1  # None: decided by the data
+    labels: str | None = None  # where --conditional's classes come from; None: no labels
 
     def loader(self) -> Any:
         """The load function (its module is imported on first use)."""
@@ -82,6 +83,7 @@ _dataset(
     model="dcgan-proj",
     epochs=20,
     default_image_size=(28, 28),
+    labels="the digit, from the IDX label file beside the images",
 )
 _dataset(
     "mri",
@@ -98,6 +100,7 @@ _dataset(
     model="dcgan-proj",
     epochs=50,
     channels=None,
+    labels="the subfolder each image lies in",
 )
 _dataset(
     "bps",
@@ -106,6 +109,7 @@ _dataset(
     model="mri",
     epochs=20,
     default_image_size=(128, 128),
+    labels="the particle type, dose or hours of meta.csv (--condition-on)",
 )
 
 

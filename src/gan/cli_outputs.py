@@ -60,6 +60,13 @@ def sample(
             "one walk a row, --num walks.",
         ),
     ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option(
+            help="Images of this class only (a conditional checkpoint: e.g. 7, Fe). Without "
+            "it, a conditional model's grid has one class per row.",
+        ),
+    ] = None,
     device: DeviceOption = "auto",
 ) -> None:
     """Generate images from a checkpoint (no model flags: the checkpoint knows its model)."""
@@ -75,6 +82,7 @@ def sample(
         device,
         truncation=truncation,
         interpolate=interpolate,
+        label=label,
     )
     typer.echo(str(path))
 

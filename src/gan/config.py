@@ -89,6 +89,13 @@ class DataConfig:
         panel=BPS,
         fixed=True,
     )
+    condition_on: str = option(
+        "particle",
+        "The label --conditional trains on: particle, dose or hours.",
+        convert=lower_choice(("particle", "dose", "hours")),
+        panel=BPS,
+        fixed=True,
+    )
     clip_percentiles: tuple[float, float] = option(
         (0.5, 99.5),
         "low,high percentiles for 16-bit images.",
@@ -105,6 +112,12 @@ class ModelConfig:
     latent_dim: int = option(100, "Latent size.", min=1, max=65536, fixed=True)
     spectral_norm: bool = option(
         False, "Spectral normalisation on D's convolutions and linear layers.", fixed=True
+    )
+    conditional: bool = option(
+        False,
+        "Train on the data's labels (MNIST digits, BPS --condition-on, folder subfolders): "
+        "class-conditional BatchNorm in G, a projection D; sample with gan sample --label.",
+        fixed=True,
     )
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+from gan.models.conditional import is_conditional
 
 
 @torch.no_grad()
@@ -16,6 +19,7 @@ def generate(
     *,
     seed: int = 0,
     latents: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
     batch_size: int = 256,
     device: torch.device | None = None,
     autocast: contextlib.AbstractContextManager | None = None,
@@ -27,9 +31,14 @@ def generate(
     with `seed` (the same seed and batch size give the same images anywhere), or one image
     per row of `latents`. `autocast` (e.g. `gan.speed.autocast`) runs G in low precision;
     `truncation` draws the latents from a truncated normal (see `truncated_normal`).
+    A conditional G makes image i of class `labels[i]`; without labels, classes are drawn
+    as often as they occurred in its training data.
     """
     if (count is None) == (latents is None):
         raise ValueError("give either count or latents")
+    conditional = is_conditional(generator)
+    if labels is not None and not conditional:
+        raise ValueError("labels need a conditional generator")
     device = device or next(generator.parameters()).device
     rng = torch.Generator().manual_seed(seed)
     total = count if latents is None else len(latents)
@@ -43,7 +52,12 @@ def generate(
             else:
                 z = latents[start : start + size]
             with autocast or contextlib.nullcontext():
-                images = generator(z.to(device))
+                if not conditional:
+                    images = generator(z.to(device))
+                else:
+                    y = labels[start : start + size] if labels is not None else None
+                    y = draw_labels(generator, size, rng) if y is None else y
+                    images = generator(z.to(device), y.to(device))
             yield images.float()
     finally:
         generator.train(was_training)
@@ -52,6 +66,20 @@ def generate(
 def generate_all(generator: nn.Module, count: int | None = None, **options) -> torch.Tensor:
     """`generate`'s batches joined into one tensor on the CPU."""
     return torch.cat([batch.cpu() for batch in generate(generator, count, **options)])
+
+
+def draw_labels(generator: nn.Module, count: int, rng: torch.Generator) -> torch.Tensor:
+    """Classes drawn as often as they occurred in the generator's training data."""
+    weights = generator.class_weights.detach().float().cpu()
+    return torch.multinomial(weights, count, replacement=True, generator=rng)
+
+
+def class_rows(classes: int, count: int, max_rows: int = 32) -> tuple[torch.Tensor, int]:
+    """Labels for a grid with one class per row (the first `max_rows` classes), at least
+    `count` images in all; and the row length."""
+    rows = min(classes, max_rows)
+    columns = max(math.ceil(math.sqrt(count)), math.ceil(count / rows))
+    return torch.arange(rows).repeat_interleave(columns), columns
 
 
 def truncated_normal(

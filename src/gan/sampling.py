@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +26,10 @@ def load_generator(path: Path | str, device: torch.device) -> tuple[torch.nn.Mod
     """Rebuild G from the model config stored in a checkpoint; no model flags needed."""
     state = load_checkpoint(path)
     model = state["model"]
-    generator, _ = build_models(model["name"], tuple(model["image_shape"]), model["latent_dim"])
+    classes = len(model.get("classes") or [])
+    generator, _ = build_models(
+        model["name"], tuple(model["image_shape"]), model["latent_dim"], classes
+    )
     try:
         # Prefer the moving average of G's weights, as training grids do.
         generator.load_state_dict(state.get("generator_ema") or state["generator"])
@@ -53,9 +59,12 @@ def _with_suffix(out: Path, fmt: str) -> Path:
     return out
 
 
-def default_out(checkpoint: Path, state: dict, fmt: str, workdir: Path, walk: bool) -> Path:
+def default_out(
+    checkpoint: Path, state: dict, fmt: str, workdir: Path, walk: bool, label: str | None = None
+) -> Path:
     run = state.get("run_name") or checkpoint.stem
     stem = f"{'walk' if walk else 'sample'}-{state['step']:07d}"
+    stem += f"-{_safe(label)}" if label is not None else ""
     suffix = {"grid": ".png", "png": "", "npy": ".npy", "gif": ".gif"}[fmt]
     return workdir / "assets" / run / f"{stem}{suffix}"
 
@@ -71,6 +80,66 @@ def _check(fmt: str, truncation: float | None, interpolate: int | None) -> None:
         raise GanError("--format gif animates a latent walk; give --interpolate STEPS too.")
 
 
+def _safe(label: str) -> str:
+    """A class name as a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "class"
+
+
+def resolve_label(text: str, classes: list[str], checkpoint: Path) -> int:
+    """The index of class `text` (exact, then ignoring case, then by numeric value)."""
+    if not classes:
+        raise GanError(
+            f"--label needs a checkpoint trained with --conditional; {checkpoint} was "
+            "trained without labels."
+        )
+    for same in (str.__eq__, lambda a, b: a.lower() == b.lower(), _same_number):
+        found = [i for i, name in enumerate(classes) if same(text.strip(), name)]
+        if found:
+            return found[0]
+    raise GanError(
+        f"--label {text!r} is not a class of {checkpoint}; it knows {', '.join(classes)}."
+    )
+
+
+def _same_number(a: str, b: str) -> bool:
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return False
+
+
+@dataclass
+class Plan:
+    """What `gan sample` makes: latents (or a count), labels, the grid's row length."""
+
+    num: int
+    nrow: int | None
+    latents: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+
+
+def _plan(generator, num, nrow, seed, truncation, interpolate, label) -> Plan:
+    """Images (64, or one row of 8 per class), or walks (8, one a row) of `interpolate`
+    steps. A conditional G without `label` cycles through its classes, a class a row."""
+    classes = getattr(generator, "num_classes", 0)
+    if interpolate is not None:
+        walks = num or (8 if label is not None or not classes else min(classes, 32))
+        z = walk_latents(walks, interpolate, generator.latent_shape, seed, truncation)
+        plan = Plan(walks * interpolate, interpolate, z.flatten(0, 1))
+        if classes:
+            rows = torch.full((walks,), label) if label is not None else torch.arange(walks)
+            plan.labels = (rows % classes).repeat_interleave(interpolate)
+        return plan
+    if not classes:
+        return Plan(num or 64, nrow)
+    if label is not None:
+        return Plan(num or 64, nrow, labels=torch.full((num or 64,), label))
+    rows = min(classes, 32)
+    columns = nrow or (math.ceil(num / rows) if num else 8)
+    count = num or rows * columns
+    return Plan(count, columns, labels=torch.arange(count) // columns % classes)
+
+
 def sample(
     checkpoint: Path,
     num: int | None = None,
@@ -82,44 +151,58 @@ def sample(
     workdir: Path = Path("."),
     truncation: float | None = None,
     interpolate: int | None = None,
+    label: str | None = None,
 ) -> Path:
-    """Write `num` images (64 by default), or with `interpolate` that many walks (8 by
-    default) of `interpolate` steps, one walk a row, or one frame a step in a GIF."""
+    """Write images from a checkpoint's G (see `_plan` for how many, and which classes)."""
     _check(fmt, truncation, interpolate)
     torch_device = resolve_device(device)
     generator, state = load_generator(checkpoint, torch_device)
+    classes = list(state["model"].get("classes") or [])
+    index = resolve_label(label, classes, Path(checkpoint)) if label is not None else None
+    plan = _plan(generator, num, nrow, seed, truncation, interpolate, index)
     options = {"batch_size": _CHUNK, "device": torch_device, "truncation": truncation}
-    if interpolate is None:
-        num = num or 64
-        fakes = generate_all(generator, num, seed=seed, **options)
+    if plan.latents is None:
+        fakes = generate_all(generator, plan.num, seed=seed, labels=plan.labels, **options)
     else:
-        num, nrow = (num or 8) * interpolate, interpolate
-        z = walk_latents(num // interpolate, interpolate, generator.latent_shape, seed, truncation)
-        fakes = generate_all(generator, latents=z.flatten(0, 1), **options)
+        fakes = generate_all(generator, latents=plan.latents, labels=plan.labels, **options)
     release_cached_memory(torch_device)
-    walk = interpolate is not None
+    walk, name = interpolate is not None, classes[index] if index is not None else None
     out = (
-        _with_suffix(out, fmt) if out else default_out(Path(checkpoint), state, fmt, workdir, walk)
+        _with_suffix(out, fmt)
+        if out
+        else default_out(Path(checkpoint), state, fmt, workdir, walk, name)
     )
+    per_class = classes if plan.labels is not None and index is None else None
     try:
-        _write(fakes, out, fmt, nrow, interpolate)
+        _write(fakes, out, fmt, plan.nrow, interpolate, plan.labels, per_class)
     except OSError as exc:
         raise GanError(
             f"Could not write {out} ({exc.strerror or exc}); choose another --out."
         ) from None
-    logger.info("Wrote {} image(s) from step {} to {}", num, state["step"], out)
+    logger.info("Wrote {} image(s) from step {} to {}", plan.num, state["step"], out)
     return out
 
 
-def _write(fakes: torch.Tensor, out: Path, fmt: str, nrow: int | None, steps: int | None) -> None:
+def _write(
+    fakes: torch.Tensor,
+    out: Path,
+    fmt: str,
+    nrow: int | None,
+    steps: int | None,
+    labels: torch.Tensor | None = None,
+    per_class: list[str] | None = None,
+) -> None:
+    """Write in `fmt`; with `per_class` (several classes in one call) PNGs go into one
+    subfolder per class (the layout the folder dataset reads) and npy gets a labels file."""
     if fmt == "grid":
         images.save_grid(fakes, out, nrow)
     elif fmt == "png":
         from torchvision.utils import save_image
 
-        out.mkdir(parents=True, exist_ok=True)
         for i, image in enumerate(images.to_unit(fakes)):
-            save_image(image, out / f"{i:05d}.png")
+            folder = out / _safe(per_class[int(labels[i])]) if per_class else out
+            folder.mkdir(parents=True, exist_ok=True)
+            save_image(image, folder / f"{i:05d}.png")
     elif fmt == "gif":
         walks = fakes.view(-1, steps, *fakes.shape[1:])  # walk x step x C x H x W
         frames = [images.grid(walks[:, t]) for t in range(steps)]
@@ -127,3 +210,6 @@ def _write(fakes: torch.Tensor, out: Path, fmt: str, nrow: int | None, steps: in
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, images.to_unit(fakes).numpy())
+        if per_class:  # the class of each image, by name, in a text file beside it
+            names = [per_class[int(i)] for i in labels]
+            out.with_name(out.stem + "-labels.txt").write_text("\n".join(names) + "\n")

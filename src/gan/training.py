@@ -43,6 +43,12 @@ def resolve(config: Config) -> Config:
     if epochs is None and config.train.max_steps is None:
         epochs = spec.default_epochs
     size = config.data.image_size or spec.default_image_size
+    if config.model.conditional and spec.labels is None:
+        raise GanError(
+            f"Dataset {config.data.name!r} has no labels, so --conditional cannot be used; "
+            "leave it out, or use a dataset with labels (mnist, bps, or a folder with one "
+            "subfolder per class)."
+        )
     resolved = dataclasses.replace(
         config,
         data=dataclasses.replace(config.data, image_size=size),
@@ -79,6 +85,29 @@ def _check_same_data(data: ImageData, state: dict[str, Any], path: Path) -> None
                 f"The data has {key.replace('_', ' ')} {now[key]} but {path} was trained on "
                 f"{saved[key]}; resume with the same data or start a new run."
             )
+    classes = state.get("model", {}).get("classes")
+    if classes is not None and list(data.classes) != list(classes):
+        raise GanError(
+            f"The data has the classes {', '.join(data.classes)} but {path} was trained on "
+            f"{', '.join(classes)}; resume with the same data or start a new run."
+        )
+
+
+def check_labels(config: Config, data: ImageData) -> None:
+    """--conditional needs a label for every image, and more than one class to be useful."""
+    if not config.model.conditional:
+        return
+    if data.labels is None:
+        where = DATASETS.get(config.data.name).labels or "labels"
+        raise GanError(
+            f"--conditional needs {where}, and {data.source} has none; add them or leave "
+            "--conditional out."
+        )
+    if len(data.classes) < 2:
+        logger.warning(
+            "The data has one class ({}): --conditional will learn nothing from it.",
+            ", ".join(data.classes),
+        )
 
 
 def _resumed(
@@ -149,6 +178,7 @@ def _train(
     image_shape = tuple(data.images.shape[1:])
     check_model_fits(config.model.name, image_shape, config.model.latent_dim)
     check_penalties(config, image_shape)
+    check_labels(config, data)
     if state is not None:
         _check_same_data(data, state, resumed_from)
     config = config.replace({"data.image_size": image_shape[1:]})

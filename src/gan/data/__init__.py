@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,16 +20,34 @@ class ImageData:
     name: str
     source: str
     extra: dict[str, Any] = field(default_factory=dict)
+    labels: torch.Tensor | None = None  # int64, one class index per image
+    classes: tuple[str, ...] = ()  # the class names, by index
 
     def summary(self) -> dict[str, Any]:
         """The `dataset` block of run.json and of every checkpoint."""
+        labelled = {"classes": self.class_counts()} if self.labels is not None else {}
         return {
             "name": self.name,
             "source": self.source,
             "num_images": int(self.images.shape[0]),
             "image_shape": [int(s) for s in self.images.shape[1:]],
+            **labelled,
             **self.extra,
         }
+
+    def class_counts(self) -> dict[str, int]:
+        """Images per class, by class name."""
+        if self.labels is None:
+            return {}
+        counts = torch.bincount(self.labels, minlength=len(self.classes)).tolist()
+        return dict(zip(self.classes, counts, strict=True))
+
+
+def label_images(names: Sequence[str], key: Callable[[str], Any] | None = None):
+    """(int64 labels, class names sorted by `key`) from one class name per image."""
+    classes = tuple(sorted(set(names), key=key))
+    index = {name: i for i, name in enumerate(classes)}
+    return torch.tensor([index[n] for n in names], dtype=torch.int64), classes
 
 
 def load_dataset(config: DataConfig) -> ImageData:

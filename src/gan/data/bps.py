@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from loguru import logger
 
 from gan.config import DataConfig
-from gan.data import ImageData
+from gan.data import ImageData, label_images
 from gan.data.decode import decode_all, require_path, stack
 from gan.data.s3 import explain, fetch, is_s3, make_client, split_uri
 from gan.data.sources import s3_settings
@@ -147,6 +147,7 @@ def load_bps(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
             source, TIFF_SUFFIXES, s3_settings(config), {base + r["filename"] for r in rows}
         )
         files, extra = fetched.files, {**extra, **fetched.summary()}
+        names = fetched.relative
         if fetched.objects < len(rows):
             logger.warning(
                 "{} file(s) named in meta.csv are not in {}.", len(rows) - fetched.objects, source
@@ -155,8 +156,33 @@ def load_bps(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     else:
         root = require_path(Path(source))
         files = [root / r["filename"] for r in rows]
+        names = [r["filename"] for r in rows]
     clip = config.clip_percentiles
-    arrays, skipped = decode_all(files, lambda f: [decode_tiff(f, size, clip)], source)
+    counts: list[int] = []
+    arrays, skipped = decode_all(files, lambda f: [decode_tiff(f, size, clip)], source, counts)
     if skipped:
         extra["skipped_files"] = skipped
-    return ImageData(stack(arrays, source), "bps", source, extra)
+    data = ImageData(stack(arrays, source), "bps", source, extra)
+    # Labels: the --condition-on column of each decoded file's meta.csv row.
+    by_name = {r["filename"]: r for r in rows}
+    kept = [
+        _label(by_name[name], config.condition_on)
+        for name, count in zip(names, counts, strict=True)
+        if count
+    ]
+    data.labels, data.classes = label_images(kept, key=_label_order(config.condition_on))
+    extra["condition_on"] = config.condition_on
+    return data
+
+
+_COLUMN = {"particle": "particle_type", "dose": "dose_Gy", "hours": "hr_post_exposure"}
+
+
+def _label(row: dict[str, Any], condition_on: str) -> str:
+    value = row[_COLUMN[condition_on]]
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _label_order(condition_on: str):
+    """Particles by name; doses and hours by value."""
+    return str.lower if condition_on == "particle" else float

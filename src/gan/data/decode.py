@@ -82,9 +82,13 @@ def image_info(path: Any) -> tuple[str, tuple[int, int]] | None:
 
 
 def decode_all(
-    paths: list[Any], decode: Callable[[Any], list[np.ndarray]], root: Any
+    paths: list[Any],
+    decode: Callable[[Any], list[np.ndarray]],
+    root: Any,
+    counts: list[int] | None = None,
 ) -> tuple[list[np.ndarray], int]:
-    """Decode files in a small thread pool; unreadable ones are skipped, counted and warned of."""
+    """Decode files in a small thread pool; unreadable ones are skipped, counted and warned of.
+    `counts`, when given, receives the number of images each file gave (0: skipped)."""
     arrays: list[np.ndarray] = []
     failures: list[tuple[Path, str]] = []
 
@@ -101,6 +105,8 @@ def decode_all(
                 failures.append((path, result))
             else:
                 arrays.extend(result)
+            if counts is not None:
+                counts.append(0 if isinstance(result, str) else len(result))
     if failures:
         path, reason = failures[0]
         logger.warning(

@@ -8,7 +8,7 @@ from typing import Any
 from loguru import logger
 
 from gan.config import DataConfig
-from gan.data import ImageData
+from gan.data import ImageData, label_images
 from gan.data.decode import IMAGE_SUFFIXES, decode_all, image_info, read_image, stack
 from gan.data.sources import gather
 from gan.errors import GanError
@@ -33,10 +33,16 @@ def _survey(files: list[Any]) -> tuple[int, tuple[int, int]]:
 def load_folder(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     if not config.source:
         raise GanError("The folder dataset needs --data pointing at a folder of images.")
-    root, files, extra = gather(config, config.source, IMAGE_SUFFIXES, "image files")
+    root, files, relative, extra = gather(config, config.source, IMAGE_SUFFIXES, "image files")
     channels, common_size = _survey(files)
     size = size or common_size
-    arrays, skipped = decode_all(files, lambda p: [read_image(p, channels, size)], root)
+    counts: list[int] = []
+    arrays, skipped = decode_all(files, lambda p: [read_image(p, channels, size)], root, counts)
     if skipped:
         extra["skipped_files"] = skipped
-    return ImageData(stack(arrays, root), "folder", root, extra)
+    data = ImageData(stack(arrays, root), "folder", root, extra)
+    # Labels: the subfolder each image lies in, when every image lies in one.
+    kept = [name for name, count in zip(relative, counts, strict=True) if count]
+    if all("/" in name for name in kept):
+        data.labels, data.classes = label_images([name.split("/", 1)[0] for name in kept])
+    return data

@@ -19,18 +19,36 @@ from gan.data.sources import s3_settings
 from gan.errors import GanError
 
 _SPLITS = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
+_LABELS = {"train": "train-labels-idx1-ubyte", "test": "t10k-labels-idx1-ubyte"}
+_SUFFIXES = ("idx3-ubyte", "idx3-ubyte.gz", "idx1-ubyte", "idx1-ubyte.gz")
 _TRAIN_SIZE = 55_000  # seed 001: 55,000 train / 5,000 validation
 _SPLIT_SEED = 1234
 
 
-def read_idx_images(path: Any) -> np.ndarray:
-    """Parse an IDX3 image file (optionally gzipped) into a uint8 array N x H x W."""
+def _read(path: Any) -> bytes:
     try:
         raw = path.read_bytes()
-        if path.name.endswith(".gz"):
-            raw = gzip.decompress(raw)
+        return gzip.decompress(raw) if path.name.endswith(".gz") else raw
     except (OSError, EOFError, zlib.error) as exc:
         raise GanError(f"MNIST file {path} cannot be read ({exc}); replace it.") from None
+
+
+def read_idx_labels(path: Any, count: int) -> np.ndarray:
+    """Parse an IDX1 label file (optionally gzipped) of `count` digits into uint8."""
+    raw = _read(path)
+    if len(raw) < 8 or int.from_bytes(raw[:4], "big") != 0x801:
+        raise GanError(f"MNIST file {path} is not an IDX label file; replace it.")
+    labels = np.frombuffer(raw, dtype=np.uint8, offset=8)
+    if int.from_bytes(raw[4:8], "big") != count or len(labels) != count or labels.max() > 9:
+        raise GanError(
+            f"MNIST labels {path} do not match the {count} images beside them; replace them."
+        )
+    return labels
+
+
+def read_idx_images(path: Any) -> np.ndarray:
+    """Parse an IDX3 image file (optionally gzipped) into a uint8 array N x H x W."""
+    raw = _read(path)
     if len(raw) < 16 or int.from_bytes(raw[:4], "big") != 0x803:
         raise GanError(f"MNIST file {path} is not an IDX image file; replace it.")
     n, h, w = (int.from_bytes(raw[i : i + 4], "big") for i in (4, 8, 12))
@@ -42,26 +60,28 @@ def read_idx_images(path: Any) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, h, w)
 
 
-def find_split(root: Path, split: str) -> Path | None:
+def find_split(root: Path, split: str, names: dict[str, str] = _SPLITS) -> Path | None:
     """Look in DIR, DIR/raw and DIR/MNIST/raw for the split's file, gzipped or not."""
     for folder in (root, root / "raw", root / "MNIST" / "raw"):
         for suffix in ("", ".gz"):
-            candidate = folder / (_SPLITS[split] + suffix)
+            candidate = folder / (names[split] + suffix)
             if candidate.is_file():
                 return candidate
     return None
 
 
-def _pick(files: list[Any], split: str) -> Any | None:
-    names = (_SPLITS[split], _SPLITS[split] + ".gz")
-    return next((f for f in files if f.name in names), None)
+def _pick(files: list[Any], name: str) -> Any | None:
+    return next((f for f in files if f.name in (name, name + ".gz")), None)
 
 
-def _locate(config: DataConfig) -> tuple[Any, Any, dict[str, Any]]:
-    """(train file or None, test file or None, summary extras) from a folder or s3:// prefix."""
+def _locate(config: DataConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """({"train", "test", "train-labels", "test-labels"}: file or None, summary extras),
+    from a folder or an s3:// prefix."""
     if is_s3(config.source):
-        fetched = fetch(config.source, ("idx3-ubyte", "idx3-ubyte.gz"), s3_settings(config))
-        return _pick(fetched.files, "train"), _pick(fetched.files, "test"), fetched.summary()
+        fetched = fetch(config.source, _SUFFIXES, s3_settings(config))
+        found = {s: _pick(fetched.files, _SPLITS[s]) for s in _SPLITS}
+        found |= {f"{s}-labels": _pick(fetched.files, _LABELS[s]) for s in _LABELS}
+        return found, fetched.summary()
     root = Path(config.source or "data")
     if config.download:
         root.mkdir(parents=True, exist_ok=True)
@@ -69,7 +89,9 @@ def _locate(config: DataConfig) -> tuple[Any, Any, dict[str, Any]]:
     root = require_path(root)
     if not root.is_dir():
         raise GanError(f"--data {root} is a file; MNIST needs the folder that holds the IDX files.")
-    return find_split(root, "train"), find_split(root, "test"), {}
+    found = {s: find_split(root, s) for s in _SPLITS}
+    found |= {f"{s}-labels": find_split(root, s, _LABELS) for s in _LABELS}
+    return found, {}
 
 
 def _download(root: Path) -> None:
@@ -86,28 +108,31 @@ def _download(root: Path) -> None:
 
 
 def load_mnist(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
-    train_file, test_file, extra = _locate(config)
-    if train_file is not None:
-        images = read_idx_images(train_file)
-        extra["split"] = "train"
-        if len(images) == 60_000:
-            order = np.random.default_rng(_SPLIT_SEED).permutation(len(images))
-            images = images[np.sort(order[:_TRAIN_SIZE])]
-            extra["held_out_for_validation"] = 60_000 - _TRAIN_SIZE
-        path = train_file
-    elif test_file is not None:
-        logger.warning(
-            "MNIST training split not found in {}; training on the test split.",
-            config.source or "data",
-        )
-        images, path = read_idx_images(test_file), test_file
-        extra["split"] = "test"
-    else:
+    found, extra = _locate(config)
+    split = "train" if found["train"] is not None else "test"
+    if found[split] is None:
         raise GanError(
             f"No MNIST IDX files (train-images-idx3-ubyte or t10k-images-idx3-ubyte, "
             f"optionally .gz) in {config.source or 'data'}; point --data at them or add --download."
         )
+    if split == "test":
+        logger.warning(
+            "MNIST training split not found in {}; training on the test split.",
+            config.source or "data",
+        )
+    path, label_path = found[split], found[f"{split}-labels"]
+    images = read_idx_images(path)
+    labels = read_idx_labels(label_path, len(images)) if label_path is not None else None
+    extra["split"] = split
+    if split == "train" and len(images) == 60_000:
+        order = np.sort(np.random.default_rng(_SPLIT_SEED).permutation(60_000)[:_TRAIN_SIZE])
+        images, labels = images[order], labels[order] if labels is not None else None
+        extra["held_out_for_validation"] = 60_000 - _TRAIN_SIZE
     tensor = torch.from_numpy(images.copy()).unsqueeze(1)
     if size is not None:
         tensor = resize_batch(tensor, size)
-    return ImageData(tensor, "mnist", str(path), extra)
+    data = ImageData(tensor, "mnist", str(path), extra)
+    if labels is not None:
+        data.labels = torch.from_numpy(labels.astype(np.int64))
+        data.classes = tuple(str(d) for d in range(10))
+    return data

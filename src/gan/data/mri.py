@@ -24,7 +24,7 @@ def _decode(path: Any, size: tuple[int, int]) -> list[np.ndarray]:
 
 def load_mri(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     source = config.source or str(SAMPLE_DIR)
-    root, files, extra = gather(
+    root, files, _, extra = gather(
         config, source, IMAGE_SUFFIXES + NIFTI_SUFFIXES, "MRI slices or volumes"
     )
     size = size or (200, 160)

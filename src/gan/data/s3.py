@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,7 @@ class Fetched:
     bytes: int
     downloaded: int
     reused: int
+    relative: list[str] = field(default_factory=list)  # each file's key below the prefix
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -273,4 +274,5 @@ def fetch(
         files: list[Any] = [_cached_path(cache_root, bucket, o.key) for o in objects]
     else:
         files = [memory[o.key] for o in objects]
-    return Fetched(files, uri, len(objects), total, len(todo), len(objects) - len(todo))
+    relative = [o.key[len(prefix) :].lstrip("/") for o in objects]
+    return Fetched(files, uri, len(objects), total, len(todo), len(objects) - len(todo), relative)

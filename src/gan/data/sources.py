@@ -18,16 +18,18 @@ def s3_settings(config: DataConfig) -> S3Settings:
 
 def gather(
     config: DataConfig, source: str, suffixes: tuple[str, ...], what: str
-) -> tuple[str, list[Any], dict[str, Any]]:
-    """(display name, files, summary extras) for a local folder/file or an s3:// prefix.
+) -> tuple[str, list[Any], list[str], dict[str, Any]]:
+    """(display name, files, their paths below the source, summary extras) for a local
+    folder/file or an s3:// prefix.
 
     Files are Paths, or MemoryFiles (with --no-cache) that decoders open the same way.
     """
     if is_s3(source):
         fetched = fetch(source, suffixes, s3_settings(config))
-        return source, fetched.files, fetched.summary()
+        return source, fetched.files, fetched.relative, fetched.summary()
     root = require_path(Path(source))
     files = find_files(root, suffixes)
     if not files:
         raise GanError(f"No {what} ({', '.join(suffixes)}) were found in {root}; check the path.")
-    return str(root), files, {}
+    relative = [p.relative_to(root).as_posix() if root.is_dir() else p.name for p in files]
+    return str(root), files, relative, {}

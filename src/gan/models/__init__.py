@@ -11,12 +11,17 @@ from gan.errors import GanError
 
 
 def build_models(
-    name: str, image_shape: tuple[int, int, int], latent_dim: int
+    name: str, image_shape: tuple[int, int, int], latent_dim: int, classes: int = 0
 ) -> tuple[nn.Module, nn.Module]:
-    """Build (G, D); G has a `latent_shape` attribute, D returns one logit per image."""
+    """Build (G, D); G has a `latent_shape` attribute, D returns one logit per image.
+    With `classes`, G(z, y) and D(x, y) take class indices too (`gan.models.conditional`)."""
     generator, discriminator = MODELS.get(name).builder()(tuple(image_shape), latent_dim)
     if not hasattr(generator, "latent_shape"):
         raise TypeError(f"generator of model {name!r} does not declare latent_shape")
+    if classes:
+        from gan.models.conditional import conditional_pair
+
+        generator, discriminator = conditional_pair(generator, discriminator, classes)
     return generator, discriminator
 
 

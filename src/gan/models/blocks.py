@@ -19,6 +19,23 @@ class Reshape(nn.Module):
         return f"shape={self.shape}"
 
 
+class HeadedDiscriminator(nn.Module):
+    """A D whose `net` (nn.Sequential) ends in its one-logit linear layer: `features` and
+    `head` split it there, as a projection discriminator needs."""
+
+    def features(self, x):
+        for layer in self.net[:-1]:
+            x = layer(x)
+        return x
+
+    @property
+    def head(self) -> nn.Module:
+        return self.net[-1]
+
+    def forward(self, x):
+        return self.net(x).squeeze(1)
+
+
 def dcgan_init(module: nn.Module) -> None:
     """Radford et al. 2015: conv weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02)."""
     for m in module.modules():

@@ -5,10 +5,10 @@ from __future__ import annotations
 from torch import nn
 
 from gan.models import require_multiple
-from gan.models.blocks import Reshape, conv_out, dcgan_init
+from gan.models.blocks import HeadedDiscriminator, Reshape, conv_out, dcgan_init
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(HeadedDiscriminator):
     """Seed 003's D: three stride-2 convolutions, BatchNorm on the second, then one logit."""
 
     def __init__(self, image_shape: tuple[int, int, int]) -> None:
@@ -28,9 +28,6 @@ class DCGANDiscriminator(nn.Module):
             nn.Flatten(),
             nn.Linear(256 * h * w, 1),
         )
-
-    def forward(self, x):
-        return self.net(x).squeeze(1)
 
 
 class SpatialLatentGenerator(nn.Module):
@@ -79,7 +76,7 @@ class ProjectedGenerator(nn.Module):
         return self.net(z)
 
 
-class SmallDiscriminator(nn.Module):
+class SmallDiscriminator(HeadedDiscriminator):
     """Two stride-2 convolutions and one logit: cheap enough for CPU training."""
 
     def __init__(self, image_shape: tuple[int, int, int]) -> None:
@@ -96,9 +93,6 @@ class SmallDiscriminator(nn.Module):
             nn.Flatten(),
             nn.Linear(128 * (height // 4) * (width // 4), 1),
         )
-
-    def forward(self, x):
-        return self.net(x).squeeze(1)
 
 
 def build_dcgan(image_shape: tuple[int, int, int], latent_dim: int) -> tuple[nn.Module, nn.Module]:

@@ -47,12 +47,18 @@ class FCDiscriminator(nn.Module):
         self.fc1 = nn.Linear(20 * h * w, 50)
         self.fc2 = nn.Linear(50, 1)
 
-    def forward(self, x):
+    @property
+    def head(self) -> nn.Module:
+        return self.fc2
+
+    def features(self, x):
         x = F.relu(F.max_pool2d(self.conv1(x), 2))
         x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
         x = F.relu(self.fc1(x.flatten(1)))
-        x = F.dropout(x, training=self.training)
-        return self.fc2(x).squeeze(1)
+        return F.dropout(x, training=self.training)
+
+    def forward(self, x):
+        return self.fc2(self.features(x)).squeeze(1)
 
 
 def build(image_shape: tuple[int, int, int], latent_dim: int) -> tuple[nn.Module, nn.Module]:

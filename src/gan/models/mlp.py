@@ -6,7 +6,7 @@ import math
 
 from torch import nn
 
-from gan.models.blocks import Reshape
+from gan.models.blocks import HeadedDiscriminator, Reshape
 
 
 class MLPGenerator(nn.Module):
@@ -27,7 +27,7 @@ class MLPGenerator(nn.Module):
         return self.net(z)
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(HeadedDiscriminator):
     batch_independent = True  # no batch statistics: reals and fakes may share a pass
 
     def __init__(self, image_shape: tuple[int, int, int]) -> None:
@@ -42,9 +42,6 @@ class MLPDiscriminator(nn.Module):
             nn.Dropout(0.4),
             nn.Linear(256, 1),
         )
-
-    def forward(self, x):
-        return self.net(x).squeeze(1)
 
 
 def build(image_shape: tuple[int, int, int], latent_dim: int) -> tuple[nn.Module, nn.Module]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from gan.models import require_multiple
-from gan.models.blocks import Reshape, conv_out, dcgan_init
+from gan.models.blocks import HeadedDiscriminator, Reshape, conv_out, dcgan_init
 
 _G_WIDTHS = (128, 64, 32, 16)  # channels at 1/8, 1/4, 1/2 and full resolution
 _D_WIDTHS = (32, 64, 128, 256)
@@ -42,7 +42,7 @@ class MRIGenerator(nn.Module):
         return self.net(z)
 
 
-class MRIDiscriminator(nn.Module):
+class MRIDiscriminator(HeadedDiscriminator):
     batch_independent = True  # no batch statistics: reals and fakes may share a pass
 
     def __init__(self, image_shape: tuple[int, int, int]) -> None:
@@ -58,9 +58,6 @@ class MRIDiscriminator(nn.Module):
             h, w = conv_out(h, 4, 2, 1), conv_out(w, 4, 2, 1)
         layers += [nn.Flatten(), nn.Linear(c_in * h * w, 1)]
         self.net = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.net(x).squeeze(1)
 
 
 def build(image_shape: tuple[int, int, int], latent_dim: int) -> tuple[nn.Module, nn.Module]:

@@ -10,7 +10,7 @@ from torch import nn
 from gan import images
 from gan.batches import DeviceBatches
 from gan.devices import release_cached_memory
-from gan.generate import generate_all
+from gan.generate import class_rows, generate_all
 from gan.outputs import RunPaths
 from gan.tracking import NullTracker, Tracker
 
@@ -29,11 +29,15 @@ class GridWriter:
         paths: RunPaths | None = None,
         tracker: Tracker | None = None,
         is_main: bool = True,
+        classes: int = 0,
     ) -> None:
         self.every, self.seed, self.device = every, seed, device
         self.paths, self.tracker, self.is_main = paths, tracker or NullTracker(), is_main
         gen = torch.Generator().manual_seed(seed + 1)  # its own generator: the run's stay put
-        count = images.grid_count(image_shape)
+        count, self.nrow, self.labels = images.grid_count(image_shape), None, None
+        if classes:  # a conditional G: one class per row
+            self.labels, self.nrow = class_rows(classes, count)
+            count = len(self.labels)
         self.latents = torch.randn(count, *latent_shape, generator=gen).to(device)
 
     def state_dict(self) -> dict[str, Any]:
@@ -57,8 +61,10 @@ class GridWriter:
     def write(self, generator: nn.Module, step: int) -> None:
         if not self.is_main:
             return
-        fakes = generate_all(generator, latents=self.latents, batch_size=len(self.latents))
-        self.tracker.image("samples", images.grid(fakes), step)
+        fakes = generate_all(
+            generator, latents=self.latents, labels=self.labels, batch_size=len(self.latents)
+        )
+        self.tracker.image("samples", images.grid(fakes, self.nrow), step)
         if self.paths is not None:
-            images.save_grid(fakes, self.paths.assets / f"samples-{step:07d}.png")
+            images.save_grid(fakes, self.paths.assets / f"samples-{step:07d}.png", self.nrow)
         release_cached_memory(self.device)

@@ -20,6 +20,7 @@ from gan.batches import DeviceBatches
 from gan.config import Config
 from gan.devices import release_cached_memory
 from gan.errors import OutOfMemory
+from gan.models.conditional import is_conditional
 from gan.progress import TrainingProgress
 from gan.signals import StopRequests
 from gan.train.checkpointer import Checkpointer
@@ -27,7 +28,7 @@ from gan.train.grids import GridWriter
 from gan.train.recipe import Recipe, build_recipe
 from gan.train.reporter import Reporter
 from gan.train.runtime import Runtime
-from gan.train.step import StepStats, train_step
+from gan.train.step import Micro, StepStats, train_step
 
 
 @dataclass
@@ -64,7 +65,12 @@ class Trainer:
         self.checkpointer = checkpointer or Checkpointer(t.checkpoint_every, t.keep_checkpoints)
         self.reporter = reporter or Reporter(self.images_per_step, t.log_every, dist=rt.dist)
         self.grids = grids or GridWriter(
-            t.sample_every, t.seed, tuple(batches.images.shape[1:]), rt.G.latent_shape, rt.device
+            t.sample_every,
+            t.seed,
+            tuple(batches.images.shape[1:]),
+            rt.G.latent_shape,
+            rt.device,
+            classes=getattr(rt.G, "num_classes", 0),
         )
         self.step = 0
         self.latest: StepStats | None = None
@@ -89,11 +95,14 @@ class Trainer:
         )
         return z[dist.rank * count : (dist.rank + 1) * count] if dist.world_size > 1 else z
 
-    def draw(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """The next K real micro-batches and as many latents."""
+    def draw(self) -> Micro:
+        """The next K real micro-batches, as many latents, and the reals' labels (None
+        entries for an unconditional G): fakes are made for the labels of the reals."""
         k, batch = self.config.optim.accumulation_steps, self.config.optim.batch_size
-        reals = [self.batches.next() for _ in range(k)]
-        return reals, [self.latents(batch) for _ in range(k)]
+        pairs = [self.batches.next_labelled() for _ in range(k)]
+        conditional = is_conditional(self.runtime.G)
+        labels = [y if conditional else None for _, y in pairs]
+        return [x for x, _ in pairs], [self.latents(batch) for _ in range(k)], labels
 
     def train_step(self) -> StepStats:
         self.latest = train_step(self.runtime, self.recipe, self.draw, self.step)

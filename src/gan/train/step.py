@@ -14,7 +14,8 @@ from gan.losses import gradient_penalty, r1_penalty
 from gan.train.recipe import Recipe
 from gan.train.runtime import Runtime
 
-Micro = tuple[list[torch.Tensor], list[torch.Tensor]]  # K real micro-batches, K latents
+# K real micro-batches, K latents, and K label batches (None entries: unconditional)
+Micro = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor | None]]
 
 
 @dataclass
@@ -35,17 +36,24 @@ def _sync_unless_last(module: nn.Module, index: int, count: int):
     return contextlib.nullcontext()
 
 
-def _d_outputs(rt: Runtime, real: torch.Tensor, fake: torch.Tensor):
+def run(module: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """module(x), or module(x, y) with labels (a conditional G or D)."""
+    return module(x) if y is None else module(x, y)
+
+
+def _d_outputs(rt: Runtime, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None):
+    """D on reals and fakes; fakes were made for the reals' labels."""
     with rt.autocast():
         if rt.joint_d:  # one pass over reals and fakes: same losses, half the calls
-            out = rt.D_train(torch.cat([real, fake]))
+            both = torch.cat([y, y]) if y is not None else None
+            out = run(rt.D_train, torch.cat([real, fake]), both)
             real_out, fake_out = out[: len(real)], out[len(real) :]
         else:
-            real_out, fake_out = rt.D_train(real), rt.D_train(fake)
+            real_out, fake_out = run(rt.D_train, real, y), run(rt.D_train, fake, y)
     return real_out.float(), fake_out.float()
 
 
-def _penalties(rt: Runtime, recipe: Recipe, real, real_out, fake, r1: bool) -> torch.Tensor:
+def _penalties(rt: Runtime, recipe: Recipe, real, real_out, fake, y, r1: bool) -> torch.Tensor:
     """R1 and WGAN-GP through autograd.grad(create_graph=True), for D's one backward.
     In fp16 the outputs are scaled before the gradient and unscaled after (AMP's recipe)."""
     scale = rt.scaler_d.get_scale() if rt.scaler_d.is_enabled() else None
@@ -56,7 +64,7 @@ def _penalties(rt: Runtime, recipe: Recipe, real, real_out, fake, r1: bool) -> t
         eps = recipe.mixing_weights(len(real), rt.device)
         mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
         with rt.autocast():
-            mixed_out = rt.D_train(mixed).float()
+            mixed_out = run(rt.D_train, mixed, y).float()
         penalty = penalty + gradient_penalty(mixed_out, mixed, recipe.gp_weight, scale)
     return penalty
 
@@ -68,25 +76,28 @@ def d_backward(
     latents: list[torch.Tensor],
     keep_fakes: bool,
     r1: bool = False,
+    labels: list[torch.Tensor | None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     """Accumulate D's gradient over micro-batches, each loss / K; reals and fakes
-    augmented alike; R1 on the augmented reals when `r1`."""
+    augmented alike; R1 on the augmented reals when `r1`. With labels, the fakes of a
+    micro-batch are made for its reals' labels."""
     k = len(reals)
+    labels = labels or [None] * k
     total = real_shown = fake_shown = torch.zeros((), device=rt.device)
     fakes = []
-    for i, (real, z) in enumerate(zip(reals, latents, strict=True)):
+    for i, (real, z, y) in enumerate(zip(reals, latents, labels, strict=True)):
         # With one micro-batch G's graph is kept for its own update; with K it is
         # rebuilt later so that memory stays at one micro-batch's worth.
         with torch.set_grad_enabled(keep_fakes), rt.autocast():
-            fake = rt.G_train(z)
+            fake = run(rt.G_train, z, y)
         real_in, fake_in = recipe.augment(real), recipe.augment(fake.detach())
         if r1:
             real_in = real_in.detach().requires_grad_(True)
         with _sync_unless_last(rt.D_train, i, k):
-            real_out, fake_out = _d_outputs(rt, real_in, fake_in)
+            real_out, fake_out = _d_outputs(rt, real_in, fake_in, y)
             loss = recipe.loss.d(real_out, fake_out)
             if recipe.penalised:
-                loss = loss + _penalties(rt, recipe, real_in, real_out, fake_in, r1)
+                loss = loss + _penalties(rt, recipe, real_in, real_out, fake_in, y, r1)
             rt.scaler_d.scale(loss / k).backward()
         if recipe.augment.adaptive:
             recipe.augment.observe(recipe.loss.real_signs(real_out, fake_out), len(real))
@@ -99,20 +110,25 @@ def d_backward(
 
 
 def g_backward(
-    rt: Runtime, recipe: Recipe, latents: list[torch.Tensor], fakes: list[torch.Tensor]
+    rt: Runtime,
+    recipe: Recipe,
+    latents: list[torch.Tensor],
+    fakes: list[torch.Tensor],
+    labels: list[torch.Tensor | None] | None = None,
 ) -> torch.Tensor:
     """Accumulate G's gradient through the just-updated D (fakes augmented as for D)."""
     k = len(latents)
+    labels = labels or [None] * k
     total = torch.zeros((), device=rt.device)
     rt.D.requires_grad_(False)  # no weight gradients for D in G's pass
     try:
-        for i, z in enumerate(latents):
+        for i, (z, y) in enumerate(zip(latents, labels, strict=True)):
             with _sync_unless_last(rt.G_train, i, k):
                 # A fresh autocast context: D's low-precision weights are cast again
                 # after its update (the cast cache lives as long as the context).
                 with rt.autocast():
-                    fake = fakes[i] if fakes else rt.G_train(z)
-                    out = rt.D_forward(recipe.augment(fake))
+                    fake = fakes[i] if fakes else run(rt.G_train, z, y)
+                    out = run(rt.D_forward, recipe.augment(fake), y)
                 loss = recipe.loss.g(out.float()) / k
                 rt.scaler_g.scale(loss).backward()
             total = total + loss.detach()
@@ -124,20 +140,20 @@ def g_backward(
 def train_step(rt: Runtime, recipe: Recipe, draw: Callable[[], Micro], step: int) -> StepStats:
     """n_critic D steps, then one G step, over K micro-batches each; then the EMA and ADA.
 
-    `draw()` gives the next K real micro-batches and latents; `step` counts the steps
-    taken before this one (lazy R1 runs where it is a multiple of r1_every)."""
+    `draw()` gives the next K real micro-batches, latents and labels; `step` counts the
+    steps taken before this one (lazy R1 runs where it is a multiple of r1_every)."""
     for critic in range(recipe.n_critic):
-        reals, latents = draw()
+        reals, latents, labels = draw()
         rt.opt_d.zero_grad(set_to_none=True)
         keep = len(reals) == 1 and critic == recipe.n_critic - 1  # G's pass reuses them
         d_loss, d_real, d_fake, fakes = d_backward(
-            rt, recipe, reals, latents, keep, recipe.r1_due(step)
+            rt, recipe, reals, latents, keep, recipe.r1_due(step), labels
         )
         rt.scaler_d.step(rt.opt_d)  # fp16: skips a step with inf gradients, no host sync
         rt.scaler_d.update()
     # The generator: make D call the last fakes real.
     rt.opt_g.zero_grad(set_to_none=True)
-    g_loss = g_backward(rt, recipe, latents, fakes)
+    g_loss = g_backward(rt, recipe, latents, fakes, labels)
     rt.scaler_g.step(rt.opt_g)
     rt.scaler_g.update()
     # The moving average of G used for grids and samples, and the augmentation strength.
