@@ -27,6 +27,7 @@ from gan.data.mnist import find_split, read_idx_images, read_idx_labels
 from gan.generate import generate_all
 from gan.images import to_unit
 from gan.metrics.features import load_lenet
+from gan.metrics.scores import precision_recall
 from gan.sampling import load_generator, resolve_label
 
 
@@ -74,9 +75,12 @@ def main() -> None:
     run = json.loads((work / "logs/r/run.json").read_text()) if not args.skip_train else {}
     print(f"CPU: {cpu_name()}; precision {run.get('speed', {}).get('precision', '?')}; "
           f"step {state['step']}; train+load {wall:.0f} s; workdir {work}")  # fmt: skip
-    print("| digit | generated classified as it | lenet on real held-out digits |")
-    print("|---|---|---|")
+    print("| digit | generated classified as it | lenet on real held-out digits "
+          "| precision / recall within the class |")  # fmt: skip
+    print("|---|---|---|---|")
     worst = 1.0
+    all_truth = torch.from_numpy(labels.astype("int64"))
+    all_real = torch.from_numpy(images.copy()).unsqueeze(1).float() / 255
     for name in classes:
         k = resolve_label(name, classes, checkpoint)
         fakes = generate_all(generator, args.num, seed=k, labels=torch.full((args.num,), k))
@@ -84,9 +88,20 @@ def main() -> None:
         mask = truth == k
         real = float((real_pred[mask] == k).float().mean())
         worst = min(worst, share - min(0.95, real - 0.02) if real < 0.97 else share - 0.95)
-        print(f"| {name} | {share:.1%} | {real:.1%} ({int(mask.sum())} digits) |")
+        # Diversity: the class's generated digits against its real ones, in lenet features.
+        with torch.no_grad():
+            real_k = net.features(all_real[all_truth == k][: args.num])
+            fake_k = net.features(to_unit(fakes))
+        precision, recall = precision_recall(real_k, fake_k)
+        print(f"| {name} | {share:.1%} | {real:.1%} ({int(mask.sum())} digits) "
+              f"| {precision:.2f} / {recall:.2f} |")  # fmt: skip
     print(f"Overall lenet accuracy on held-out reals: {(real_pred == truth).float().mean():.1%}")
     print("Target met" if worst >= 0 else "Target NOT met")
+    evaluate = [sys.executable, "-m", "gan", "evaluate", str(checkpoint), "--device", "cpu"]
+    scores = subprocess.run(evaluate, capture_output=True, text=True, check=True)
+    result = json.loads(scores.stdout.strip().splitlines()[-1])
+    print("gan evaluate (10,000 samples, classes as often as in the data): " + ", ".join(
+        f"{key} {result[key]:.3g}" for key in ("fid", "kid", "precision", "recall")))  # fmt: skip
 
 
 if __name__ == "__main__":
