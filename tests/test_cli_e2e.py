@@ -75,7 +75,7 @@ def test_history_jsonl_has_full_precision_losses(mnist_run):
 
 def test_run_json_records_resolved_config_and_dataset(mnist_run):
     run = json.loads((mnist_run / "logs" / "tiny" / "run.json").read_text())
-    assert run["model"]["name"] == "dcgan-proj"  # the mnist default
+    assert run["model"]["name"] == "mlp"  # the mnist default
     assert run["data"]["image_size"] == [28, 28]
     assert run["optim"]["batch_size"] == 16
     ds = run["dataset"]

@@ -65,7 +65,7 @@ def test_resolve_fills_dataset_defaults():
     assert mri.model.name == "mri" and mri.data.image_size == (200, 160)
     assert mri.train.epochs == catalog.DATASETS.get("mri").default_epochs
     mnist = resolve(Config(data=DataConfig(name="mnist"), train=TrainConfig(max_steps=5)))
-    assert mnist.model.name == "dcgan-proj" and mnist.train.epochs is None
+    assert mnist.model.name == "mlp" and mnist.train.epochs is None
 
 
 @pytest.mark.parametrize(
@@ -316,3 +316,73 @@ def test_resume_refuses_a_config_file_that_changes_the_run(tmp_path):
     result = run_cli("train", "--config", path, "--resume", "auto", "--run-name", "r",
                      cwd=tmp_path)  # fmt: skip
     assert result.returncode == 1 and "--batch-size 4 differs" in result.stderr
+
+
+# ---- per-dataset defaults ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(catalog.DATASETS))
+def test_every_dataset_default_is_a_valid_option_that_resolves(name):
+    from gan.training import apply_dataset_defaults
+
+    spec = catalog.DATASETS.get(name)
+    for key, value in spec.defaults:
+        FIELDS[key].check(value)  # raises on a value out of its declared range
+    config = apply_dataset_defaults(Config(data=DataConfig(name=name)), frozenset())
+    resolved = resolve(config)
+    assert resolved.model.name == spec.default_model
+    for key, value in spec.defaults:
+        assert resolved.get(key) == value, key
+
+
+def test_dataset_defaults_fill_only_what_the_user_left_unset(tmp_path, monkeypatch):
+    import gan.training
+    from gan.config import ModelConfig
+
+    entry = catalog.DATASETS.get("mnist")
+    own = (("optim.loss", "hinge"), ("optim.lr_g", 5e-4), ("train.ema_decay", 0.99))
+    monkeypatch.setitem(catalog.DATASETS._items, "mnist", dataclasses.replace(entry, defaults=own))
+
+    def record(run: str) -> dict:
+        return json.loads((tmp_path / "logs" / run / "run.json").read_text())
+
+    flags = [*TINY, "--max-steps", "1", "--workdir", tmp_path]
+    assert run_cli("train", *flags, "--run-name", "a", cwd=tmp_path).returncode == 0
+    a = record("a")
+    assert (a["optim"]["loss"], a["optim"]["lr_g"], a["train"]["ema_decay"]) == (
+        "hinge",
+        5e-4,
+        0.99,
+    )
+    # A flag wins, even one that names the global default.
+    done = run_cli("train", *flags, "--loss", "ns", "--run-name", "b", cwd=tmp_path)
+    assert done.returncode == 0 and record("b")["optim"]["loss"] == "ns"
+    assert 'loss = "hinge"' in (tmp_path / "logs" / "a" / "config.toml").read_text()
+    # Library callers: what differs from the declared default counts as chosen.
+    config = Config(
+        data=DataConfig(name="mnist", source=str(MNIST_1K)),
+        model=ModelConfig(name="mlp"),
+        optim=OptimConfig(batch_size=8, lr_g=3e-4),
+        train=TrainConfig(max_steps=1, device="cpu", workdir=str(tmp_path), run_name="c"),
+    )
+    gan.training.train(config)
+    assert (record("c")["optim"]["lr_g"], record("c")["optim"]["loss"]) == (3e-4, "hinge")
+    # A resumed run keeps what it started with, whatever the dataset's defaults are now.
+    monkeypatch.setitem(catalog.DATASETS._items, "mnist", entry)
+    again = run_cli("train", "--resume", "auto", "--run-name", "a", "--max-steps", "2",
+                    "--workdir", tmp_path, "--device", "cpu", cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert record("a")["optim"]["loss"] == "hinge" and record("a")["train"]["ema_decay"] == 0.99
+
+
+def test_help_names_the_per_dataset_defaults(monkeypatch):
+    from gan.cli_train import _per_dataset
+
+    entry = catalog.DATASETS.get("mri")
+    monkeypatch.setitem(
+        catalog.DATASETS._items,
+        "mri",
+        dataclasses.replace(entry, defaults=(("optim.loss", "hinge"),)),
+    )
+    assert _per_dataset(FIELDS["optim.loss"]) == " Per dataset: mri hinge."
+    assert _per_dataset(FIELDS["optim.lr_d"]) == ""

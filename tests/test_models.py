@@ -17,6 +17,7 @@ SHAPES = {
     "dcgan-proj": [(1, 28, 28), (1, 32, 32)],
     "fc-dcgan": [(1, 28, 28), (1, 32, 48)],
     "mri": [(1, 200, 160), (1, 64, 64)],
+    "resgan": [(1, 200, 160), (1, 128, 128), (1, 64, 64), (3, 64, 64), (1, 16, 16)],
 }
 
 
@@ -55,7 +56,15 @@ def test_dcgan_is_seed_003_exactly():
 
 
 @pytest.mark.parametrize(
-    ("name", "size"), [("mri", (7, 7)), ("mri", (30, 30)), ("dcgan", (6, 6)), ("fc-dcgan", (8, 8))]
+    ("name", "size"),
+    [
+        ("mri", (7, 7)),
+        ("mri", (30, 30)),
+        ("dcgan", (6, 6)),
+        ("fc-dcgan", (8, 8)),
+        ("resgan", (28, 28)),
+        ("resgan", (8, 8)),
+    ],
 )
 def test_sizes_a_model_cannot_make_are_refused_with_a_sentence(name, size):
     with pytest.raises(GanError, match=r"image-size|cannot make|too small"):
@@ -81,3 +90,89 @@ def test_size_check_leaves_the_rng_alone_and_stays_fast():
 def test_unknown_model_lists_valid_names():
     with pytest.raises(GanError, match="dcgan-proj"):
         build_models("stylegan9", (1, 28, 28), 100)
+
+
+# ---- resgan: the small-data pair ----------------------------------------------------------------
+
+
+def test_resgan_fits_the_mri_bps_and_64x64_sizes():
+    for shape in [(1, 200, 160), (1, 128, 128), (1, 64, 64), (3, 64, 64)]:
+        check_model_fits("resgan", shape, 100)
+    with pytest.raises(GanError, match="multiples of 8"):
+        build_models("resgan", (1, 28, 28), 100)
+
+
+def test_resgan_discriminator_is_batch_independent():
+    from gan.models import has_batch_statistics
+
+    assert has_batch_statistics("resgan", (1, 64, 64), 100) is False
+    generator, discriminator = build_models("resgan", (1, 64, 64), 16)
+    assert not any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()
+    )
+    # Every BatchNorm of G is a direct child of G.net, where --conditional finds them.
+    norms = [m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(any(m is n for n in generator.net) for m in norms)
+    x = torch.randn(4, 1, 64, 64)
+    with torch.no_grad():  # an image's logit does not depend on the rest of its batch
+        torch.testing.assert_close(discriminator(x)[:1], discriminator(x[:1]))
+
+
+def test_resgan_one_training_step_with_r1_gives_every_parameter_a_finite_gradient():
+    from gan.train.recipe import build_recipe
+    from gan.train.runtime import build_runtime
+    from gan.train.step import train_step
+
+    torch.manual_seed(0)
+    cpu = torch.device("cpu")
+    generator, discriminator = build_models("resgan", (1, 64, 64), 16)
+    before = [p.detach().clone() for p in discriminator.parameters()]
+    rt = build_runtime(generator, discriminator, cpu, compile_d=False, ema_decay=0)
+    assert rt.joint_d  # reals and fakes share D's pass
+    recipe = build_recipe("ns", device=cpu, r1_gamma=1.0)  # R1 due at step 0: double backward
+    real = torch.rand(4, 1, 64, 64) * 2 - 1
+    stats = train_step(rt, recipe, lambda: ([real], [torch.randn(4, 16)], [None]), 0)
+    assert torch.isfinite(stats.d_loss) and torch.isfinite(stats.g_loss)
+    for name, p in [*generator.named_parameters(), *discriminator.named_parameters()]:
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    after = list(discriminator.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))  # D stepped
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_resgan_checkpoint_round_trips_exactly(tmp_path, spectral_norm):
+    from gan.train.runtime import add_spectral_norm
+
+    def pair(seed):
+        torch.manual_seed(seed)
+        g, d = build_models("resgan", (1, 64, 64), 16)
+        return g, add_spectral_norm(d) if spectral_norm else d
+
+    generator, discriminator = pair(0)
+    z, x = torch.randn(4, 16), torch.rand(4, 1, 64, 64) * 2 - 1
+    discriminator(generator(z))  # train mode: BatchNorm statistics and power iterations move
+    torch.save({"g": generator.state_dict(), "d": discriminator.state_dict()}, tmp_path / "c.pt")
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    g2, d2 = pair(1)
+    g2.load_state_dict(state["g"])
+    d2.load_state_dict(state["d"])
+    for m in (generator, discriminator, g2, d2):
+        m.eval()
+    with torch.no_grad():
+        assert torch.equal(g2(z), generator(z))
+        assert torch.equal(d2(x), discriminator(x))
+
+
+def test_resgan_takes_labels():
+    from gan.models.conditional import ClassBatchNorm
+
+    torch.manual_seed(0)
+    generator, discriminator = build_models("resgan", (1, 64, 64), 16, classes=3)
+    plain, _ = build_models("resgan", (1, 64, 64), 16)
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.net)
+    assert sum(isinstance(m, ClassBatchNorm) for m in generator.generator.net) == norms
+    z, y = torch.randn(4, 16), torch.tensor([0, 1, 2, 0])
+    fake = generator(z, y)
+    assert fake.shape == (4, 1, 64, 64)
+    assert discriminator(fake, y).shape == (4,)
+    assert discriminator.batch_independent

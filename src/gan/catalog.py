@@ -39,6 +39,9 @@ class DatasetEntry:
     default_image_size: tuple[int, int] | None = None  # None: the images' own size
     channels: int | None = 1  # None: decided by the data
     labels: str | None = None  # where --conditional's classes come from; None: no labels
+    # Options ("section.field", value) this dataset trains with unless the user sets them:
+    # chosen by measurement (docs/training.md, benchmarks/*_fid_table.py).
+    defaults: tuple[tuple[str, Any], ...] = ()
 
     def loader(self) -> Any:
         """The load function (its module is imported on first use)."""
@@ -58,7 +61,7 @@ def _dataset(name: str, summary: str, target: str, *, model: str, epochs: int, *
     DATASETS.register(name)(dataclasses.replace(entry, **more))
 
 
-_model("mlp", "fully connected G and D (seed 000); any image size", "mlp:build")
+_model("mlp", "fully connected G and D (seed 000); any image size; default for mnist", "mlp:build")
 _model(
     "dcgan",
     "seed 003's DCGAN, exact: spatial 7x7 latent for 28x28 (HxW multiple of 4)",
@@ -66,7 +69,7 @@ _model(
 )
 _model(
     "dcgan-proj",
-    "DCGAN with the latent projected to a 7x7 map; default for mnist",
+    "DCGAN with the latent projected to a 7x7 map; default for folder",
     "dcgan:build_projected",
 )
 _model(
@@ -75,23 +78,38 @@ _model(
     "fc_dcgan:build",
 )
 _model("mri", "seed 002's MRI GAN, 1x200x160 by default (HxW multiples of 8, >= 16)", "mri:build")
+_model(
+    "resgan",
+    "small-data model: upsampling G with BatchNorm, residual D without BatchNorm "
+    "(HxW multiples of 8, >= 16)",
+    "resgan:build",
+)
 
 _dataset(
     "mnist",
     "MNIST digits from IDX files in --data (default ./data)",
     "mnist:load_mnist",
-    model="dcgan-proj",
+    model="mlp",
     epochs=20,
     default_image_size=(28, 28),
     labels="the digit, from the IDX label file beside the images",
+    # benchmarks/mnist_fid_table.py: the best FID, precision and recall after 300 s
+    defaults=(
+        ("optim.batch_size", 128),
+        ("optim.lr_g", 8e-4),
+        ("optim.lr_d", 8e-4),
+        ("train.max_steps", 24_000),  # about 300 s on 2 cores (AMD Zen 5, bf16)
+    ),
 )
 _dataset(
     "mri",
     "brain MRI slices (PNG/JPG/TIFF) and/or NIfTI volumes; default: a bundled sample",
     "mri:load_mri",
     model="mri",
-    epochs=50,
+    epochs=70,  # 630 steps of 16 slices: about 3 minutes on 2 cores (AMD Zen 5, bf16)
     default_image_size=(200, 160),
+    # benchmarks/mri_fid_table.py: batch 16 (twice the steps) beat 32 after 180 s
+    defaults=(("optim.batch_size", 16),),
 )
 _dataset(
     "folder",

@@ -37,7 +37,7 @@ def _parameter(f: Field) -> inspect.Parameter:
     bounds = f.range_text()
     info = typer.Option(
         *decls,
-        help=f.opt.help + (f" [{bounds}]" if bounds else ""),
+        help=f.opt.help + _per_dataset(f) + (f" [{bounds}]" if bounds else ""),
         rich_help_panel=f.opt.panel or _SECTION_PANELS[f.section],
         callback=checker(f),
         metavar=f.opt.metavar,
@@ -47,6 +47,15 @@ def _parameter(f: Field) -> inspect.Parameter:
     return inspect.Parameter(
         f.param, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
     )
+
+
+def _per_dataset(f: Field) -> str:
+    """' Per dataset: mri hinge, bps hinge.' for an option some datasets set otherwise."""
+    from gan.catalog import DATASETS
+
+    own = [(n, dict(DATASETS.get(n).defaults).get(f.key)) for n in DATASETS]
+    shown = [f"{n} {f.opt.show(v)}" for n, v in own if v is not None]
+    return f" Per dataset: {', '.join(shown)}." if shown else ""
 
 
 def with_config_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -12,7 +12,7 @@ from loguru import logger
 
 from gan import distributed, speed
 from gan.assemble import build_trainer, record_early_stop, write_run_records
-from gan.config import Config
+from gan.config import FIELDS, Config
 from gan.data import DATASETS, ImageData, load_dataset
 from gan.devices import release_cached_memory
 from gan.errors import GanError
@@ -31,6 +31,40 @@ class TrainResult:
     step: int
     seconds: float
     interrupted: bool
+
+
+def unset_options(config: Config) -> frozenset[str]:
+    """For library callers: the options still at their declared defaults count as unset."""
+    return frozenset(key for key, f in FIELDS.items() if config.get(key) == f.opt.default)
+
+
+def apply_dataset_defaults(config: Config, chosen: frozenset[str]) -> Config:
+    """The dataset's own defaults (catalog `defaults`) for the options the user left unset."""
+    spec = DATASETS.get(config.data.name)
+    budget = {"train.epochs", "train.max_steps"}
+    if budget & chosen:  # the user's budget replaces the dataset's, whichever form it takes
+        chosen = chosen | budget
+    return config.replace({key: value for key, value in spec.defaults if key not in chosen})
+
+
+SMALL_DATA = 2000  # fewer images than this: augmentation by default (ADA's regime)
+SMALL_DATA_AUGMENT = "translation,cutout"
+
+
+def small_data_defaults(config: Config, data: ImageData, chosen: frozenset[str]) -> Config:
+    """Adaptive augmentation for a new run on few images, unless the user chose otherwise:
+    p starts at 0 and rises only when D starts to tell the reals apart by heart."""
+    if len(data.images) >= SMALL_DATA or {"optim.augment", "optim.augment_p"} & chosen:
+        return config
+    if config.optim.augment != "none":  # the dataset's own defaults already augment
+        return config
+    logger.info(
+        "{} images (< {}): adaptive augmentation {} (--augment none to turn it off).",
+        len(data.images),
+        SMALL_DATA,
+        SMALL_DATA_AUGMENT,
+    )
+    return config.replace({"optim.augment": SMALL_DATA_AUGMENT, "optim.augment_p": "auto"})
 
 
 def resolve(config: Config) -> Config:
@@ -128,13 +162,19 @@ def _resumed(
 
 
 def train(
-    config: Config, resume: str | None = None, chosen: frozenset[str] = frozenset()
+    config: Config, resume: str | None = None, chosen: frozenset[str] | None = None
 ) -> TrainResult:
     """Train one run end to end (or continue one) and return a summary.
 
-    `chosen` names the options (`section.field`) the user set; on resume they are applied
-    to the checkpoint's config, and those that define the run must match it."""
+    `chosen` names the options (`section.field`) the user set (default: those that differ
+    from their declared defaults). A new run takes the dataset's defaults for the others;
+    on resume the chosen ones are applied to the checkpoint's config, and those that
+    define the run must match it."""
+    if chosen is None:
+        chosen = frozenset(FIELDS) - unset_options(config)
     config, state, resumed_from = _resumed(config, resume, chosen)
+    if state is None:  # a resumed run keeps the defaults it was started with
+        config = apply_dataset_defaults(config, chosen)
     config = resolve(config)
     info = distributed.from_env()
     if info.active and not info.is_main:  # other ranks report warnings and errors only
@@ -149,7 +189,8 @@ def train(
     device = setup_device(t.device, info, t.sync_bn)
     try:
         settings = setup_speed(t.precision, t.channels_last, t.compile, device)
-        result = _train(config, info, device, settings, state, resumed_from, resume is not None)
+        fresh = chosen if state is None else None  # a resumed run keeps its augmentation
+        result = _train(config, info, device, settings, state, resumed_from, resume, fresh)
         distributed.barrier(info)  # no process tears gloo down while another still uses it
         return result
     except (RuntimeError, torch.distributed.DistError) as exc:
@@ -171,10 +212,14 @@ def _train(
     settings: speed.Speed,
     state: dict[str, Any] | None,
     resumed_from: Path | None,
-    resuming: bool,
+    resume: str | None,
+    fresh: frozenset[str] | None,
 ) -> TrainResult:
+    """`fresh`: the options the user chose, for a new run (None when resuming)."""
     seed_everything(config.train.seed + info.rank)  # per-process dropout; rank 0's weights win
     data = _load_once_per_node(config, info)
+    if fresh is not None:
+        config = small_data_defaults(config, data, fresh)
     image_shape = tuple(data.images.shape[1:])
     check_model_fits(config.model.name, image_shape, config.model.latent_dim)
     check_penalties(config, image_shape)
@@ -185,7 +230,7 @@ def _train(
     paths, tracker = None, None
     if info.is_main:  # only rank 0 writes checkpoints, logs, grids
         t = config.train
-        paths = prepare_run(t.workdir, t.run_name, data.name, config.model.name, resuming)
+        paths = prepare_run(t.workdir, t.run_name, data.name, config.model.name, resume is not None)
         tracker = RunTracker(paths.logs, resume_step=int(state["step"]) if state else 0)
     try:
         trainer = build_trainer(config, data, device, paths, tracker, info, settings)
