@@ -233,7 +233,7 @@ def test_usage_errors_exit_2(tmp_path, args, phrases):
 
 
 INVALID_SETTINGS = [
-    (("--image-size", "7x7"), ("7x7", "--image-size")),
+    (("--image-size", "7x7", "--model", "dcgan-proj"), ("7x7", "--image-size")),
 ]
 
 
@@ -416,9 +416,9 @@ def test_sample_on_a_checkpoint_whose_weights_belong_to_another_model(tmp_path):
     )  # fmt: skip
     assert made.code == 0, made.stderr
     state = load_checkpoint(work / "checkpoints" / "last.pt")
-    state["model"]["name"] = "mlp"  # dcgan-proj weights under another model's name
+    state["model"]["name"] = "dcgan-proj"  # mlp weights under another model's name
     forged = save_atomic(state, tmp_path / "forged.pt")
-    expect_error(cli("sample", forged, "--device", "cpu"), 1, "does not match model 'mlp'")
+    expect_error(cli("sample", forged, "--device", "cpu"), 1, "does not match model 'dcgan-proj'")
 
 
 def test_training_into_a_folder_that_disappears_is_one_sentence(tmp_path):

@@ -296,7 +296,9 @@ def test_config_toml_trains_the_run_again_bit_identically(tmp_path):
 
 
 def test_a_run_stopped_by_its_time_limit_is_reproduced_up_to_its_last_step(tmp_path):
-    first = run_cli("train", *TINY, "--time-limit", "0.5", "--run-name", "t", cwd=tmp_path)
+    # (No augmentation: ADA's ramp follows the planned length, which the record changes.)
+    first = run_cli("train", *TINY, "--augment", "none", "--time-limit", "0.5", "--run-name",
+                    "t", cwd=tmp_path)  # fmt: skip
     assert first.returncode == 0, first.stderr
     steps = _losses(tmp_path, "t")[-1][0]
     assert 0 < steps < 125 * 20  # stopped by the limit, before the epochs ran out
@@ -385,4 +387,4 @@ def test_help_names_the_per_dataset_defaults(monkeypatch):
         dataclasses.replace(entry, defaults=(("optim.loss", "hinge"),)),
     )
     assert _per_dataset(FIELDS["optim.loss"]) == " Per dataset: mri hinge."
-    assert _per_dataset(FIELDS["optim.lr_d"]) == ""
+    assert _per_dataset(FIELDS["optim.beta1"]) == ""

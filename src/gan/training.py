@@ -35,7 +35,7 @@ class TrainResult:
 
 def unset_options(config: Config) -> frozenset[str]:
     """For library callers: the options still at their declared defaults count as unset."""
-    return frozenset(key for key, f in FIELDS.items() if config.get(key) == f.opt.default)
+    return frozenset(key for key, f in FIELDS.items() if config.get(key) == f.default)
 
 
 def apply_dataset_defaults(config: Config, chosen: frozenset[str]) -> Config:

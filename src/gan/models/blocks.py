@@ -20,17 +20,22 @@ class Reshape(nn.Module):
 
 
 class HeadedDiscriminator(nn.Module):
-    """A D whose `net` (nn.Sequential) ends in its one-logit linear layer: `features` and
-    `head` split it there, as a projection discriminator needs."""
+    """A D whose `net` (nn.Sequential) ends in its one-logit linear layer, perhaps after a
+    dropout: `features` (penultimate, before that dropout) and `head` (the dropout and the
+    linear layer) split it there, as a projection discriminator needs."""
+
+    def _split(self) -> int:
+        end = len(self.net) - 1
+        return end - 1 if isinstance(self.net[end - 1], nn.Dropout) else end
 
     def features(self, x):
-        for layer in self.net[:-1]:
+        for layer in self.net[: self._split()]:
             x = layer(x)
         return x
 
     @property
     def head(self) -> nn.Module:
-        return self.net[-1]
+        return self.net[self._split() :]
 
     def forward(self, x):
         return self.net(x).squeeze(1)

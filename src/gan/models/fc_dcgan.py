@@ -45,20 +45,20 @@ class FCDiscriminator(nn.Module):
         self.conv2 = nn.Conv2d(10, 20, 5)
         self.conv2_drop = nn.Dropout2d()
         self.fc1 = nn.Linear(20 * h * w, 50)
+        self.fc_drop = nn.Dropout()
         self.fc2 = nn.Linear(50, 1)
 
     @property
     def head(self) -> nn.Module:
-        return self.fc2
+        return nn.Sequential(self.fc_drop, self.fc2)
 
     def features(self, x):
         x = F.relu(F.max_pool2d(self.conv1(x), 2))
         x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
-        x = F.relu(self.fc1(x.flatten(1)))
-        return F.dropout(x, training=self.training)
+        return F.relu(self.fc1(x.flatten(1)))
 
     def forward(self, x):
-        return self.fc2(self.features(x)).squeeze(1)
+        return self.fc2(self.fc_drop(self.features(x))).squeeze(1)
 
 
 def build(image_shape: tuple[int, int, int], latent_dim: int) -> tuple[nn.Module, nn.Module]:
