@@ -41,6 +41,38 @@ class HeadedDiscriminator(nn.Module):
         return self.net(x).squeeze(1)
 
 
+def upsampling_generator(
+    image_shape: tuple[int, int, int],
+    latent_dim: int,
+    widths: tuple[int, ...],
+    refine: bool = False,
+) -> list[nn.Module]:
+    """Latent -> Linear to widths[0] x (H/2^k) x (W/2^k) -> BatchNorm, ReLU -> (with
+    `refine`, one 3x3 conv + BatchNorm + ReLU there) -> k nearest-upsample + 3x3 conv +
+    BatchNorm + ReLU blocks through `widths` -> 3x3 conv, Tanh (k = len(widths) - 1).
+    Every BatchNorm is a direct element, as class conditioning needs."""
+    channels, height, width = image_shape
+    scale = 2 ** (len(widths) - 1)
+    c0, h, w = widths[0], height // scale, width // scale
+    layers: list[nn.Module] = [
+        nn.Linear(latent_dim, c0 * h * w, bias=False),
+        Reshape(c0, h, w),
+        nn.BatchNorm2d(c0),
+        nn.ReLU(inplace=True),
+    ]
+    if refine:
+        layers += [nn.Conv2d(c0, c0, 3, padding=1, bias=False), nn.BatchNorm2d(c0)]
+        layers.append(nn.ReLU(inplace=True))
+    for c_in, c_out in zip(widths, widths[1:], strict=False):
+        layers += [
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        ]
+    return [*layers, nn.Conv2d(widths[-1], channels, 3, padding=1), nn.Tanh()]
+
+
 def dcgan_init(module: nn.Module) -> None:
     """Radford et al. 2015: conv weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02)."""
     for m in module.modules():
