@@ -62,6 +62,8 @@ def main(dataset: str, source: list[str], candidates: dict[str, list[str]], budg
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS of each run")
     parser.add_argument("--cores", help="pin runs to these cores, one run per core at once, "
                         "e.g. 0,1 (with --threads 1: two runs in parallel)")  # fmt: skip
+    parser.add_argument("--extra", default="", help="more gan train flags for every run, "
+                        "e.g. --extra='--precision fp32'")  # fmt: skip
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     jobs = [(c, b) for b in args.budgets.split(",") for c in args.candidates.split(",")]
@@ -72,8 +74,8 @@ def main(dataset: str, source: list[str], candidates: dict[str, list[str]], budg
     def work(index: int, job: tuple[str, str]) -> dict:
         name, budget = job
         core = cores[index % len(cores)]
-        row = run_one(dataset, source, name, candidates[name], budget, num_samples,
-                      args.threads, core)  # fmt: skip
+        flags = [*candidates[name], *args.extra.split()]
+        row = run_one(dataset, source, name, flags, budget, num_samples, args.threads, core)
         print(json.dumps(row), flush=True)
         return row
 
