@@ -40,6 +40,9 @@ CANDIDATES = {
     "mlp-b128-lr8e-4-sn": ["--model", "mlp", "--batch-size", "128", *LR8, "--spectral-norm"],
     "mlp-b128-lr8e-4-lsgan": ["--model", "mlp", "--batch-size", "128", *LR8, "--loss",
                               "lsgan"],
+    "mlp-b128-lr8e-4-r1": ["--model", "mlp", "--batch-size", "128", *LR8, "--r1-gamma",
+                           "0.1"],
+    "mlp-b256-lr8e-4": ["--model", "mlp", "--batch-size", "256", *LR8],
     "fc-dcgan": ["--model", "fc-dcgan", *OLD],
     "dcgan": ["--model", "dcgan", *OLD],
 }  # fmt: skip
