@@ -151,7 +151,8 @@ class OptimConfig:
     augment: str = option(
         "none",
         "DiffAugment policy: none, or a combination of color, translation, cutout "
-        "(e.g. color,translation,cutout).",
+        "(e.g. color,translation,cutout). Unset, data of fewer than 2,000 images gets "
+        "translation,cutout with --augment-p auto.",
         convert=augment_policy,
         panel=AUGMENT,
     )
