@@ -296,18 +296,23 @@ def test_config_toml_trains_the_run_again_bit_identically(tmp_path):
 
 
 def test_a_run_stopped_by_its_time_limit_is_reproduced_up_to_its_last_step(tmp_path):
-    # (No augmentation: ADA's ramp follows the planned length, which the record changes.)
-    first = run_cli("train", *TINY, "--augment", "none", "--time-limit", "0.5", "--run-name",
-                    "t", cwd=tmp_path)  # fmt: skip
+    # With adaptive augmentation (1,000 digits): its ramp follows the planned length, which
+    # the record keeps (stop_at, not max_steps).
+    first = run_cli("train", *TINY, "--augment-p", "auto", "--augment", "translation",
+                    "--ada-target", "0.05", "--time-limit", "0.5", "--run-name", "t",
+                    cwd=tmp_path)  # fmt: skip
     assert first.returncode == 0, first.stderr
     steps = _losses(tmp_path, "t")[-1][0]
-    assert 0 < steps < 125 * 20  # stopped by the limit, before the epochs ran out
+    assert 0 < steps < 24_000  # stopped by the limit, before the planned steps ran out
     saved = tmp_path / "logs" / "t" / "config.toml"
-    assert f"max_steps = {steps}\n" in saved.read_text()
-    again = run_cli("train", "--config", saved, "--run-name", "u", "--max-steps", str(steps),
-                    cwd=tmp_path)  # fmt: skip
+    text = saved.read_text()
+    assert f"stop_at = {steps}\n" in text and f"max_steps = {steps}\n" not in text
+    again = run_cli("train", "--config", saved, "--run-name", "u", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert _losses(tmp_path, "t") == _losses(tmp_path, "u")
+    strengths = [json.loads(line).get("augment_p") for line in
+                 (tmp_path / "logs" / "u" / "history.jsonl").open()]  # fmt: skip
+    assert max(strengths) > 0  # the ramp was exercised, not only recorded
 
 
 def test_resume_refuses_a_config_file_that_changes_the_run(tmp_path):

@@ -194,12 +194,13 @@ def write_run_records(
 
 
 def record_early_stop(paths: RunPaths, config: Config, step: int) -> None:
-    """A run stopped by its time limit or a signal: config.toml now trains it to this step."""
+    """A run stopped by its time limit or a signal: config.toml now trains it to this step,
+    with the same planned length (so that schedules that follow it, ADA's ramp, match)."""
     stopped = config.replace(
-        {"train.run_name": paths.name, "train.max_steps": step, "train.time_limit": None}
+        {"train.run_name": paths.name, "train.stop_at": step, "train.time_limit": None}
     )
     paths.write_config_toml(config_toml(stopped))
-    logger.info("{} records the run up to step {} (max_steps).", paths.logs / "config.toml", step)
+    logger.info("{} records the run up to step {} (stop_at).", paths.logs / "config.toml", step)
 
 
 def _count(module: torch.nn.Module) -> int:

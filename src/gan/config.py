@@ -195,6 +195,13 @@ class TrainConfig:
         max=1_000_000_000,
         min_open=True,
     )
+    stop_at: int | None = option(
+        None,
+        "Stop at this step without changing the run's planned length (what --augment-p "
+        "auto's ramp follows); the config.toml of a run stopped early records it.",
+        min=1,
+        max=STEPS_MAX,
+    )
     device: str = option(
         "auto", "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps.", convert=device_name
     )

@@ -157,6 +157,8 @@ def _resumed(
         return config, None, None
     path, state = found
     config = merge_for_resume(Config.from_dict(state["config"]), config, set(chosen))
+    if "train.stop_at" not in chosen:  # a resumed run goes on unless told where to stop
+        config.train.stop_at = None
     config.train.run_name = state.get("run_name") or config.train.run_name
     return config, state, path
 
@@ -241,7 +243,7 @@ def _train(
             write_run_records(paths, config, trainer, resumed_from)
         try:
             result = trainer.fit()
-            if paths is not None and result.step < trainer.total_steps():
+            if paths is not None and result.step < trainer.end_step():
                 record_early_stop(paths, config, result.step)
         except OSError as exc:  # disk full, folder removed or made read-only mid-run
             raise GanError(

@@ -88,6 +88,12 @@ class Trainer:
         by_epochs = math.ceil((t.epochs or 1) * self.batches.num_images / self.images_per_step)
         return min(by_epochs, t.max_steps) if t.max_steps is not None else by_epochs
 
+    def end_step(self) -> int:
+        """Where this run stops: its planned length, or --stop-at before that."""
+        stop_at = self.config.train.stop_at
+        total = self.total_steps()
+        return min(total, stop_at) if stop_at is not None else total
+
     def latents(self, count: int) -> torch.Tensor:
         dist, rt = self.runtime.dist, self.runtime
         z = torch.randn(
@@ -111,7 +117,7 @@ class Trainer:
 
     def fit(self) -> FitResult:
         """Train to the step budget or a stop (time limit, SIGINT/SIGTERM), with outputs."""
-        total = self.total_steps()
+        total = self.end_step()
         if self.step >= total:
             logger.warning(
                 "The run is already at step {} of {}; give it more steps.", self.step, total
