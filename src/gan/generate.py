@@ -74,12 +74,24 @@ def draw_labels(generator: nn.Module, count: int, rng: torch.Generator) -> torch
     return torch.multinomial(weights, count, replacement=True, generator=rng)
 
 
-def class_rows(classes: int, count: int, max_rows: int = 32) -> tuple[torch.Tensor, int]:
-    """Labels for a grid with one class per row (the first `max_rows` classes), at least
-    `count` images in all; and the row length."""
-    rows = min(classes, max_rows)
+MAX_CLASS_ROWS = 32  # a grid with a row per class shows at most this many classes
+
+
+def class_grid_rows(classes: int) -> int:
+    return min(classes, MAX_CLASS_ROWS)
+
+
+def class_row_labels(count: int, columns: int, classes: int) -> torch.Tensor:
+    """Labels of `count` images laid out `columns` to a row, one class a row."""
+    return torch.arange(count) // columns % classes
+
+
+def class_rows(classes: int, count: int) -> tuple[torch.Tensor, int]:
+    """A training grid with one class per row and at least `count` images: its labels
+    and row length."""
+    rows = class_grid_rows(classes)
     columns = max(math.ceil(math.sqrt(count)), math.ceil(count / rows))
-    return torch.arange(rows).repeat_interleave(columns), columns
+    return class_row_labels(rows * columns, columns, classes), columns
 
 
 def truncated_normal(

@@ -15,7 +15,7 @@ from gan import images
 from gan.checkpoint import load_checkpoint
 from gan.devices import release_cached_memory, resolve_device
 from gan.errors import GanError
-from gan.generate import generate_all, walk_latents
+from gan.generate import class_grid_rows, class_row_labels, generate_all, walk_latents
 from gan.models import build_models
 
 FORMATS = ("grid", "png", "npy", "gif")
@@ -123,7 +123,7 @@ def _plan(generator, num, nrow, seed, truncation, interpolate, label) -> Plan:
     steps. A conditional G without `label` cycles through its classes, a class a row."""
     classes = getattr(generator, "num_classes", 0)
     if interpolate is not None:
-        walks = num or (8 if label is not None or not classes else min(classes, 32))
+        walks = num or (8 if label is not None or not classes else class_grid_rows(classes))
         z = walk_latents(walks, interpolate, generator.latent_shape, seed, truncation)
         plan = Plan(walks * interpolate, interpolate, z.flatten(0, 1))
         if classes:
@@ -134,10 +134,10 @@ def _plan(generator, num, nrow, seed, truncation, interpolate, label) -> Plan:
         return Plan(num or 64, nrow)
     if label is not None:
         return Plan(num or 64, nrow, labels=torch.full((num or 64,), label))
-    rows = min(classes, 32)
+    rows = class_grid_rows(classes)
     columns = nrow or (math.ceil(num / rows) if num else 8)
     count = num or rows * columns
-    return Plan(count, columns, labels=torch.arange(count) // columns % classes)
+    return Plan(count, columns, labels=class_row_labels(count, columns, classes))
 
 
 def sample(

@@ -43,11 +43,15 @@ class ImageData:
         return dict(zip(self.classes, counts, strict=True))
 
 
-def label_images(names: Sequence[str], key: Callable[[str], Any] | None = None):
-    """(int64 labels, class names sorted by `key`) from one class name per image."""
-    classes = tuple(sorted(set(names), key=key))
+def label_images(
+    names: Sequence[str], counts: Sequence[int], key: Callable[[str], Any] | None = None
+):
+    """(int64 labels, class names sorted by `key`) from one class name per file and the
+    number of images each file gave (`decode_all`'s counts: 0 for a skipped file)."""
+    per_image = [name for name, count in zip(names, counts, strict=True) for _ in range(count)]
+    classes = tuple(sorted(set(per_image), key=key))
     index = {name: i for i, name in enumerate(classes)}
-    return torch.tensor([index[n] for n in names], dtype=torch.int64), classes
+    return torch.tensor([index[n] for n in per_image], dtype=torch.int64), classes
 
 
 def load_dataset(config: DataConfig) -> ImageData:

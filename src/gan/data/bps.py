@@ -165,12 +165,8 @@ def load_bps(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     data = ImageData(stack(arrays, source), "bps", source, extra)
     # Labels: the --condition-on column of each decoded file's meta.csv row.
     by_name = {r["filename"]: r for r in rows}
-    kept = [
-        _label(by_name[name], config.condition_on)
-        for name, count in zip(names, counts, strict=True)
-        if count
-    ]
-    data.labels, data.classes = label_images(kept, key=_label_order(config.condition_on))
+    labels = [_label(by_name[name], config.condition_on) for name in names]
+    data.labels, data.classes = label_images(labels, counts, _label_order(config.condition_on))
     extra["condition_on"] = config.condition_on
     return data
 

@@ -42,7 +42,7 @@ def load_folder(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
         extra["skipped_files"] = skipped
     data = ImageData(stack(arrays, root), "folder", root, extra)
     # Labels: the subfolder each image lies in, when every image lies in one.
-    kept = [name for name, count in zip(relative, counts, strict=True) if count]
-    if all("/" in name for name in kept):
-        data.labels, data.classes = label_images([name.split("/", 1)[0] for name in kept])
+    if all("/" in name for name, count in zip(relative, counts, strict=True) if count):
+        folders = [name.split("/", 1)[0] for name in relative]
+        data.labels, data.classes = label_images(folders, counts)
     return data
