@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from gan.cli_support import DeviceOption, user_errors
-from gan.config import SEED_MAX
+from gan.sections import SEED_MAX
 
 
 class SampleFormat(StrEnum):

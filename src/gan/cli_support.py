@@ -10,9 +10,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from gan.config import FIELDS, SPEED
+from gan.config import FIELDS
 from gan.errors import Diverged, GanError, OutOfMemory, SyncBatchNormNeedsCuda
 from gan.options import Field
+from gan.sections import SPEED
 from gan.values import parse_image_size
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -1,0 +1,257 @@
+"""The option declarations of each config section (`[data]`, `[model]`, `[optim]`,
+`[train]`): one dataclass field per option, its flag, help, default, bounds, panel and
+whether it defines the run (`fixed`) in its `option(...)`. `gan.config` assembles them.
+Importing this module does not load torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gan.catalog import LOSSES, dataset_help, loss_help, model_help
+from gan.options import option
+from gan.values import (
+    augment_policy,
+    augment_strength,
+    device_name,
+    fractions,
+    joined,
+    lower_choice,
+    parse_image_size,
+    percentiles,
+    run_name,
+    size_text,
+)
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SEED_MAX = 2**32 - 1  # numpy's limit; torch and Python take more
+STEPS_MAX = 10**12  # steps and intervals: far beyond any run, well inside int64
+
+S3 = "S3 sources (--data s3://bucket/prefix)"
+BPS = "BPS filters and decoding"
+DIST = "Several processes (torchrun, DDP)"
+EVAL = "Evaluation during training"
+SPEED = "Speed"
+OUTPUTS = "Outputs and intervals"
+LOSS = "Losses and regularisers"
+AUGMENT = "Augmentation"
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    name: str = option("mnist", dataset_help(), flag="--dataset", fixed=True)
+    source: str | None = option(
+        None,
+        "Folder, file or s3://bucket/prefix with the data (default: per dataset).",
+        flag="--data",
+    )
+    image_size: tuple[int, int] | None = option(
+        None,
+        "HxW to resize to, e.g. 28x28 or 200x160 (default: per dataset).",
+        convert=parse_image_size,
+        show=size_text,
+        fixed=True,
+        metavar="HxW",
+    )
+    download: bool = option(False, "Download the dataset first (mnist, torchvision).")
+    no_sign_request: bool = option(False, "Anonymous S3 requests (public buckets).", panel=S3)
+    s3_workers: int = option(32, "Parallel S3 downloads.", min=1, max=256, panel=S3)
+    cache_dir: str | None = option(None, "S3 cache (default ~/.cache/gan/s3).", panel=S3)
+    no_cache: bool = option(False, "Read S3 objects into memory, no cache.", panel=S3)
+    particle: str | None = option(None, "Fe or X-ray.", panel=BPS, fixed=True)
+    dose: tuple[float, ...] = option(
+        (), "Dose in Gy (repeatable).", min=0, max=1_000_000, panel=BPS, fixed=True
+    )
+    hours: tuple[int, ...] = option(
+        (),
+        "Hours after exposure: 4, 24, 48 (repeatable).",
+        min=0,
+        max=100_000,
+        panel=BPS,
+        fixed=True,
+    )
+    split: str = option(
+        "all",
+        "train, val, test or all.",
+        convert=lower_choice(("train", "val", "test", "all")),
+        panel=BPS,
+        fixed=True,
+    )
+    split_fractions: tuple[float, float, float] = option(
+        (0.8, 0.1, 0.1),
+        "train,val,test fractions.",
+        convert=fractions,
+        show=joined,
+        panel=BPS,
+        fixed=True,
+    )
+    condition_on: str = option(
+        "particle",
+        "The label --conditional trains on: particle, dose or hours.",
+        convert=lower_choice(("particle", "dose", "hours")),
+        panel=BPS,
+        fixed=True,
+    )
+    clip_percentiles: tuple[float, float] = option(
+        (0.5, 99.5),
+        "low,high percentiles for 16-bit images.",
+        convert=percentiles,
+        show=joined,
+        panel=BPS,
+        fixed=True,
+    )
+
+
+@dataclass(kw_only=True)
+class ModelConfig:
+    name: str | None = option(None, model_help(), flag="--model", fixed=True)
+    latent_dim: int = option(100, "Latent size.", min=1, max=65536, fixed=True)
+    spectral_norm: bool = option(
+        False, "Spectral normalisation on D's convolutions and linear layers.", fixed=True
+    )
+    conditional: bool = option(
+        False,
+        "Train on the data's labels (MNIST digits, BPS --condition-on, folder subfolders): "
+        "class-conditional BatchNorm in G, a projection D; sample with gan sample --label.",
+        fixed=True,
+    )
+
+
+@dataclass(kw_only=True)
+class OptimConfig:
+    batch_size: int = option(32, "Micro-batch size B.", min=1, max=65536, fixed=True)
+    accumulation_steps: int = option(
+        1, "K micro-batches per optimizer step (batch B*K).", min=1, max=4096, fixed=True
+    )
+    lr_g: float = option(2e-4, "Generator learning rate (Adam).", min=0, max=10, min_open=True)
+    lr_d: float = option(2e-4, "Discriminator learning rate.", min=0, max=10, min_open=True)
+    beta1: float = option(0.5, "Adam beta1 of both networks.", min=0, max=1, max_open=True)
+    beta2: float = option(0.999, "Adam beta2 of both networks.", min=0, max=1, max_open=True)
+    loss: str = option(
+        "ns",
+        loss_help(),
+        convert=lower_choice(tuple(LOSSES)),
+        panel=LOSS,
+        fixed=True,
+    )
+    r1_gamma: float = option(
+        0.0, "R1 penalty on reals, gamma (0: off).", min=0, max=1_000_000, panel=LOSS
+    )
+    r1_every: int = option(
+        16, "Lazy R1: every N steps, gamma scaled by N.", min=1, max=1_000_000, panel=LOSS
+    )
+    gp_weight: float = option(
+        10.0, "Gradient penalty weight of wgan-gp.", min=0, max=1_000_000, panel=LOSS
+    )
+    n_critic: int = option(1, "D steps per G step.", min=1, max=100, panel=LOSS, fixed=True)
+    augment: str = option(
+        "none",
+        "DiffAugment policy: none, or a combination of color, translation, cutout "
+        "(e.g. color,translation,cutout). Unset, data of fewer than 2,000 images gets "
+        "translation,cutout with --augment-p auto.",
+        convert=augment_policy,
+        panel=AUGMENT,
+    )
+    augment_p: str | float = option(
+        "auto",
+        "Probability of each transform per image: auto (adapts to D's overfitting, as "
+        "StyleGAN2-ADA) or a number in [0, 1] (1: DiffAugment as published).",
+        convert=augment_strength,
+        panel=AUGMENT,
+    )
+    ada_target: float = option(
+        0.6,
+        "auto: the value of mean(sign D(reals)) that p steers towards.",
+        min=0,
+        max=1,
+        panel=AUGMENT,
+    )
+    ada_ramp: float = option(
+        0.2,
+        "auto: the fraction of the run's images in which p can go from 0 to 1.",
+        min=0,
+        max=1,
+        min_open=True,
+        panel=AUGMENT,
+    )
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    epochs: int | None = option(
+        None, "Passes over the data (default: per dataset).", min=1, max=10**9
+    )
+    max_steps: int | None = option(
+        None, "Stop after this many optimizer steps.", min=1, max=STEPS_MAX
+    )
+    time_limit: float | None = option(
+        None,
+        "Stop after this many seconds of training (checkpointed).",
+        min=0,
+        max=1_000_000_000,
+        min_open=True,
+    )
+    stop_at: int | None = option(
+        None,
+        "Stop at this step without changing the run's planned length (what --augment-p "
+        "auto's ramp follows); the config.toml of a run stopped early records it.",
+        min=1,
+        max=STEPS_MAX,
+    )
+    device: str = option(
+        "auto", "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps.", convert=device_name
+    )
+    seed: int = option(0, "Seed for weights, data order, noise.", min=0, max=SEED_MAX, fixed=True)
+    workdir: str = option(".", "Where checkpoints/, logs/ and assets/ go.", panel=OUTPUTS)
+    run_name: str | None = option(
+        None, "Run folder name (default: dataset-model-time).", convert=run_name, panel=OUTPUTS
+    )
+    checkpoint_every: int = option(
+        500, "Checkpoint every N steps.", min=1, max=STEPS_MAX, panel=OUTPUTS
+    )
+    sample_every: int = option(
+        250, "Sample grid every N steps.", min=1, max=STEPS_MAX, panel=OUTPUTS
+    )
+    log_every: int = option(10, "Log losses every N steps.", min=1, max=STEPS_MAX, panel=OUTPUTS)
+    keep_checkpoints: int = option(
+        5, "Step checkpoints kept per run (newest).", min=1, max=1_000_000, panel=OUTPUTS
+    )
+    ema_decay: float = option(
+        0.999,
+        "Decay of G's moving average used for samples (0: off).",
+        min=0,
+        max=1,
+        max_open=True,
+        fixed=True,
+    )
+    sync_bn: bool = option(False, "SyncBatchNorm across processes.", panel=DIST)
+    eval_every: int | None = option(
+        None,
+        "FID every N steps; keeps checkpoints/<run>/best.pt.",
+        min=1,
+        max=STEPS_MAX,
+        panel=EVAL,
+    )
+    eval_samples: int = option(2000, "Samples per FID.", min=2, max=100_000, panel=EVAL)
+    eval_features: str | None = option(
+        None, "mnist-lenet, random-conv (default per image size).", panel=EVAL
+    )
+    precision: str = option(
+        "auto",
+        "auto (bf16 on GPUs and CPUs with bf16 arithmetic, fp16 on older GPUs, else fp32), "
+        "fp32, bf16 or fp16 (with a loss scaler).",
+        convert=lower_choice(PRECISIONS),
+        panel=SPEED,
+    )
+    channels_last: bool | None = option(
+        None,
+        "NHWC memory layout (default: on in bf16/fp16, on CUDA, and for fp32 on AVX2 CPUs "
+        "without AVX-512; off for fp32 on other CPUs and MPS).",
+        panel=SPEED,
+    )
+    compile: bool = option(
+        False,
+        "torch.compile the training passes (warns and runs without where it cannot).",
+        negatable=True,
+        panel=SPEED,
+    )
