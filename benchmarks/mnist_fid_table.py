@@ -43,6 +43,10 @@ CANDIDATES = {
     "mlp-b128-lr8e-4-r1": ["--model", "mlp", "--batch-size", "128", *LR8, "--r1-gamma",
                            "0.1"],
     "mlp-b256-lr8e-4": ["--model", "mlp", "--batch-size", "256", *LR8],
+    "default-decay": ["--max-steps", "24000", "--lr-decay", "0.5"],
+    "default-24k": ["--max-steps", "24000"],
+    "conditional-24k": ["--max-steps", "24000", "--conditional"],
+    "conditional-decay": ["--max-steps", "24000", "--conditional", "--lr-decay", "0.5"],
     "fc-dcgan": ["--model", "fc-dcgan", *OLD],
     "dcgan": ["--model", "dcgan", *OLD],
 }  # fmt: skip

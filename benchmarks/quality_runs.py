@@ -40,8 +40,11 @@ def run_one(dataset: str, source: list[str], name: str, flags: list[str], budget
     """`gan train --time-limit BUDGET` (no other budget), then `gan evaluate`."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        # A candidate that plans its own length (--lr-decay follows it) keeps it.
+        planned = {"--max-steps", "--epochs"} & set(flags)
+        length = [] if planned else ["--max-steps", "10000000", "--epochs", "1000000"]
         gan("train", "--dataset", dataset, *source, *flags, "--time-limit", budget,
-            "--max-steps", "10000000", "--epochs", "1000000", "--device", "cpu",
+            *length, "--device", "cpu",
             "--run-name", "r", "--log-every", "50", "--checkpoint-every", "10000000",
             "--sample-every", "10000000", cwd=work, threads=threads, core=core)  # fmt: skip
         history = [json.loads(x) for x in (work / "logs/r/history.jsonl").open()]

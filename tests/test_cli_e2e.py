@@ -46,9 +46,9 @@ def test_train_writes_the_documented_layout(mnist_run):
     run = "tiny"
     ckpts = sorted(p.name for p in (mnist_run / "checkpoints" / run).glob("step-*.pt"))
     assert ckpts == ["step-0000010.pt", "step-0000012.pt"]  # keep-last-2 pruned step 5
-    assert (mnist_run / "checkpoints" / "last.pt").read_bytes() == (
-        mnist_run / "checkpoints" / run / "step-0000012.pt"
-    ).read_bytes()
+    newest = (mnist_run / "checkpoints" / run / "step-0000012.pt").read_bytes()
+    assert (mnist_run / "checkpoints" / "last.pt").read_bytes() == newest
+    assert (mnist_run / "checkpoints" / run / "last.pt").read_bytes() == newest
     assets = mnist_run / "assets" / run
     assert {p.name for p in assets.iterdir()} == {
         "reals.png", "samples-0000005.png", "samples-0000010.png", "samples-0000012.png",
@@ -58,8 +58,9 @@ def test_train_writes_the_documented_layout(mnist_run):
     logs = mnist_run / "logs" / run
     assert (logs / "train.log").read_text().count("Saved checkpoint") == 3
     assert {p.name for p in logs.iterdir() if "tfevents" not in p.name} == {
-        "config.toml", "history.jsonl", "run.json", "train.log",
+        "config.toml", "history.jsonl", "run.json", "train.log", "status.json", ".lock",
     }  # fmt: skip
+    assert json.loads((logs / "status.json").read_text())["status"] == "finished"
 
 
 def test_history_jsonl_has_full_precision_losses(mnist_run):

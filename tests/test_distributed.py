@@ -104,7 +104,7 @@ def test_killed_under_torchrun_then_resumed_continues(tmp_path):
         sys.executable, "-m", "gan", "train", "--data", str(MNIST_1K), "--device", "cpu",
         "--nproc", "2", "--batch-size", "8", "--max-steps", "40", "--log-every", "1",
         "--checkpoint-every", "10", "--workdir", str(tmp_path), "--run-name", "k",
-        "--resume", "auto",
+        "--resume", "auto-or-new",
     ]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip

@@ -169,7 +169,7 @@ def test_eval_every_logs_fid_and_keeps_best(trained):
     assert plot.returncode == 0, plot.stderr
 
 
-def test_evaluate_cli_prints_json_last_and_writes_it_next_to_the_checkpoint(trained):
+def test_evaluate_cli_prints_json_last_and_writes_it_into_the_run(trained):
     ckpt = trained / "checkpoints" / "last.pt"
     result = run_cli("evaluate", str(ckpt), "--num-samples", "500", "--device", "cpu",
                      cwd=trained)  # fmt: skip
@@ -177,7 +177,8 @@ def test_evaluate_cli_prints_json_last_and_writes_it_next_to_the_checkpoint(trai
     last = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(last) >= {"fid", "kid", "precision", "recall", "num_samples", "features"}
     assert last["features"] == "mnist-lenet" and last["num_samples"] == 500
-    assert json.loads((trained / "checkpoints" / "last.eval.json").read_text()) == last
+    report = trained / "logs" / last["run"] / f"eval-{last['step']:07d}.json"
+    assert json.loads(report.read_text()) == last
     again = run_cli("evaluate", str(ckpt), "--num-samples", "500", "--device", "cpu",
                     "--metrics", "fid", cwd=trained)  # fmt: skip
     assert json.loads(again.stdout.strip().splitlines()[-1])["fid"] == pytest.approx(last["fid"])

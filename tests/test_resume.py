@@ -65,10 +65,27 @@ def test_resume_refuses_options_that_change_the_run(tmp_path, mnist_dir):
     assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == before
 
 
-def test_resume_auto_without_checkpoints_starts_a_new_run(tmp_path, mnist_dir):
-    result = train(tmp_path, mnist_dir, "--max-steps", "3", "--resume", "auto", "--run-name", "n")
+def test_resume_auto_or_new_without_checkpoints_starts_a_new_run(tmp_path, mnist_dir):
+    result = train(
+        tmp_path, mnist_dir, "--max-steps", "3", "--resume", "auto-or-new", "--run-name", "n"
+    )
     assert "No checkpoint to resume from" in result.stderr
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 3
+
+
+def test_resume_auto_with_a_mistyped_run_name_is_an_error_naming_the_runs(tmp_path, mnist_dir):
+    train(tmp_path, mnist_dir, "--max-steps", "2", "--run-name", "mnist-a")
+    result = run_cli("train", "--data", mnist_dir, *COMMON, "--workdir", tmp_path, "--resume",
+                     "auto", "--run-name", "mnist-b", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "no checkpoint of run 'mnist-b'" in result.stderr and "mnist-a" in result.stderr
+    assert "--resume auto-or-new" in result.stderr
+    assert not (tmp_path / "logs" / "mnist-b").exists()  # nothing was started
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("train", "--data", mnist_dir, *COMMON, "--workdir", empty, "--resume",
+                     "auto", cwd=empty)  # fmt: skip
+    assert result.returncode == 1 and "there are none" in result.stderr
 
 
 def test_resume_skips_a_corrupt_newest_checkpoint(tmp_path, mnist_dir):
@@ -86,7 +103,7 @@ def test_sigkill_at_random_moments_then_resume_reaches_the_end(tmp_path, mnist_d
     total, cmd = 160, [
         sys.executable, "-m", "gan", "train", "--data", str(mnist_dir), *COMMON,
         "--workdir", str(tmp_path), "--run-name", "k", "--max-steps", "160",
-        "--checkpoint-every", "15", "--keep-checkpoints", "3", "--resume", "auto",
+        "--checkpoint-every", "15", "--keep-checkpoints", "3", "--resume", "auto-or-new",
     ]  # fmt: skip
     log = tmp_path / "logs" / "k" / "history.jsonl"
     kills = 0

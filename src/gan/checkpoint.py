@@ -1,8 +1,10 @@
-"""Checkpoints: dicts of tensors and plain values, written atomically, loaded without unpickling."""
+"""Checkpoints: dicts of tensors and plain values, written atomically, loaded without
+unpickling, and verified against a SHA-256 digest of their content stored inside them."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pickle
 import re
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from loguru import logger
 
 from gan.atomic import atomic_file, fsync_dir, temp_name
 from gan.errors import GanError
@@ -20,6 +23,36 @@ from gan.errors import GanError
 FORMAT_VERSION = 1
 STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
 REQUIRED_KEYS = ("format_version", "step", "model", "generator", "config")
+DIGEST = "digest"  # "sha256:<hex>" over everything else in the checkpoint
+
+
+def content_digest(state: dict[str, Any]) -> str:
+    """SHA-256 over the checkpoint's content: every tensor's dtype, shape and bytes and every
+    plain value, keys in a fixed order. torch.save's zip does not check its CRCs on load,
+    so this is what catches a flipped byte in the weights or the optimizer state."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k != DIGEST})
+    return f"sha256:{h.hexdigest()}"
+
+
+def _feed(h: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        t = value.detach()
+        h.update(f"T{t.dtype}{tuple(t.shape)};".encode())
+        if t.numel():
+            h.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        h.update(f"D{len(value)};".encode())
+        for key in sorted(value, key=lambda k: (type(k).__name__, str(k))):
+            _feed(h, key)
+            _feed(h, value[key])
+    elif isinstance(value, (list, tuple)):
+        h.update(f"L{len(value)};".encode())
+        for item in value:
+            _feed(h, item)
+    else:
+        text = repr(value)
+        h.update(f"V{type(value).__name__}{len(text)}:{text}".encode())
 
 
 def step_path(run_dir: Path, step: int) -> Path:
@@ -30,6 +63,7 @@ def save_atomic(state: dict[str, Any], path: Path) -> Path:
     """Write through a temporary file in the same folder, fsync, then rename over `path`."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        state = {**state, DIGEST: content_digest(state)}
         with atomic_file(path) as f:
             torch.save(state, f)
     except OSError as exc:
@@ -132,4 +166,19 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
         ) from None
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
         raise GanError(f"{path} is not a gan checkpoint (it lacks the expected fields).")
+    _verify(state, path)
     return _migrate(state, path)
+
+
+def _verify(state: dict[str, Any], path: Path) -> None:
+    """Check the stored digest (and drop it from the state); a checkpoint from before
+    digests loads unverified, with a note."""
+    stored = state.pop(DIGEST, None)
+    if stored is None:
+        logger.info("{} has no content digest (an older gan wrote it): loaded unverified.", path)
+        return
+    if content_digest(state) != stored:
+        raise GanError(
+            f"{path} is corrupt: its content no longer matches the digest written with it; "
+            "use another checkpoint, e.g. an earlier step-*.pt of the same run."
+        )

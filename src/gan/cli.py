@@ -21,6 +21,7 @@ app.command()(cli_train.train)
 app.command()(cli_outputs.sample)
 app.command()(cli_outputs.evaluate)
 app.command("plot-history")(cli_outputs.plot_history)
+app.command()(cli_outputs.runs)
 app.command()(cli_bench.bench)
 
 

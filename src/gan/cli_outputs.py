@@ -1,4 +1,5 @@
-"""`gan sample`, `gan evaluate` and `gan plot-history`: commands that read a run's outputs."""
+"""`gan sample`, `gan evaluate`, `gan plot-history` and `gan runs`: commands that read a
+run's outputs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Annotated
 import typer
 
 from gan.cli_support import DeviceOption, user_errors
+from gan.errors import GanError
 from gan.sections import SEED_MAX
 
 
@@ -137,7 +139,9 @@ def evaluate(
         f"{'features':>10}  {result['features']} ({result['num_samples']} generated, "
         f"{result['num_real']} real)"
     )
-    write_report(Path(checkpoint), result)
+    report = write_report(Path(checkpoint), result)
+    if report is not None:
+        typer.echo(f"{'report':>10}  {report}")
     typer.echo(json.dumps(result))
 
 
@@ -148,7 +152,7 @@ def plot_history(
         typer.Argument(help="A run folder under logs/ or its history.jsonl (default: newest)."),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="PNG to write (default: assets/<run>/losses.png).")
+        Path | None, typer.Option(help="PNG to write (default: the run's assets/<run>/losses.png).")
     ] = None,
     smooth: Annotated[
         int, typer.Option(min=1, max=1_000_000, help="Moving average over N logged points.")
@@ -158,5 +162,30 @@ def plot_history(
     from gan import plotting
 
     history = plotting.find_history(run, Path("."))
-    out = out or Path("assets") / history.parent.name / "losses.png"
+    out = out or plotting.default_out(history)
     typer.echo(str(plotting.plot_history(history, out, smooth)))
+
+
+@user_errors
+def runs(
+    workdir: Annotated[
+        Path, typer.Option(help="The folder holding checkpoints/, logs/ and assets/.")
+    ] = Path("."),
+    json_out: Annotated[
+        bool, typer.Option("--json", help="A JSON list of objects, one a run (key 'run').")
+    ] = False,
+) -> None:
+    """List the runs of a workdir: what each trains, how far it got, its FID and status
+    (training, finished, interrupted, killed or failed)."""
+    from gan import overview
+
+    root = workdir.expanduser()
+    if not root.is_dir():
+        raise GanError(f"--workdir {root} is not a folder; give the folder you trained in.")
+    found = overview.list_runs(root)
+    if json_out:
+        typer.echo(json.dumps([r.to_dict() for r in found], indent=2))
+    elif not found:
+        typer.echo(f"No runs under {root} (train one with gan train).")
+    else:
+        typer.echo(overview.table(found))

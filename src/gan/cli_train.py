@@ -107,7 +107,8 @@ def train(
         str | None,
         typer.Option(
             help="Continue a run: 'auto' (newest valid checkpoint of --run-name, or of the "
-            "newest run; a new run if there is none) or a checkpoint path.",
+            "newest run; an error if there is none), 'auto-or-new' (the same, or a new run) "
+            "or a checkpoint path.",
         ),
     ] = None,
     nproc: Annotated[
@@ -133,5 +134,6 @@ def train(
     verb = "Stopped" if result.interrupted else "Finished"
     typer.echo(
         f"{verb} run {result.run} at step {result.step} in {result.seconds:.1f} s. "
-        f"Checkpoint: {result.paths.last}; logs: {result.paths.logs}; grids: {result.paths.assets}"
+        f"Checkpoint: {result.paths.run_last}; logs: {result.paths.logs}; "
+        f"grids: {result.paths.assets}"
     )

@@ -1,9 +1,16 @@
-"""Where a run writes: checkpoints/<run>, logs/<run>, assets/<run> under the workdir."""
+"""Where a run writes: checkpoints/<run>, logs/<run>, assets/<run> under the workdir, and
+the lock that lets one trainer at a time write them.
+
+The lock is `logs/<run>/.lock`, held with `fcntl.flock` for as long as a trainer runs. The
+OS drops it when the process ends, however it ends (`kill -9` included), so it is never
+left stuck; the file itself stays (removing lock files invites races)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +34,11 @@ class RunPaths:
         return self.workdir / "checkpoints" / "last.pt"
 
     @property
+    def run_last(self) -> Path:
+        """This run's newest checkpoint (`last` is the newest of any run in the workdir)."""
+        return self.checkpoints / "last.pt"
+
+    @property
     def logs(self) -> Path:
         return self.workdir / "logs" / self.name
 
@@ -42,6 +54,78 @@ class RunPaths:
         return atomic_write(self.logs / "config.toml", text)
 
 
+LOCK = ".lock"
+
+
+class RunLock:
+    """An exclusive lock on one run, for one trainer at a time."""
+
+    def __init__(self, paths: RunPaths) -> None:
+        self.paths = paths
+        self.fd: int | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.paths.logs / LOCK
+
+    def acquire(self) -> RunLock:
+        self.paths.logs.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        for attempt in range(20):  # `gan runs` may hold a shared probe for a moment
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == 19:
+                    holder = lock_holder(self.paths.logs)
+                    os.close(fd)
+                    raise GanError(
+                        f"Run {self.paths.name!r} is being trained by another process{holder}; "
+                        "wait for it to finish or stop it, or choose another --run-name."
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire() if self.fd is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def is_locked(logs: Path) -> bool:
+    """Whether a live process trains the run of this logs folder (a shared, non-blocking probe)."""
+    try:
+        fd = os.open(logs / LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def lock_holder(logs: Path) -> str:
+    """' (pid N on HOST)' from the lock file, or '' when it says nothing readable."""
+    try:
+        pid, host = (logs / LOCK).read_text().split()[:2]
+    except (OSError, ValueError):
+        return ""
+    return f" (pid {pid} on {host})"
+
+
 def _has_outputs(paths: RunPaths) -> bool:
     return (paths.logs / "history.jsonl").exists() or any(paths.checkpoints.glob("step-*.pt"))
 
@@ -52,8 +136,9 @@ def default_run_name(dataset: str, model: str) -> str:
 
 def prepare_run(
     workdir: str, run_name: str | None, dataset: str, model: str, resume: bool = False
-) -> RunPaths:
-    """Create the run's folders; refuse to overwrite an earlier run's outputs unless resuming."""
+) -> tuple[RunPaths, RunLock]:
+    """Lock the run and create its folders; refuse to overwrite an earlier run's outputs
+    unless resuming. The caller releases the lock when training ends."""
     root = Path(os.path.expanduser(workdir))
     if root.exists() and not root.is_dir():
         raise GanError(f"--workdir {root} is a file; give a folder.")
@@ -64,13 +149,33 @@ def prepare_run(
         while paths.logs.exists() or paths.checkpoints.exists():
             suffix += 1
             paths = RunPaths(root, f"{name}-{suffix}")
-    elif not resume and _has_outputs(paths):
+    try:
+        lock = RunLock(paths).acquire()
+    except OSError as exc:
+        raise _unwritable(exc, root) from None
+    try:
+        _prepare_folders(paths, root, run_name, resume)
+    except BaseException:
+        lock.release()
+        raise
+    return paths, lock
+
+
+def _unwritable(exc: OSError, root: Path) -> GanError:
+    return GanError(
+        f"Cannot write to {exc.filename or root} ({exc.strerror or exc}); "
+        "choose a writable --workdir."
+    )
+
+
+def _prepare_folders(paths: RunPaths, root: Path, run_name: str | None, resume: bool) -> None:
+    if run_name is not None and not resume and _has_outputs(paths):
         raise GanError(
-            f"Run {name!r} already has outputs in {root}; choose another --run-name or "
+            f"Run {paths.name!r} already has outputs in {root}; choose another --run-name or "
             "continue it with --resume auto (nothing was overwritten)."
         )
-    if resume:
-        for stale in paths.checkpoints.glob(".*.tmp"):  # left by a process that was killed
+    if resume:  # left by a process that was killed (the lock says none is writing now)
+        for stale in paths.checkpoints.glob(".*.tmp"):
             stale.unlink(missing_ok=True)
     try:
         for folder in (paths.checkpoints, paths.logs, paths.assets):
@@ -79,8 +184,4 @@ def prepare_run(
             probe.write_bytes(b"")
             probe.unlink()
     except OSError as exc:
-        raise GanError(
-            f"Cannot write to {exc.filename or root} ({exc.strerror or exc}); "
-            "choose a writable --workdir."
-        ) from None
-    return paths
+        raise _unwritable(exc, root) from None

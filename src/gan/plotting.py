@@ -29,6 +29,15 @@ def find_history(target: Path | None, workdir: Path) -> Path:
     return target
 
 
+def default_out(history: Path) -> Path:
+    """The run's own assets/<run>/losses.png beside its logs/<run>/history.jsonl, wherever
+    the command runs; ./assets/<run>/ for a history kept outside a workdir."""
+    run = history.parent
+    if run.parent.name == "logs":
+        return run.parent.parent / "assets" / run.name / "losses.png"
+    return Path("assets") / run.name / "losses.png"
+
+
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
     """Trailing moving average that keeps the first points (shorter windows there)."""
     if window <= 1 or len(values) < 2:

@@ -22,23 +22,41 @@ def _newest_valid(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
+RESUME_MODES = ("auto", "auto-or-new")
+
+
 def find_resume(
     workdir: Path, run_name: str | None, resume: str
 ) -> tuple[Path, dict[str, Any]] | None:
-    """`auto`: newest valid checkpoint of --run-name, or of the newest run; else a path."""
-    if resume != "auto":
+    """`auto`: newest valid checkpoint of --run-name, or of the newest run, else an error
+    that names the runs there are; `auto-or-new`: the same, or None (a new run); else a path."""
+    if resume not in RESUME_MODES:
         path = Path(resume).expanduser()
         return path, load_checkpoint(path)
     root = workdir / "checkpoints"
-    if run_name is not None:
-        return _newest_valid(root / run_name)
     runs = [d for d in root.iterdir() if d.is_dir() and step_files(d)] if root.is_dir() else []
-    runs.sort(key=lambda d: step_files(d)[-1][1].stat().st_mtime, reverse=True)
-    for run_dir in runs:
-        found = _newest_valid(run_dir)
-        if found is not None:
-            return found
-    return None
+    if run_name is not None:
+        found = _newest_valid(root / run_name)
+    else:
+        runs.sort(key=lambda d: step_files(d)[-1][1].stat().st_mtime, reverse=True)
+        found = next(filter(None, map(_newest_valid, runs)), None)
+    if found is None and resume == "auto":
+        raise GanError(_nothing_to_resume(root, run_name, sorted(d.name for d in runs)))
+    return found
+
+
+def _nothing_to_resume(root: Path, run_name: str | None, runs: list[str]) -> str:
+    what = f"run {run_name!r}" if run_name else "any run"
+    if run_name and run_name in runs:
+        return (
+            f"No checkpoint of run {run_name!r} in {root} loads (see the warnings above); "
+            "resume from a checkpoint path, or start anew with another --run-name."
+        )
+    there = f"the runs there are: {', '.join(runs)}" if runs else "there are none"
+    return (
+        f"--resume auto found no checkpoint of {what} in {root} ({there}); check --run-name "
+        "and --workdir, or use --resume auto-or-new to start a new run when there is none."
+    )
 
 
 def merge_for_resume(saved: Config, given: Config, chosen: set[str]) -> Config:

@@ -17,6 +17,7 @@ from gan.devices import release_cached_memory, resolve_device
 from gan.errors import GanError
 from gan.generate import class_grid_rows, class_row_labels, generate_all, walk_latents
 from gan.models import build_models
+from gan.runs import run_paths_for
 
 FORMATS = ("grid", "png", "npy", "gif")
 _CHUNK = 256  # images generated at once, to bound memory for large --num
@@ -62,7 +63,12 @@ def _with_suffix(out: Path, fmt: str) -> Path:
 def default_out(
     checkpoint: Path, state: dict, fmt: str, workdir: Path, walk: bool, label: str | None = None
 ) -> Path:
+    """Into the run's own assets/<run>/ (found from where the checkpoint lies), or
+    WORKDIR/assets/<run>/ for a checkpoint kept outside a workdir."""
     run = state.get("run_name") or checkpoint.stem
+    paths = run_paths_for(checkpoint, state)
+    if paths is not None:
+        workdir = paths.workdir
     stem = f"{'walk' if walk else 'sample'}-{state['step']:07d}"
     stem += f"-{_safe(label)}" if label is not None else ""
     suffix = {"grid": ".png", "png": "", "npy": ".npy", "gif": ".gif"}[fmt]

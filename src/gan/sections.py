@@ -125,6 +125,13 @@ class OptimConfig:
     )
     lr_g: float = option(2e-4, "Generator learning rate (Adam).", min=0, max=10, min_open=True)
     lr_d: float = option(2e-4, "Discriminator learning rate.", min=0, max=10, min_open=True)
+    lr_decay: float = option(
+        0.0,
+        "Fraction of the planned run, at its end, over which both learning rates fall "
+        "linearly to 0 (0: constant).",
+        min=0,
+        max=1,
+    )
     beta1: float = option(0.5, "Adam beta1 of both networks.", min=0, max=1, max_open=True)
     beta2: float = option(0.999, "Adam beta2 of both networks.", min=0, max=1, max_open=True)
     loss: str = option(

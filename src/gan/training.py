@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from loguru import logger
@@ -20,8 +20,12 @@ from gan.models import MODELS, check_model_fits, has_batch_statistics
 from gan.outputs import RunPaths, prepare_run
 from gan.resume import find_resume, merge_for_resume
 from gan.rng import seed_everything
+from gan.runs import StatusRecorder
 from gan.tracking import RunTracker, setup_console_logging
 from gan.train.runtime import setup_device, setup_speed
+
+if TYPE_CHECKING:
+    from gan.train.loop import Trainer
 
 
 @dataclass
@@ -152,7 +156,7 @@ def _resumed(
         return config, None, None
     config.validate()
     found = find_resume(Path(config.train.workdir).expanduser(), config.train.run_name, resume)
-    if found is None:
+    if found is None:  # only --resume auto-or-new gets here: auto raises
         logger.info("No checkpoint to resume from; starting a new run.")
         return config, None, None
     path, state = found
@@ -229,18 +233,23 @@ def _train(
     if state is not None:
         _check_same_data(data, state, resumed_from)
     config = config.replace({"data.image_size": image_shape[1:]})
-    paths, tracker = None, None
-    if info.is_main:  # only rank 0 writes checkpoints, logs, grids
+    paths, tracker, lock, status, trainer = None, None, None, None, None
+    if info.is_main:  # only rank 0 writes checkpoints, logs, grids (and holds the lock)
         t = config.train
-        paths = prepare_run(t.workdir, t.run_name, data.name, config.model.name, resume is not None)
-        tracker = RunTracker(paths.logs, resume_step=int(state["step"]) if state else 0)
+        paths, lock = prepare_run(
+            t.workdir, t.run_name, data.name, config.model.name, resume is not None
+        )
     try:
+        if paths is not None:
+            tracker = RunTracker(paths.logs, resume_step=int(state["step"]) if state else 0)
+            status = StatusRecorder(paths)
         trainer = build_trainer(config, data, device, paths, tracker, info, settings)
         if state is not None:
             trainer.load_state_dict(state)
             logger.info("Resumed from {} at step {}", resumed_from, trainer.step)
         if paths is not None:
             write_run_records(paths, config, trainer, resumed_from)
+            status.training(trainer.step, trainer.total_steps())
         try:
             result = trainer.fit()
             if paths is not None and result.step < trainer.end_step():
@@ -250,12 +259,30 @@ def _train(
                 f"Could not write {exc.filename or 'an output file'} ({exc.strerror or exc}); "
                 "free disk space or choose a writable --workdir. Earlier checkpoints are intact."
             ) from None
+        if status is not None:
+            ended = "interrupted" if result.interrupted else "finished"
+            status.ended(ended, result.step, trainer.total_steps())
+    except BaseException as exc:
+        if status is not None:
+            status.ended(*_failure(exc, trainer))
+        raise
     finally:
         if tracker is not None:
             tracker.close()
+        if lock is not None:
+            lock.release()
         release_cached_memory(device)
     name = paths.name if paths else None
     return TrainResult(name, paths, result.step, result.seconds, result.interrupted)
+
+
+def _failure(exc: BaseException, trainer: Trainer | None) -> tuple[str, int, int, str]:
+    """status.json's end of a run that raised: interrupted (a second Ctrl-C), else failed."""
+    step, planned = (trainer.step, trainer.total_steps()) if trainer is not None else (0, 0)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", step, planned, "KeyboardInterrupt"
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return "failed", step, planned, reason
 
 
 def _load_once_per_node(config: Config, info: distributed.DistInfo) -> ImageData:

@@ -134,12 +134,19 @@ class Evaluator:
         return result
 
 
-def report_path(checkpoint: Path) -> Path:
+def report_path(checkpoint: Path, result: dict[str, Any]) -> Path:
+    """logs/<run>/eval-<step>.json of the checkpoint's run (so it outlives last.pt being
+    replaced by a newer run), or `<name>.eval.json` beside a checkpoint kept elsewhere."""
+    from gan.runs import run_paths_for
+
+    paths = run_paths_for(checkpoint, {"run_name": result.get("run")})
+    if paths is not None and paths.logs.is_dir():
+        return paths.logs / f"eval-{int(result['step']):07d}.json"
     return checkpoint.with_name(checkpoint.stem + ".eval.json")
 
 
 def write_report(checkpoint: Path, result: dict[str, Any]) -> Path | None:
-    path = report_path(checkpoint)
+    path = report_path(checkpoint, result)
     try:
         atomic_write(path, json.dumps(result, indent=2) + "\n")
     except OSError as exc:
@@ -186,6 +193,7 @@ def evaluate_checkpoint(
         num_real=len(images),
         features=evaluator.fid_name,
         step=int(state["step"]),
+        run=state.get("run_name"),
         checkpoint=str(checkpoint),
     )
     return result

@@ -57,7 +57,8 @@ class Checkpointer:
         path = checkpoint.save_atomic(
             state, checkpoint.step_path(self.paths.checkpoints, trainer.step)
         )
-        checkpoint.publish(path, self.paths.last)
+        checkpoint.publish(path, self.paths.run_last)
+        checkpoint.publish(path, self.paths.last)  # the workdir's newest, of any run
         if best:
             checkpoint.publish(path, self.paths.checkpoints / "best.pt")
             logger.info("New best FID {:.4g} at step {}: best.pt", state["best_fid"], trainer.step)

@@ -110,7 +110,24 @@ class Trainer:
         labels = [y if conditional else None for _, y in pairs]
         return [x for x, _ in pairs], [self.latents(batch) for _ in range(k)], labels
 
+    def lr_scale(self, step: int) -> float:
+        """--lr-decay: 1 until the run's last fraction, then linearly down towards 0. A
+        function of the step and the planned length alone, so a resume continues it."""
+        decay = self.config.optim.lr_decay
+        total = self.total_steps()
+        left = total - step
+        span = decay * total
+        return 1.0 if decay == 0 or left >= span else max(left, 0) / span
+
+    def _schedule_lr(self) -> None:
+        o, rt = self.config.optim, self.runtime
+        scale = self.lr_scale(self.step)
+        for optimizer, lr in ((rt.opt_g, o.lr_g), (rt.opt_d, o.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = lr * scale
+
     def train_step(self) -> StepStats:
+        self._schedule_lr()
         self.latest = train_step(self.runtime, self.recipe, self.draw, self.step)
         self.step += 1
         return self.latest

@@ -1,0 +1,83 @@
+"""A run's life: the status its trainer records, and where a checkpoint's run keeps its
+outputs. (The lock a trainer holds is in `gan.outputs`, beside the folders it guards.)
+
+- **Status:** `logs/<run>/status.json`, written when training starts ("training") and
+  when it ends ("finished", "interrupted" or "failed"). A status still saying "training"
+  while nobody holds the lock means the process died without a word: "killed".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from gan.atomic import atomic_write
+from gan.outputs import RunPaths
+
+STATUS = "status.json"
+ENDED = ("finished", "interrupted", "failed")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def read_status(logs: Path) -> dict[str, Any]:
+    try:
+        status = json.loads((logs / STATUS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+class StatusRecorder:
+    """Keeps `status.json` of the run a trainer is training (rank 0 only)."""
+
+    def __init__(self, paths: RunPaths) -> None:
+        self.paths = paths
+        self.before = read_status(paths.logs)
+        self.session_started = time.time()
+
+    def _write(self, fields: dict[str, Any]) -> None:
+        before = self.before
+        seconds = float(before.get("seconds", 0.0)) + time.time() - self.session_started
+        status = {
+            "started": before.get("started", _now()),
+            "session_started": time.strftime(
+                "%Y-%m-%dT%H:%M:%S%z", time.localtime(self.session_started)
+            ),
+            "seconds_before": float(before.get("seconds", 0.0)),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            **fields,
+        }
+        if fields["status"] != "training":
+            status |= {"ended": _now(), "seconds": round(seconds, 3)}
+        with contextlib.suppress(OSError):  # the status must never break a run
+            atomic_write(self.paths.logs / STATUS, json.dumps(status, indent=2) + "\n")
+
+    def training(self, step: int, planned: int) -> None:
+        self._write({"status": "training", "step": step, "planned": planned})
+
+    def ended(self, status: str, step: int, planned: int, reason: str | None = None) -> None:
+        self._write({"status": status, "step": step, "planned": planned, "reason": reason})
+
+
+def run_paths_for(checkpoint: Path, state: dict[str, Any]) -> RunPaths | None:
+    """The run a checkpoint belongs to, from where it lies: `W/checkpoints/<run>/*.pt` or
+    `W/checkpoints/last.pt`. None for a checkpoint kept elsewhere (a copied file)."""
+    name = state.get("run_name")
+    if not isinstance(name, str) or not name:
+        return None
+    given = Path(os.path.expanduser(str(checkpoint)))
+    for path in (given, given.absolute()):  # relative where the path given allows it
+        if path.parent.name == name and path.parent.parent.name == "checkpoints":
+            return RunPaths(path.parent.parent.parent, name)
+        if path.parent.name == "checkpoints":
+            return RunPaths(path.parent.parent, name)
+    return None
