@@ -47,6 +47,7 @@ CANDIDATES = {
     "default-24k": ["--max-steps", "24000"],
     "conditional-24k": ["--max-steps", "24000", "--conditional"],
     "conditional-decay": ["--max-steps", "24000", "--conditional", "--lr-decay", "0.5"],
+    "conditional-decay0.25": ["--max-steps", "24000", "--conditional", "--lr-decay", "0.25"],
     "fc-dcgan": ["--model", "fc-dcgan", *OLD],
     "dcgan": ["--model", "dcgan", *OLD],
 }  # fmt: skip

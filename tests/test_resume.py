@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from gan.checkpoint import load_checkpoint, step_files
 from tests.conftest import run_cli
 
@@ -138,3 +140,19 @@ def test_sigkill_at_random_moments_then_resume_reaches_the_end(tmp_path, mnist_d
     assert [r["g_loss"] for r in history(reference, "k")] == [
         r["g_loss"] for r in history(tmp_path, "k")
     ]
+
+
+def test_lr_decay_follows_the_plan_and_a_stopped_run_resumes_exactly(tmp_path, mnist_dir):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    whole.mkdir(), split.mkdir()
+    decay = ["--max-steps", "30", "--lr-decay", "0.5", "--lr-g", "1e-3", "--lr-d", "5e-4"]
+    decay += ["--run-name", "r"]
+    train(whole, mnist_dir, *decay)
+    train(split, mnist_dir, *decay, "--stop-at", "20")
+    train(split, mnist_dir, "--resume", "auto")
+    a, b = history(whole, "r"), history(split, "r")
+    assert [r["g_loss"] for r in a] == [r["g_loss"] for r in b]
+    state = load_checkpoint(whole / "checkpoints" / "last.pt")
+    # the last step (index 29) ran at 1/15 of the rate: 15 steps of decay, 1 step left
+    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 15)
+    assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(5e-4 / 15)

@@ -153,8 +153,18 @@ def list_runs(workdir: Path) -> list[RunSummary]:
         for d in parent.iterdir()
         if d.is_dir() and not d.name.startswith(".")
     }
-    runs = [summarize(RunPaths(workdir, name)) for name in names]
-    return sorted(runs, key=lambda r: (r.started or "", r.run))
+    paths = [RunPaths(workdir, name) for name in names]
+    paths.sort(key=lambda p: (_started(p), p.name))
+    return [summarize(p) for p in paths]
+
+
+def _started(paths: RunPaths) -> float:
+    """When the run first started (status.json), else when its folders were made."""
+    started = read_status(paths.logs).get("started_unix")
+    if isinstance(started, (int, float)):
+        return float(started)
+    made = [p.stat().st_mtime for p in (paths.logs, paths.checkpoints) if p.exists()]
+    return min(made, default=0.0)
 
 
 def _size_text(size: int) -> str:

@@ -48,6 +48,7 @@ class StatusRecorder:
         seconds = float(before.get("seconds", 0.0)) + time.time() - self.session_started
         status = {
             "started": before.get("started", _now()),
+            "started_unix": before.get("started_unix", self.session_started),
             "session_started": time.strftime(
                 "%Y-%m-%dT%H:%M:%S%z", time.localtime(self.session_started)
             ),
