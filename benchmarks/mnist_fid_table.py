@@ -48,6 +48,10 @@ CANDIDATES = {
     "conditional-24k": ["--max-steps", "24000", "--conditional"],
     "conditional-decay": ["--max-steps", "24000", "--conditional", "--lr-decay", "0.5"],
     "conditional-decay0.25": ["--max-steps", "24000", "--conditional", "--lr-decay", "0.25"],
+    "conditional-decay0.25-ema0.99": ["--max-steps", "24000", "--conditional", "--lr-decay",
+                                      "0.25", "--ema-decay", "0.99"],
+    "conditional-decay0.25-ttur": ["--max-steps", "24000", "--conditional", "--lr-decay",
+                                   "0.25", "--lr-g", "4e-4"],
     "fc-dcgan": ["--model", "fc-dcgan", *OLD],
     "dcgan": ["--model", "dcgan", *OLD],
 }  # fmt: skip

@@ -25,6 +25,10 @@ CANDIDATES = {
     "mri-b16-lr4e-4": ["--model", "mri", "--batch-size", "16", *LR4, *NONE],
     "resgan": ["--model", "resgan", "--batch-size", "32", *NONE],
     "resgan-lr4e-4": ["--model", "resgan", "--batch-size", "32", *LR4, *NONE],
+    # Planned lengths (the default's 844 steps): --lr-decay follows the plan, so these
+    # are screened at equal steps rather than equal time.
+    "default-844": ["--max-steps", "844"],
+    "decay-844": ["--max-steps", "844", "--lr-decay", "0.5"],
 }
 
 if __name__ == "__main__":

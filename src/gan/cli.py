@@ -20,6 +20,7 @@ app = typer.Typer(
 app.command()(cli_train.train)
 app.command()(cli_outputs.sample)
 app.command()(cli_outputs.evaluate)
+app.command()(cli_outputs.export)
 app.command("plot-history")(cli_outputs.plot_history)
 app.command()(cli_outputs.runs)
 app.command()(cli_bench.bench)

@@ -1,5 +1,5 @@
-"""`gan sample`, `gan evaluate`, `gan plot-history` and `gan runs`: commands that read a
-run's outputs."""
+"""`gan sample`, `gan evaluate`, `gan export`, `gan plot-history` and `gan runs`: commands
+that read a run's outputs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,12 @@ import typer
 from gan.cli_support import DeviceOption, user_errors
 from gan.errors import GanError
 from gan.sections import SEED_MAX
+
+
+class ExportFormat(StrEnum):
+    safetensors = "safetensors"
+    exported = "exported"
+    onnx = "onnx"
 
 
 class SampleFormat(StrEnum):
@@ -143,6 +149,30 @@ def evaluate(
     if report is not None:
         typer.echo(f"{'report':>10}  {report}")
     typer.echo(json.dumps(result))
+
+
+@user_errors
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint, e.g. checkpoints/last.pt.")],
+    format: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="safetensors: the weights; exported: a torch.export program (.pt2); "
+            "onnx: ONNX for onnxruntime and other runtimes.",
+        ),
+    ] = ExportFormat.safetensors,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="File to write (default: checkpoints/<run>/generator-<step>.<ext>)."),
+    ] = None,
+) -> None:
+    """Export the generator (its moving average) alone, with a JSON of shapes, value range,
+    classes and training summary beside it."""
+    from gan.export import export as write
+
+    path, meta = write(checkpoint, format.value, out)
+    typer.echo(f"{path}\n{meta}")
 
 
 @user_errors

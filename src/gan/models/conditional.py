@@ -30,7 +30,11 @@ class ClassBatchNorm(nn.Module):
         nn.init.zeros_(self.shift.weight)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        shape = (len(x), -1, *([1] * (x.ndim - 2)))
+        shape = (
+            x.shape[0],
+            -1,
+            *([1] * (x.ndim - 2)),
+        )  # shape[0]: a symbolic batch for torch.export
         return self.norm(x) * (1 + self.gain(y).view(shape)) + self.shift(y).view(shape)
 
 
@@ -58,7 +62,7 @@ class ConditionalGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.embed is not None:
-            z = z + self.embed(y).view(len(y), -1, *([1] * (z.ndim - 2)))
+            z = z + self.embed(y).view(y.shape[0], -1, *([1] * (z.ndim - 2)))
         for layer in self.generator.net:
             z = layer(z, y) if isinstance(layer, ClassBatchNorm) else layer(z)
         return z
