@@ -15,6 +15,7 @@ from gan.values import (
     augment_strength,
     device_name,
     fractions,
+    interval_or_auto,
     joined,
     lower_choice,
     parse_image_size,
@@ -216,8 +217,11 @@ class TrainConfig:
     checkpoint_every: int = option(
         500, "Checkpoint every N steps.", min=1, max=STEPS_MAX, panel=OUTPUTS
     )
-    sample_every: int = option(
-        250, "Sample grid every N steps.", min=1, max=STEPS_MAX, panel=OUTPUTS
+    sample_every: str | int = option(
+        "auto",
+        "Sample grid every N steps, or auto: about 10 grids per run, whatever its length.",
+        convert=interval_or_auto,
+        panel=OUTPUTS,
     )
     log_every: int = option(10, "Log losses every N steps.", min=1, max=STEPS_MAX, panel=OUTPUTS)
     keep_checkpoints: int = option(

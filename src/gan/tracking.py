@@ -32,6 +32,7 @@ def setup_console_logging(level: str = "INFO", prefix: str = "") -> None:
 class Tracker(Protocol):
     def scalars(self, step: int, values: dict[str, float]) -> None: ...
     def image(self, tag: str, image: torch.Tensor, step: int) -> None: ...
+    def text(self, tag: str, text: str, step: int) -> None: ...
     def history(self, record: dict[str, Any]) -> None: ...
     def close(self) -> None: ...
 
@@ -43,6 +44,9 @@ class NullTracker:
         pass
 
     def image(self, tag: str, image: torch.Tensor, step: int) -> None:
+        pass
+
+    def text(self, tag: str, text: str, step: int) -> None:
         pass
 
     def history(self, record: dict[str, Any]) -> None:
@@ -76,6 +80,19 @@ class RunTracker:
 
     def image(self, tag: str, image: torch.Tensor, step: int) -> None:
         self.writer.add_image(tag, image, step)
+
+    def text(self, tag: str, text: str, step: int) -> None:
+        self.writer.add_text(tag, text, step)
+
+    def hparams(self, params: dict[str, Any], metrics: tuple[str, ...]) -> None:
+        """The HParams dashboard's record of this run: its options, and the names of the
+        scalar tags that hold its metrics (written as scalars, by `scalars`)."""
+        from torch.utils.tensorboard.summary import hparams
+
+        declared = dict.fromkeys(metrics, 0.0)  # only the names are used
+        writer = self.writer._get_file_writer()
+        for summary in hparams(params, declared):
+            writer.add_summary(summary)
 
     def history(self, record: dict[str, Any]) -> None:
         # json writes floats with repr(), i.e. full precision; NaN/inf become null.

@@ -22,6 +22,7 @@ from gan.resume import find_resume, merge_for_resume
 from gan.rng import seed_everything
 from gan.runs import StatusRecorder
 from gan.tracking import RunTracker, setup_console_logging
+from gan.train import board
 from gan.train.runtime import setup_device, setup_speed
 
 if TYPE_CHECKING:
@@ -250,6 +251,7 @@ def _train(
         if paths is not None:
             write_run_records(paths, config, trainer, resumed_from)
             status.training(trainer.step, trainer.total_steps())
+            board.describe_run(tracker, config, trainer.step)
         try:
             result = trainer.fit()
             if paths is not None and result.step < trainer.end_step():
@@ -268,6 +270,9 @@ def _train(
         raise
     finally:
         if tracker is not None:
+            if trainer is not None:  # the HParams metrics, however the run ended
+                r = trainer.reporter
+                board.record_metrics(tracker, trainer.step, r.best_fid, r.last_fid)
             tracker.close()
         if lock is not None:
             lock.release()

@@ -114,3 +114,22 @@ def augment_strength(value: Any) -> str | float:
     if not 0 <= p <= 1:
         raise ValueError(f"{value!r} is not auto or a probability in [0, 1]")
     return p
+
+
+def interval_or_auto(value: Any) -> str | int:
+    """'auto' (about ten times per run, whatever its length) or a whole number of steps."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        number = int(value) if not isinstance(value, bool) else 0
+        exact = number == float(value)
+    except (TypeError, ValueError, OverflowError):
+        number, exact = 0, False
+    if not exact or not 1 <= number <= 10**12:
+        raise ValueError(f"{value!r} is not auto or a whole number of steps from 1")
+    return number
+
+
+def auto_interval(value: str | int, total_steps: int, times: int = 10) -> int:
+    """The steps between grids: `value`, or for 'auto' the run's planned length / `times`."""
+    return -(-max(total_steps, 1) // times) if value == "auto" else int(value)

@@ -57,6 +57,7 @@ class GridWriter:
         pick = torch.randperm(batches.num_images, generator=gen)[: len(self.latents)]
         reals = batches.images[pick.to(batches.images.device)].float() / 127.5 - 1.0
         images.save_grid(reals, self.paths.assets / "reals.png")
+        self.tracker.image("reals", images.grid(reals), 0)
 
     def write(self, generator: nn.Module, step: int) -> None:
         if not self.is_main:

@@ -29,6 +29,7 @@ from gan.train.recipe import Recipe, build_recipe
 from gan.train.reporter import Reporter
 from gan.train.runtime import Runtime
 from gan.train.step import Micro, StepStats, train_step
+from gan.values import auto_interval
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Trainer:
         # Latents come from their own generator, identical on every process, each taking
         # its slice: N processes x batch B draw exactly what one process x batch N*B would.
         self.latent_rng = torch.Generator(device=rt.device).manual_seed(t.seed + 3)
+        self.grids.every = auto_interval(t.sample_every, self.total_steps())
         # ADA may take `ada_ramp` of the run's images to move p from 0 to 1.
         ramp = o.ada_ramp * self.total_steps() * self.images_per_step
         self.recipe.augment.ramp_images = max(ramp, 1.0)
@@ -125,6 +127,7 @@ class Trainer:
         for optimizer, lr in ((rt.opt_g, o.lr_g), (rt.opt_d, o.lr_d)):
             for group in optimizer.param_groups:
                 group["lr"] = lr * scale
+        self.reporter.rates = {"lr_g": o.lr_g * scale, "lr_d": o.lr_d * scale}
 
     def train_step(self) -> StepStats:
         self._schedule_lr()

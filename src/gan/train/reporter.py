@@ -45,8 +45,10 @@ class Reporter:
         self.dist = dist or distributed.DistInfo()
         self.panel = "prob" if shown == "probability" else "score"  # what D's outputs are
         self.best_fid: float | None = None
+        self.last_fid: float | None = None  # of this session's evaluations
         self.new_best = self.evaluated = False
         self.last: dict[str, Any] = {}
+        self.rates: dict[str, float] = {}  # the learning rates in use, set by the trainer
         self._sums: dict[str, torch.Tensor] = {}
         self._steps, self._start = 0, time.perf_counter()
 
@@ -88,6 +90,7 @@ class Reporter:
             return {}
         scores = self.evaluator(generator)
         fid = scores.get("fid")
+        self.last_fid = fid if fid is not None else self.last_fid
         if fid is not None and (self.best_fid is None or fid < self.best_fid):
             self.best_fid, self.new_best = fid, True
         return scores
@@ -106,6 +109,7 @@ class Reporter:
             "images_seen": position[1],
             **values,
             "images_per_s": steps * self.images_per_step / max(seconds, 1e-9),
+            **self.rates,
             **scores,
             "time": time.time(),
         }
@@ -113,6 +117,7 @@ class Reporter:
         tags |= {f"{self.panel}/d_fake": "d_fake", "perf/images_per_s": "images_per_s"}
         if "augment_p" in record:
             tags["augment/p"] = "augment_p"
+        tags |= {f"optim/{name}": name for name in self.rates}
         tags |= {f"metrics/{name}": name for name in scores}
         self.tracker.scalars(step, {tag: record[key] for tag, key in tags.items()})
         self.tracker.history(record)
