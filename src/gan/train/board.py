@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from gan.config import Config
+from gan.config import FIELDS, Config
 from gan.config_file import config_toml
+from gan.sections import OUTPUTS, S3
 from gan.tracking import RunTracker
 
 METRICS = ("hparams/best_fid", "hparams/last_fid", "hparams/steps")
+
+
+# Where outputs go and how data is fetched: not what tells one run's results from another's.
+LEFT_OUT = (OUTPUTS, S3)
 
 
 def hparam_values(config: Config) -> dict[str, Any]:
@@ -21,6 +26,9 @@ def hparam_values(config: Config) -> dict[str, Any]:
             continue
         for name, value in fields.items():
             key = f"{section}.{name}"
+            field = FIELDS.get(key)
+            if field is None or field.opt.panel in LEFT_OUT or key == "data.download":
+                continue
             if isinstance(value, bool | int | float | str):
                 values[key] = value
             elif value is None:
