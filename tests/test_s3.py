@@ -639,3 +639,59 @@ def test_object_keys_that_would_leave_the_cache_are_skipped(s3, warnings_logged)
         Path("sneaky/imgs/ok.png"),
         Path("sneaky/imgs/ok.png.gan-etag"),
     ]
+
+
+# ---- gan data info and --limit ----------------------------------------------------------------
+
+
+def test_data_info_counts_bps_from_meta_csv_alone(s3, bps):
+    result = run_cli("data", "info", "--dataset", "bps", "--data", BPS_URI, "--json",
+                     cwd=s3.tmp)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert s3.proxy.object_gets() == ["Microscopy/train/meta.csv"]  # no image was downloaded
+    assert summary["rows"] == summary["matched"] == len(bps) == 36
+    assert sum(g["images"] for g in summary["groups"]) == 36
+    assert len(summary["groups"]) == 18  # 2 particles x 3 doses x 3 hours
+    for g in summary["groups"]:
+        key = (g["particle"], g["dose_Gy"], g["hours"])
+        expected = [
+            r for r in bps if (r["particle_type"], r["dose_Gy"], r["hr_post_exposure"]) == key
+        ]
+        assert g["images"] == len(expected) == g["train"] + g["val"] + g["test"]
+    assert sum(summary["splits"].values()) == 36
+    s3.proxy.reset()
+    table = run_cli("data", "info", "--dataset", "bps", "--data", BPS_URI, "--particle", "Fe",
+                    "--split", "train", cwd=s3.tmp)  # fmt: skip
+    assert table.returncode == 0, table.stderr
+    assert s3.proxy.object_gets() == ["Microscopy/train/meta.csv"]
+    fe = [r for r in bps if r["particle_type"] == "Fe"]
+    assert "36 rows; " in table.stdout and "--particle Fe --split train" in table.stdout
+    assert "X-ray" not in table.stdout and table.stdout.count("\nFe ") == 9
+    all_row = next(line for line in table.stdout.splitlines() if line.startswith("all "))
+    assert all_row.split()[1] == str(len(fe))  # the 'all' row: every Fe image, all splits
+
+
+def test_data_info_on_other_datasets_summarises_the_loaded_data(tmp_path):
+    from tests.conftest import MNIST_1K
+
+    result = run_cli("data", "info", "--dataset", "mnist", "--data", MNIST_1K, "--limit", "100",
+                     "--json", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["num_images"] == 100 and sum(summary["classes"].values()) == 100
+
+
+def test_limit_takes_the_first_objects_in_key_order(s3, bps):
+    s3.bucket("many")
+    s3.put_many("many", "p/", pngs(30))
+    data = load("folder", "s3://many/p/", limit=7)
+    assert codes(data.images) == list(range(7))
+    assert sorted(s3.proxy.object_gets("many")) == [f"p/img-{i:04d}.png" for i in range(7)]
+    s3.proxy.reset()
+    limited = load("bps", BPS_URI, (32, 32), limit=5, particle="X-ray")
+    first = sorted(r["filename"] for r in bps if r["particle_type"] == "X-ray")[:5]
+    assert len(limited.images) == 5 and limited.extra["matched"] == 18
+    assert set(s3.proxy.object_gets()) == {"Microscopy/train/meta.csv"} | bps_keys(
+        [{"filename": f} for f in first]
+    )

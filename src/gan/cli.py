@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from gan import cli_bench, cli_outputs, cli_train
+from gan import cli_bench, cli_data, cli_outputs, cli_train
 
 app = typer.Typer(
     help="Train generative adversarial networks on MNIST, brain MRI slices and image folders.",
@@ -24,6 +24,7 @@ app.command()(cli_outputs.export)
 app.command("plot-history")(cli_outputs.plot_history)
 app.command()(cli_outputs.runs)
 app.command()(cli_bench.bench)
+app.add_typer(cli_data.app, name="data")
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m gan`

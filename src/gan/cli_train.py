@@ -58,8 +58,11 @@ def _per_dataset(f: Field) -> str:
     return f" Per dataset: {', '.join(shown)}." if shown else ""
 
 
-def with_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a `(ctx, ..., **options)` command one Typer option per config field."""
+def with_config_options(
+    command: Callable[..., Any], sections: tuple[str, ...] | None = None
+) -> Callable[..., Any]:
+    """Give a `(ctx, ..., **options)` command one Typer option per config field (of the
+    given sections only, when given)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -70,7 +73,8 @@ def with_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
         for p in inspect.signature(command, eval_str=True).parameters.values()
         if p.kind != p.VAR_KEYWORD
     ]
-    generated = [_parameter(f) for f in FIELDS.values()]
+    fields = [f for f in FIELDS.values() if sections is None or f.section in sections]
+    generated = [_parameter(f) for f in fields]
     wrapper.__signature__ = inspect.Signature(own + generated)  # type: ignore[attr-defined]
     return wrapper
 

@@ -54,6 +54,14 @@ class DataConfig:
         fixed=True,
         metavar="HxW",
     )
+    limit: int | None = option(
+        None,
+        "Only the first N images (files, objects, BPS rows or MNIST digits) after filtering, "
+        "in file-name order: a quick look at a large dataset.",
+        min=1,
+        max=10**9,
+        fixed=True,
+    )
     download: bool = option(False, "Download the dataset first (mnist, torchvision).")
     no_sign_request: bool = option(False, "Anonymous S3 requests (public buckets).", panel=S3)
     s3_workers: int = option(32, "Parallel S3 downloads.", min=1, max=256, panel=S3)

@@ -105,6 +105,41 @@ def select(rows: list[dict[str, Any]], config: DataConfig) -> list[dict[str, Any
     return out
 
 
+def meta_summary(config: DataConfig) -> dict[str, Any]:
+    """What meta.csv holds, from meta.csv alone (no image is read or downloaded): images per
+    particle x dose x hours (after --particle/--dose/--hours), each with its split sizes."""
+    source = config.source or PUBLIC_PREFIX
+    if config.source is None:
+        config = DataConfig(**{**vars(config), "no_sign_request": True})
+    rows = read_meta(_meta_text(config, source), f"meta.csv of {source}")
+    unsplit = DataConfig(**{**vars(config), "split": "all"})
+    kept = select(rows, unsplit)
+    groups: dict[tuple[str, float, int], dict[str, int]] = {}
+    splits = {"train": 0, "val": 0, "test": 0}
+    for row in kept:
+        key = (row["particle_type"], row["dose_Gy"], row["hr_post_exposure"])
+        part = split_of(row["filename"], config.split_fractions)
+        group = groups.setdefault(key, {"images": 0, "train": 0, "val": 0, "test": 0})
+        group["images"] += 1
+        group[part] += 1
+        splits[part] += 1
+    matched = len(select(rows, config))
+    return {
+        "source": source,
+        "rows": len(rows),
+        "filters": _describe(config),
+        "matched": min(matched, config.limit) if config.limit is not None else matched,
+        "split_fractions": list(config.split_fractions),
+        "splits": splits,
+        "groups": [
+            {"particle": p, "dose_Gy": d, "hours": h, **counts}
+            for (p, d, h), counts in sorted(
+                groups.items(), key=lambda kv: (kv[0][0].lower(), *kv[0][1:])
+            )
+        ],
+    }
+
+
 def decode_tiff(file: Any, size: tuple[int, int], clip: tuple[float, float]) -> np.ndarray:
     """16-bit TIFF -> percentile-clipped float in [0, 1] -> resized (antialiased) -> uint8."""
     import tifffile
@@ -138,8 +173,12 @@ def load_bps(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     rows.sort(key=lambda r: r["filename"])  # one order, wherever the data lives
     if not rows:
         raise GanError(f"No BPS images in {source} match {_describe(config)}; relax the filters.")
+    matched = len(rows)
+    rows = rows[: config.limit] if config.limit is not None else rows
     size = size or (128, 128)
-    extra: dict[str, Any] = {"filters": _describe(config), "matched": len(rows)}
+    extra: dict[str, Any] = {"filters": _describe(config), "matched": matched}
+    if config.limit is not None:
+        extra["limit"] = config.limit
     if is_s3(source):
         bucket, prefix = split_uri(source)
         base = prefix.rstrip("/") + "/" if prefix else ""

@@ -128,6 +128,9 @@ def load_mnist(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
         order = np.sort(np.random.default_rng(_SPLIT_SEED).permutation(60_000)[:_TRAIN_SIZE])
         images, labels = images[order], labels[order] if labels is not None else None
         extra["held_out_for_validation"] = 60_000 - _TRAIN_SIZE
+    if config.limit is not None:
+        images = images[: config.limit]
+        labels = labels[: config.limit] if labels is not None else None
     tensor = torch.from_numpy(images.copy()).unsqueeze(1)
     if size is not None:
         tensor = resize_batch(tensor, size)

@@ -47,6 +47,7 @@ class S3Settings:
     workers: int = DEFAULT_WORKERS
     cache_dir: Path | None = None  # None: default_cache_dir()
     use_cache: bool = True
+    limit: int | None = None  # the first N objects after filtering, in key order
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,8 @@ def fetch(
         objects = [o for o in objects if _safe_key(o.key)]
     if not objects:
         raise GanError(f"No images were found under {uri}; check the prefix and file types.")
+    if settings.limit is not None:
+        objects = sorted(objects, key=lambda o: o.key)[: settings.limit]
     cache_root = settings.cache_dir or default_cache_dir()
     total = sum(o.size for o in objects)
     todo = objects

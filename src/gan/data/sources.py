@@ -13,7 +13,9 @@ from gan.errors import GanError
 
 def s3_settings(config: DataConfig) -> S3Settings:
     cache = Path(config.cache_dir).expanduser() if config.cache_dir else None
-    return S3Settings(config.no_sign_request, config.s3_workers, cache, not config.no_cache)
+    return S3Settings(
+        config.no_sign_request, config.s3_workers, cache, not config.no_cache, config.limit
+    )
 
 
 def gather(
@@ -32,4 +34,7 @@ def gather(
     if not files:
         raise GanError(f"No {what} ({', '.join(suffixes)}) were found in {root}; check the path.")
     relative = [p.relative_to(root).as_posix() if root.is_dir() else p.name for p in files]
+    if config.limit is not None:
+        pairs = sorted(zip(relative, files, strict=True))[: config.limit]
+        relative, files = [r for r, _ in pairs], [f for _, f in pairs]
     return str(root), files, relative, {}

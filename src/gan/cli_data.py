@@ -1,0 +1,73 @@
+"""`gan data info`: what a dataset holds before any training. For BPS it reads meta.csv
+alone (no image is downloaded); other datasets are loaded and summarised."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from gan.cli_support import user_errors
+from gan.cli_train import config_from_command_line, with_config_options
+
+app = typer.Typer(help="Look at a dataset before training on it.", no_args_is_help=True)
+
+
+def _info(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="One JSON object instead of a table."),
+    **options: Any,
+) -> None:
+    """Counts of a dataset: for BPS, images per particle x dose x hours and the split
+    sizes, from meta.csv alone (no image is downloaded); else the images, their shape and
+    classes (this loads the data)."""
+    config, _ = config_from_command_line(ctx, options, None)
+    config.validate()
+    data = config.data
+    if data.name == "bps":
+        from gan.data.bps import meta_summary
+
+        summary = meta_summary(data)
+        typer.echo(json.dumps(summary, indent=2) if json_out else _bps_table(summary))
+        return
+    from gan.data import load_dataset
+
+    summary = load_dataset(data).summary()
+    if json_out:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(f"{summary['name']} from {summary['source']}: {summary['num_images']:,} images "
+               f"of {'x'.join(map(str, summary['image_shape']))} (CxHxW)")  # fmt: skip
+    for name, count in (summary.get("classes") or {}).items():
+        typer.echo(f"  class {name}: {count:,}")
+
+
+info = with_config_options(user_errors(_info), sections=("data",))
+app.command("info")(info)
+
+
+def _bps_table(s: dict[str, Any]) -> str:
+    lines = [
+        f"meta.csv of {s['source']}: {s['rows']:,} rows; {s['matched']:,} match "
+        f"{s['filters']} (no image was downloaded)",
+        "",
+    ]
+    header = ("particle", "dose (Gy)", "hours", "images", "train", "val", "test")
+    rows = [header]
+    for g in s["groups"]:
+        rows.append((g["particle"], f"{g['dose_Gy']:g}", str(g["hours"]),
+                     *(f"{g[k]:,}" for k in ("images", "train", "val", "test"))))  # fmt: skip
+    total = s["splits"]
+    rows.append(("all", "", "", f"{sum(total.values()):,}",
+                 *(f"{total[k]:,}" for k in ("train", "val", "test"))))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        cells = [
+            c.ljust(w) if i < 3 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    fractions = ", ".join(f"{f:g}" for f in s["split_fractions"])
+    lines.append(f"\nSplits: a hash of each file name with --split-fractions {fractions}.")
+    return "\n".join(lines)
