@@ -13,6 +13,8 @@ import hashlib
 import io
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel
@@ -695,3 +697,94 @@ def test_limit_takes_the_first_objects_in_key_order(s3, bps):
     assert set(s3.proxy.object_gets()) == {"Microscopy/train/meta.csv"} | bps_keys(
         [{"filename": f} for f in first]
     )
+
+
+# ---- streaming decode -------------------------------------------------------------------------
+
+
+def large_bps(s3: S3, n: int, side: int) -> tuple[list[dict], int]:
+    """n BPS rows whose TIFFs are side x side uint16 (uncompressed): (rows, raw bytes)."""
+    from tests.s3_server import bps_rows, tiff_bytes
+
+    rng = np.random.default_rng(0)
+    rows = bps_rows(n, 0)
+    files = {r["filename"]: tiff_bytes(rng.integers(0, 65535, (side, side), dtype=np.uint16))
+             for r in rows}  # fmt: skip
+    meta = "filename,dose_Gy,particle_type,hr_post_exposure\n" + "".join(
+        f"{r['filename']},{r['dose_Gy']},{r['particle_type']},{r['hr_post_exposure']}\n"
+        for r in rows
+    )
+    files["meta.csv"] = meta.encode()
+    s3.bucket("big")
+    s3.put_many("big", "bps/", files)
+    return rows, sum(len(v) for k, v in files.items() if k.endswith(".tif"))
+
+
+PEAK = """
+import sys, tracemalloc
+from gan.config import DataConfig
+from gan.data import load_dataset
+config = DataConfig(name="bps", source="s3://big/bps/", image_size=(32, 32), no_cache=True,
+                    s3_workers=2)
+load_dataset(DataConfig(**{**vars(config), "limit": 1}))  # the imports
+# One client made up front: botocore's service models (tens of MB of dicts per client)
+# would otherwise dwarf what this test is about, the objects and their decoding.
+from gan.data import bps, s3
+from gan.data.sources import s3_settings
+client = s3.make_client(s3_settings(config))
+client.get_object(Bucket="big", Key="bps/meta.csv")["Body"].read()
+list(client.get_paginator("list_objects_v2").paginate(Bucket="big", Prefix="bps/"))
+s3.make_client = bps.make_client = lambda settings: client
+tracemalloc.start()
+peaks = []
+for limit in (16, 48):
+    tracemalloc.reset_peak()
+    data = load_dataset(DataConfig(**{**vars(config), "limit": limit}))
+    peaks.append(tracemalloc.get_traced_memory()[1])
+print(len(data.images), *peaks)
+"""
+
+
+def test_no_cache_decodes_as_objects_arrive_so_memory_does_not_grow_with_raw_size(s3):
+    rows, raw = large_bps(s3, 48, 512)  # 48 x 512 KB of raw TIFF
+    # A process of its own: the S3 server of the tests runs in this one.
+    result = subprocess.run([sys.executable, "-c", PEAK], capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    count, peak_16, peak_48 = map(int, result.stdout.split())
+    assert count == len(rows) == 48
+    # Holding every raw object before decoding (the old --no-cache path) peaks above the
+    # raw size and triples from 16 objects to 48. Streaming holds the objects in flight
+    # (two workers) and their decoding's copies, whatever the number of objects.
+    assert peak_48 < raw / 2, (peak_16, peak_48, raw)
+    assert peak_48 < 1.3 * peak_16 + 1_000_000, (peak_16, peak_48)
+
+
+def test_decoded_images_are_cached_by_etag_and_settings(s3, bps, monkeypatch):
+    first = load("bps", BPS_URI, (32, 32))
+    assert first.extra["s3_downloaded"] == len(bps) and not first.extra.get("decoded_cached")
+    decoded = list((s3.cache_dir / ".decoded").glob("*.npz"))
+    assert len(decoded) == 1
+    s3.proxy.reset()
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("gan.data.bps.decode_tiff", no_decoding)
+        again = load("bps", BPS_URI, (32, 32))
+    assert torch.equal(again.images, first.images) and torch.equal(again.labels, first.labels)
+    assert again.extra["decoded_cached"] and s3.proxy.object_gets() == ["Microscopy/train/meta.csv"]
+    other = load("bps", BPS_URI, (16, 16))  # other settings: decoded anew, from the raw cache
+    assert (
+        other.images.shape[-2:] == (16, 16)
+        and s3.proxy.object_gets() == ["Microscopy/train/meta.csv"] * 2
+    )
+    assert len(list((s3.cache_dir / ".decoded").glob("*.npz"))) == 2
+    # A changed object (new ETag) is downloaded and decoded again.
+    name = sorted(r["filename"] for r in bps)[0]
+    s3.client.put_object(Bucket="bps-data", Key="Microscopy/train/" + name, Body=b"not a tiff")
+    s3.proxy.reset()
+    changed = load("bps", BPS_URI, (32, 32))
+    assert changed.extra.get("skipped_files") == 1 and len(changed.images) == len(bps) - 1
+    assert "Microscopy/train/" + name in s3.proxy.object_gets()

@@ -21,8 +21,9 @@ from loguru import logger
 from gan.config import DataConfig
 from gan.data import ImageData, label_images
 from gan.data.decode import decode_all, require_path, stack
-from gan.data.s3 import explain, fetch, is_s3, make_client, split_uri
+from gan.data.s3 import explain, is_s3, make_client, split_uri
 from gan.data.sources import s3_settings
+from gan.data.stream import Decoder, fetch_decoded, report_failures
 from gan.errors import GanError
 
 PUBLIC_PREFIX = "s3://nasa-bps-training-data/Microscopy/train/"
@@ -144,15 +145,20 @@ def decode_tiff(file: Any, size: tuple[int, int], clip: tuple[float, float]) -> 
     """16-bit TIFF -> percentile-clipped float in [0, 1] -> resized (antialiased) -> uint8."""
     import tifffile
 
-    stream = file if isinstance(file, Path) else io.BytesIO(file.read_bytes())
-    image = np.asarray(tifffile.imread(stream), dtype=np.float32)
-    image = np.squeeze(image)
-    if image.ndim == 3:  # a stray channel axis: keep the first plane
-        image = image[0] if image.shape[0] < image.shape[-1] else image[..., 0]
-    if image.ndim != 2 or min(image.shape) < 2:
-        raise ValueError(f"expected a 2-D image, got shape {image.shape}")
-    low, high = np.percentile(image, clip)
-    image = np.clip((image - low) / (high - low), 0.0, 1.0) if high > low else image * 0.0
+    stream = file if isinstance(file, Path) else file.open("rb")
+    raw = np.squeeze(tifffile.imread(stream))
+    if raw.ndim == 3:  # a stray channel axis: keep the first plane
+        raw = raw[0] if raw.shape[0] < raw.shape[-1] else raw[..., 0]
+    if raw.ndim != 2 or min(raw.shape) < 2:
+        raise ValueError(f"expected a 2-D image, got shape {raw.shape}")
+    low, high = np.percentile(raw, clip)  # on the stored values: one copy, not a float one
+    image = raw.astype(np.float32)  # in place from here: one float copy per image
+    if high > low:
+        image -= low
+        image *= 1.0 / (high - low)
+        np.clip(image, 0.0, 1.0, out=image)
+    else:
+        image[:] = 0.0
     tensor = torch.from_numpy(image)[None, None]
     resized = F.interpolate(tensor, size=size, mode="bilinear", antialias=True, align_corners=False)
     return (resized[0] * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
@@ -179,26 +185,27 @@ def load_bps(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     extra: dict[str, Any] = {"filters": _describe(config), "matched": matched}
     if config.limit is not None:
         extra["limit"] = config.limit
-    if is_s3(source):
+    clip = config.clip_percentiles
+    counts: list[int] = []
+    if is_s3(source):  # decoded in the download workers, as the objects arrive
         bucket, prefix = split_uri(source)
         base = prefix.rstrip("/") + "/" if prefix else ""
-        fetched = fetch(
-            source, TIFF_SUFFIXES, s3_settings(config), {base + r["filename"] for r in rows}
-        )
-        files, extra = fetched.files, {**extra, **fetched.summary()}
-        names = fetched.relative
-        if fetched.objects < len(rows):
+        decoder = Decoder(lambda f: [decode_tiff(f, size, clip)], f"bps-tiff:{size}:{clip}")
+        wanted = {base + r["filename"] for r in rows}
+        decoded = fetch_decoded(source, TIFF_SUFFIXES, s3_settings(config), decoder, wanted)
+        arrays, counts, names = decoded.arrays, decoded.counts, decoded.relative
+        extra |= decoded.summary
+        skipped = report_failures(decoded.failures, source)
+        if len(names) < len(rows):
             logger.warning(
-                "{} file(s) named in meta.csv are not in {}.", len(rows) - fetched.objects, source
+                "{} file(s) named in meta.csv are not in {}.", len(rows) - len(names), source
             )
-            extra["missing_files"] = len(rows) - fetched.objects
+            extra["missing_files"] = len(rows) - len(names)
     else:
         root = require_path(Path(source))
         files = [root / r["filename"] for r in rows]
         names = [r["filename"] for r in rows]
-    clip = config.clip_percentiles
-    counts: list[int] = []
-    arrays, skipped = decode_all(files, lambda f: [decode_tiff(f, size, clip)], source, counts)
+        arrays, skipped = decode_all(files, lambda f: [decode_tiff(f, size, clip)], source, counts)
     if skipped:
         extra["skipped_files"] = skipped
     data = ImageData(stack(arrays, source), "bps", source, extra)

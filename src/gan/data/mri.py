@@ -11,7 +11,9 @@ from gan.config import DataConfig
 from gan.data import ImageData
 from gan.data.decode import IMAGE_SUFFIXES, decode_all, read_image, stack
 from gan.data.nifti import NIFTI_SUFFIXES, axial_slices
-from gan.data.sources import gather
+from gan.data.s3 import is_s3
+from gan.data.sources import gather, s3_settings
+from gan.data.stream import Decoder, fetch_decoded, report_failures
 
 SAMPLE_DIR = Path(__file__).parent / "mri_sample"
 
@@ -24,10 +26,18 @@ def _decode(path: Any, size: tuple[int, int]) -> list[np.ndarray]:
 
 def load_mri(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     source = config.source or str(SAMPLE_DIR)
-    root, files, _, extra = gather(
-        config, source, IMAGE_SUFFIXES + NIFTI_SUFFIXES, "MRI slices or volumes"
-    )
     size = size or (200, 160)
+    suffixes = IMAGE_SUFFIXES + NIFTI_SUFFIXES
+    if is_s3(source):  # decoded in the download workers, as the objects arrive
+        decoder = Decoder(lambda p: _decode(p, size), f"mri:{size}")
+        decoded = fetch_decoded(source, suffixes, s3_settings(config), decoder)
+        arrays, root, extra = decoded.arrays, source, dict(decoded.summary)
+        skipped = report_failures(decoded.failures, source)
+        extra["files"] = len(decoded.counts) - skipped
+        if skipped:
+            extra["skipped_files"] = skipped
+        return ImageData(stack(arrays, root), "mri", root, extra)
+    root, files, _, extra = gather(config, source, suffixes, "MRI slices or volumes")
     arrays, skipped = decode_all(files, lambda p: _decode(p, size), root)
     if not config.source:
         root = "bundled sample (MNI ICBM152 2009a, see NOTICE)"

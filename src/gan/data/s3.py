@@ -183,7 +183,7 @@ def list_objects(client, bucket: str, prefix: str, suffixes: Iterable[str]) -> l
     return sorted(found, key=lambda o: o.key)
 
 
-def _cached_path(cache_root: Path, bucket: str, key: str) -> Path:
+def cached_path(cache_root: Path, bucket: str, key: str) -> Path:
     return cache_root / bucket / key
 
 
@@ -193,7 +193,7 @@ def _safe_key(key: str) -> bool:
     return not key.startswith("/") and not {"", ".", ".."} & set(parts) and "\\" not in key
 
 
-def _is_fresh(path: Path, obj: S3Object) -> bool:
+def is_fresh(path: Path, obj: S3Object) -> bool:
     """A cached file counts only if its size and its recorded ETag match the object's."""
     meta = path.with_name(path.name + ".gan-etag")
     try:
@@ -203,7 +203,7 @@ def _is_fresh(path: Path, obj: S3Object) -> bool:
         return False
 
 
-def _download(client, bucket: str, obj: S3Object, path: Path) -> None:
+def download(client, bucket: str, obj: S3Object, path: Path) -> None:
     """Download to a temporary name, then rename: a partial file never looks complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = path.with_name(path.name + ".gan-etag")
@@ -219,14 +219,12 @@ def _download(client, bucket: str, obj: S3Object, path: Path) -> None:
     meta.write_text(json.dumps({"etag": obj.etag, "size": obj.size}))
 
 
-def fetch(
-    uri: str, suffixes: Iterable[str], settings: S3Settings, keys: set[str] | None = None
-) -> Fetched:
-    """List `uri`, keep keys with a suffix (and in `keys`, when given), and make them local."""
-    from gan.progress import ByteProgress
-
+def select_objects(
+    client, uri: str, suffixes: Iterable[str], settings: S3Settings, keys: set[str] | None
+) -> list[S3Object]:
+    """The objects to ingest: a suffix, in `keys` when given, a key that stays inside the
+    cache, and the first --limit of them in key order."""
     bucket, prefix = split_uri(uri)
-    client = make_client(settings)
     objects = list_objects(client, bucket, prefix, suffixes)
     if keys is not None:
         objects = [o for o in objects if o.key in keys]
@@ -240,11 +238,23 @@ def fetch(
         raise GanError(f"No images were found under {uri}; check the prefix and file types.")
     if settings.limit is not None:
         objects = sorted(objects, key=lambda o: o.key)[: settings.limit]
+    return objects
+
+
+def fetch(
+    uri: str, suffixes: Iterable[str], settings: S3Settings, keys: set[str] | None = None
+) -> Fetched:
+    """List `uri`, keep keys with a suffix (and in `keys`, when given), and make them local."""
+    from gan.progress import ByteProgress
+
+    bucket, prefix = split_uri(uri)
+    client = make_client(settings)
+    objects = select_objects(client, uri, suffixes, settings, keys)
     cache_root = settings.cache_dir or default_cache_dir()
     total = sum(o.size for o in objects)
     todo = objects
     if settings.use_cache:
-        todo = [o for o in objects if not _is_fresh(_cached_path(cache_root, bucket, o.key), o)]
+        todo = [o for o in objects if not is_fresh(cached_path(cache_root, bucket, o.key), o)]
     logger.info(
         "{}: {} objects, {:.1f} MB; {} to download", uri, len(objects), total / 1e6, len(todo)
     )
@@ -253,7 +263,7 @@ def fetch(
     def get(obj: S3Object) -> int:
         try:
             if settings.use_cache:
-                _download(client, bucket, obj, _cached_path(cache_root, bucket, obj.key))
+                download(client, bucket, obj, cached_path(cache_root, bucket, obj.key))
             else:
                 body = client.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
                 memory[obj.key] = MemoryFile(f"s3://{bucket}/{obj.key}", body)
@@ -274,7 +284,7 @@ def fetch(
                 pending.cancel()
             raise exc if isinstance(exc, GanError) else explain(exc, uri) from None
     if settings.use_cache:
-        files: list[Any] = [_cached_path(cache_root, bucket, o.key) for o in objects]
+        files: list[Any] = [cached_path(cache_root, bucket, o.key) for o in objects]
     else:
         files = [memory[o.key] for o in objects]
     relative = [o.key[len(prefix) :].lstrip("/") for o in objects]

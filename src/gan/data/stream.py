@@ -1,0 +1,175 @@
+"""Streaming ingest from s3://: each object is decoded (and resized) in the download worker
+that fetched it, so raw objects never pile up, and the decoded result is cached.
+
+- **--no-cache:** a worker holds one raw object at a time; peak memory is the decoded
+  dataset plus the objects in flight (about --s3-workers of them).
+- **With the cache:** raw objects land in the cache as before, and the decoded images are
+  cached too, in one file keyed by the objects' ETags and the decoder's settings: a second
+  run with the same objects and settings lists the prefix, reads that file, and neither
+  downloads nor decodes anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from loguru import logger
+
+from gan.atomic import atomic_file
+from gan.data import s3
+from gan.errors import GanError
+
+DECODED = ".decoded"  # the folder of decoded results inside the cache root
+VERSION = 1  # bump when the decoded file's layout changes
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """How one object becomes images (a list: a volume gives many slices), and a text naming
+    every setting that shapes the result (size, clipping, the decoder's own version)."""
+
+    decode: Callable[[Any], list[np.ndarray]]
+    settings: str
+
+
+@dataclass
+class Decoded:
+    arrays: list[np.ndarray]  # every image, in object order
+    counts: list[int]  # images per object (0: unreadable)
+    relative: list[str]  # each object's key below the prefix
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (uri, reason)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _digest(bucket: str, decoder: Decoder, objects: list[s3.S3Object]) -> str:
+    """Names the decoded file: the objects (key, ETag, size) and the decoder's settings."""
+    listing = [(o.key, o.etag, o.size) for o in objects]
+    text = json.dumps([VERSION, bucket, decoder.settings, listing])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _load_decoded(path) -> tuple[list[np.ndarray], list[int], list[tuple[str, str]]] | None:
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            images, counts = saved["images"], saved["counts"].tolist()
+            failures = [tuple(f) for f in json.loads(str(saved["failures"]))]
+    except (OSError, ValueError, KeyError):
+        return None  # absent, or damaged: decode again
+    if len(images) != sum(counts):
+        return None
+    return list(images), counts, failures
+
+
+def _save_decoded(path, arrays, counts, failures) -> None:
+    buffer = io.BytesIO()
+    images = np.stack(arrays) if arrays else np.zeros((0,), np.uint8)
+    np.savez(
+        buffer,
+        images=images,
+        counts=np.asarray(counts, np.int64),
+        failures=np.asarray(json.dumps(failures)),
+    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path, durable=False) as f:
+            f.write(buffer.getvalue())
+    except OSError as exc:  # a cache that cannot be written costs time, not correctness
+        logger.warning("Could not cache the decoded images in {} ({}).", path, exc)
+
+
+def fetch_decoded(
+    uri: str,
+    suffixes: tuple[str, ...],
+    settings: s3.S3Settings,
+    decoder: Decoder,
+    keys: set[str] | None = None,
+) -> Decoded:
+    """List `uri` (objects with a suffix, in `keys` when given, the first --limit), then
+    download and decode them in the same workers; or read the decoded cache."""
+    from gan.progress import ByteProgress
+
+    bucket, prefix = s3.split_uri(uri)
+    client = s3.make_client(settings)
+    objects = s3.select_objects(client, uri, suffixes, settings, keys)
+    relative = [o.key[len(prefix) :].lstrip("/") for o in objects]
+    cache_root = settings.cache_dir or s3.default_cache_dir()
+    total = sum(o.size for o in objects)
+    decoded_path = cache_root / DECODED / f"{_digest(bucket, decoder, objects)}.npz"
+    summary = {"s3_uri": uri, "s3_objects": len(objects), "s3_bytes": total}
+    if settings.use_cache and (found := _load_decoded(decoded_path)) is not None:
+        logger.info("{}: {} objects, decoded images from the cache", uri, len(objects))
+        arrays, counts, failures = found
+        summary |= {"s3_downloaded": 0, "s3_cached": len(objects), "decoded_cached": True}
+        return Decoded(arrays, counts, relative, failures, summary)
+
+    paths = [s3.cached_path(cache_root, bucket, o.key) for o in objects]
+    fresh = [settings.use_cache and s3.is_fresh(p, o) for p, o in zip(paths, objects, strict=True)]
+    todo = fresh.count(False)
+    logger.info("{}: {} objects, {:.1f} MB; {} to download", uri, len(objects), total / 1e6, todo)
+
+    def work(index: int) -> list[np.ndarray] | str:
+        obj, path = objects[index], paths[index]
+        try:
+            if not settings.use_cache:
+                body = client.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
+                source: Any = s3.MemoryFile(f"s3://{bucket}/{obj.key}", body)
+            else:
+                if not fresh[index]:
+                    s3.download(client, bucket, obj, path)
+                source = path
+        except GanError:
+            raise
+        except Exception as exc:
+            raise s3.explain(exc, f"s3://{bucket}/{obj.key}") from None
+        try:
+            return decoder.decode(source)
+        except Exception as exc:  # any decoder failure means "this object is unreadable"
+            return f"{type(exc).__name__}: {exc}".strip()
+
+    results: list[list[np.ndarray] | str | None] = [None] * len(objects)
+    workers = max(1, settings.workers)
+    with ByteProgress("ingest", len(objects)) as progress, ThreadPoolExecutor(workers) as pool:
+        futures = {pool.submit(work, i): i for i in range(len(objects))}
+        try:
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                progress.advance(1, objects[futures[future]].size)
+        except Exception as exc:
+            for pending in futures:
+                pending.cancel()
+            raise exc if isinstance(exc, GanError) else s3.explain(exc, uri) from None
+    arrays: list[np.ndarray] = []
+    counts: list[int] = []
+    failures: list[tuple[str, str]] = []
+    for obj, result in zip(objects, results, strict=True):
+        if isinstance(result, str):
+            failures.append((f"s3://{bucket}/{obj.key}", result))
+            counts.append(0)
+        else:
+            arrays.extend(result or [])
+            counts.append(len(result or []))
+    if settings.use_cache:
+        _save_decoded(decoded_path, arrays, counts, failures)
+    summary |= {"s3_downloaded": fresh.count(False), "s3_cached": fresh.count(True)}
+    return Decoded(arrays, counts, relative, failures, summary)
+
+
+def report_failures(failures: list[tuple[str, str]], root: str) -> int:
+    """Warn once about unreadable objects (as decode_all does for files); their number."""
+    if failures:
+        where, reason = failures[0]
+        logger.warning(
+            "Skipped {} unreadable file(s) under {} (first: {}: {}).",
+            len(failures),
+            root,
+            where,
+            reason[:200],
+        )
+    return len(failures)
