@@ -54,6 +54,8 @@ CANDIDATES = {
                                    "0.25", "--lr-g", "4e-4"],
     "conditional-decay0.25-lrg2e-4": ["--max-steps", "24000", "--conditional", "--lr-decay",
                                       "0.25", "--lr-g", "2e-4"],
+    "conditional-decay0.25-lrg1e-4": ["--max-steps", "24000", "--conditional", "--lr-decay",
+                                      "0.25", "--lr-g", "1e-4"],
     "fc-dcgan": ["--model", "fc-dcgan", *OLD],
     "dcgan": ["--model", "dcgan", *OLD],
 }  # fmt: skip

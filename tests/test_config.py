@@ -393,3 +393,28 @@ def test_help_names_the_per_dataset_defaults(monkeypatch):
     )
     assert _per_dataset(FIELDS["optim.loss"]) == " Per dataset: mri hinge."
     assert _per_dataset(FIELDS["optim.beta1"]) == ""
+
+
+def test_a_conditional_default_falls_back_when_the_data_has_no_labels(tmp_path, monkeypatch):
+    import shutil
+
+    entry = catalog.DATASETS.get("mnist")
+    own = (("model.conditional", True),)
+    monkeypatch.setitem(catalog.DATASETS._items, "mnist", dataclasses.replace(entry, defaults=own))
+    unlabelled = tmp_path / "digits"
+    unlabelled.mkdir()
+    shutil.copy(MNIST_1K / "t10k-images-idx3-ubyte.gz", unlabelled)
+    common = ["--dataset", "mnist", "--model", "mlp", "--device", "cpu", "--batch-size", "8",
+              "--max-steps", "1", "--workdir", tmp_path]  # fmt: skip
+    plain = run_cli("train", *common, "--data", unlabelled, "--run-name", "u", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert "has no labels: training without --conditional" in plain.stderr
+    labelled = run_cli("train", *common, "--data", MNIST_1K, "--run-name", "l", cwd=tmp_path)
+    assert labelled.returncode == 0, labelled.stderr
+    runs = {r: json.loads((tmp_path / "logs" / r / "run.json").read_text()) for r in "ul"}
+    assert runs["u"]["model"].get("classes") is None
+    assert runs["l"]["model"]["classes"] == list("0123456789")
+    # Asked for by the user, it is still an error on data without labels.
+    asked = run_cli("train", *common, "--data", unlabelled, "--conditional", "--run-name", "a",
+                    cwd=tmp_path)  # fmt: skip
+    assert asked.returncode == 1 and "--conditional needs" in asked.stderr

@@ -72,6 +72,15 @@ def small_data_defaults(config: Config, data: ImageData, chosen: frozenset[str])
     return config.replace({"optim.augment": SMALL_DATA_AUGMENT, "optim.augment_p": "auto"})
 
 
+def label_defaults(config: Config, data: ImageData, chosen: frozenset[str]) -> Config:
+    """A dataset whose default is --conditional (mnist) trains without labels when this
+    copy of it has none, unless the user asked for --conditional."""
+    if not config.model.conditional or "model.conditional" in chosen or data.labels is not None:
+        return config
+    logger.info("{} has no labels: training without --conditional.", data.source)
+    return config.replace({"model.conditional": False})
+
+
 def resolve(config: Config) -> Config:
     """Fill in the dataset's defaults (model, image size, epochs) and validate everything."""
     config.validate()
@@ -227,6 +236,7 @@ def _train(
     data = _load_once_per_node(config, info)
     if fresh is not None:
         config = small_data_defaults(config, data, fresh)
+        config = label_defaults(config, data, fresh)
     image_shape = tuple(data.images.shape[1:])
     check_model_fits(config.model.name, image_shape, config.model.latent_dim)
     check_penalties(config, image_shape)
