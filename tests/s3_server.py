@@ -412,5 +412,11 @@ def write_files(folder: Path, files: Mapping[str, bytes]) -> Path:
 
 
 def sidecar(path: Path) -> dict[str, Any]:
-    """The cache's record of the ETag a cached file was downloaded with."""
-    return json.loads(path.with_name(path.name + ".gan-etag").read_text())
+    """The cache's record of one cached file: its entry in the bucket's manifest."""
+    for folder in path.parents:
+        manifest = folder / ".gan-manifest.json"
+        if manifest.is_file():
+            key = path.relative_to(folder).as_posix()
+            etag, size = json.loads(manifest.read_text())[key]
+            return {"etag": etag, "size": size}
+    raise FileNotFoundError(f"no manifest above {path}")

@@ -32,7 +32,7 @@ from gan.config import DataConfig
 from gan.data import load_dataset
 from gan.data.bps import PUBLIC_PREFIX, decode_tiff, read_meta, select
 from gan.data.nifti import axial_slices
-from gan.data.s3 import MemoryFile, S3Settings, fetch
+from gan.data.s3 import MANIFEST, MemoryFile, S3Settings, fetch
 from gan.errors import GanError
 from tests.conftest import run_cli
 from tests.s3_server import S3, bps_files, make_bps_dataset, sidecar, write_files
@@ -80,7 +80,7 @@ def cached_files(root: Path) -> dict[str, Path]:
     return {
         str(p.relative_to(root)): p
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".gan-etag")
+        if p.is_file() and not p.name.startswith(".")
     }
 
 
@@ -218,7 +218,10 @@ def test_second_run_is_served_from_the_cache_and_a_changed_object_is_fetched_aga
 
     # A damaged cached file (wrong size) or one without its ETag record is not trusted.
     cached["img-0003.png"].write_bytes(b"\x89PNG truncated")
-    cached["img-0004.png"].with_name("img-0004.png.gan-etag").unlink()
+    manifest = s3.cache_dir / "cached" / ".gan-manifest.json"
+    entries = json.loads(manifest.read_text())
+    del entries["set/img-0004.png"]
+    manifest.write_text(json.dumps(entries))
     s3.proxy.reset()
     fourth = load("folder", "s3://cached/set/")
     assert (fourth.extra["s3_downloaded"], fourth.extra["s3_cached"]) == (2, 3)
@@ -610,15 +613,14 @@ def test_server_dying_mid_download_keeps_completed_files_and_no_partial_ones(s3)
 
     root = s3.tmp / "cache" / "fragile" / "imgs"
     everything = [p for p in root.rglob("*") if p.is_file()]
-    assert not [p for p in everything if p.name.endswith(".part") or p.name.startswith(".")]
+    assert not [p for p in everything if p.name.endswith((".part", ".tmp"))]
     kept = cached_files(root)
     assert len(kept) == 5  # exactly the downloads that completed
     for name, path in kept.items():
         assert path.read_bytes() == files[name]  # never a partial file under a final name
         assert sidecar(path)["size"] == len(files[name])
-    assert {p.name for p in everything if p.name.endswith(".gan-etag")} == {
-        n + ".gan-etag" for n in kept
-    }
+    manifest = json.loads((s3.tmp / "cache" / "fragile" / MANIFEST).read_text())
+    assert set(manifest) == {"imgs/" + n for n in kept}  # saved although the fetch failed
 
     s3.proxy.reset()  # the server is back: only the missing 15 are fetched
     again = fetch("s3://fragile/imgs/", (".png",), settings)
@@ -638,8 +640,9 @@ def test_object_keys_that_would_leave_the_cache_are_skipped(s3, warnings_logged)
     assert any("Skipped 2 object(s)" in m for m in warnings_logged), warnings_logged
     written = [p for p in s3.tmp.rglob("*") if p.is_file() and "xdg-cache" not in p.parts]
     assert sorted(p.relative_to(cache) for p in written) == [
+        Path("sneaky/.gan-manifest.json"),
+        Path("sneaky/.gan-manifest.json.lock"),
         Path("sneaky/imgs/ok.png"),
-        Path("sneaky/imgs/ok.png.gan-etag"),
     ]
 
 

@@ -193,20 +193,70 @@ def _safe_key(key: str) -> bool:
     return not key.startswith("/") and not {"", ".", ".."} & set(parts) and "\\" not in key
 
 
-def is_fresh(path: Path, obj: S3Object) -> bool:
-    """A cached file counts only if its size and its recorded ETag match the object's."""
-    meta = path.with_name(path.name + ".gan-etag")
-    try:
-        recorded = json.loads(meta.read_text())
-        return path.stat().st_size == obj.size and recorded.get("etag") == obj.etag
-    except (OSError, ValueError):
-        return False
+MANIFEST = ".gan-manifest.json"  # per bucket in the cache: {key: [etag, size]}
 
 
-def download(client, bucket: str, obj: S3Object, path: Path) -> None:
+class Manifest:
+    """The ETag and size of every cached object of one bucket, in one file (one write per
+    fetch instead of a sidecar file per object). A cached file counts only if its entry
+    matches the object's ETag and size and the file has that size.
+
+    Entries change in memory while workers download; `save` merges them into the file under
+    an exclusive lock, so processes sharing the cache keep each other's entries. A download
+    whose entry never reached the file (a process killed before saving) is fetched again.
+    """
+
+    def __init__(self, cache_root: Path, bucket: str) -> None:
+        self.path = cache_root / bucket / MANIFEST
+        self.entries = self._read()
+        self.changed: dict[str, list | None] = {}
+
+    def _read(self) -> dict[str, list]:
+        try:
+            entries = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return entries if isinstance(entries, dict) else {}
+
+    def fresh(self, path: Path, obj: S3Object) -> bool:
+        if self.entries.get(obj.key) != [obj.etag, obj.size]:
+            return False
+        try:
+            return path.stat().st_size == obj.size
+        except OSError:
+            return False
+
+    def forget(self, key: str) -> None:
+        self.entries.pop(key, None)
+        self.changed[key] = None
+
+    def record(self, obj: S3Object) -> None:
+        self.entries[obj.key] = self.changed[obj.key] = [obj.etag, obj.size]
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        import fcntl
+
+        changed, self.changed = self.changed, {}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(MANIFEST + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            merged = self._read()
+            for key, entry in changed.items():
+                if entry is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = entry
+            with atomic_file(self.path, durable=False) as f:
+                f.write(json.dumps(merged, separators=(",", ":")).encode())
+        self.entries = merged
+
+
+def download(client, bucket: str, obj: S3Object, path: Path, manifest: Manifest) -> None:
     """Download to a temporary name, then rename: a partial file never looks complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = path.with_name(path.name + ".gan-etag")
+    manifest.forget(obj.key)  # the old ETag must not vouch for the new file
     response = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
     # Not fsynced: a cache entry lost in a power cut is fetched again (size and ETag).
     with atomic_file(path, durable=False) as f:
@@ -215,8 +265,7 @@ def download(client, bucket: str, obj: S3Object, path: Path) -> None:
             size += f.write(chunk)
         if size != obj.size:
             raise ConnectionError("object ended early")
-        meta.unlink(missing_ok=True)  # the old ETag must not vouch for the new file
-    meta.write_text(json.dumps({"etag": obj.etag, "size": obj.size}))
+    manifest.record(obj)
 
 
 def select_objects(
@@ -253,8 +302,9 @@ def fetch(
     cache_root = settings.cache_dir or default_cache_dir()
     total = sum(o.size for o in objects)
     todo = objects
+    manifest = Manifest(cache_root, bucket)
     if settings.use_cache:
-        todo = [o for o in objects if not is_fresh(cached_path(cache_root, bucket, o.key), o)]
+        todo = [o for o in objects if not manifest.fresh(cached_path(cache_root, bucket, o.key), o)]
     logger.info(
         "{}: {} objects, {:.1f} MB; {} to download", uri, len(objects), total / 1e6, len(todo)
     )
@@ -263,7 +313,7 @@ def fetch(
     def get(obj: S3Object) -> int:
         try:
             if settings.use_cache:
-                download(client, bucket, obj, cached_path(cache_root, bucket, obj.key))
+                download(client, bucket, obj, cached_path(cache_root, bucket, obj.key), manifest)
             else:
                 body = client.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
                 memory[obj.key] = MemoryFile(f"s3://{bucket}/{obj.key}", body)
@@ -283,6 +333,10 @@ def fetch(
             for pending in futures:
                 pending.cancel()
             raise exc if isinstance(exc, GanError) else explain(exc, uri) from None
+        finally:  # what did download stays cached, even when the rest failed
+            if settings.use_cache:
+                pool.shutdown(wait=True, cancel_futures=True)
+                manifest.save()
     if settings.use_cache:
         files: list[Any] = [cached_path(cache_root, bucket, o.key) for o in objects]
     else:

@@ -110,7 +110,10 @@ def fetch_decoded(
         return Decoded(arrays, counts, relative, failures, summary)
 
     paths = [s3.cached_path(cache_root, bucket, o.key) for o in objects]
-    fresh = [settings.use_cache and s3.is_fresh(p, o) for p, o in zip(paths, objects, strict=True)]
+    manifest = s3.Manifest(cache_root, bucket)
+    fresh = [
+        settings.use_cache and manifest.fresh(p, o) for p, o in zip(paths, objects, strict=True)
+    ]
     todo = fresh.count(False)
     logger.info("{}: {} objects, {:.1f} MB; {} to download", uri, len(objects), total / 1e6, todo)
 
@@ -122,7 +125,7 @@ def fetch_decoded(
                 source: Any = s3.MemoryFile(f"s3://{bucket}/{obj.key}", body)
             else:
                 if not fresh[index]:
-                    s3.download(client, bucket, obj, path)
+                    s3.download(client, bucket, obj, path, manifest)
                 source = path
         except GanError:
             raise
@@ -145,6 +148,10 @@ def fetch_decoded(
             for pending in futures:
                 pending.cancel()
             raise exc if isinstance(exc, GanError) else s3.explain(exc, uri) from None
+        finally:  # what did download stays cached, even when the rest failed
+            if settings.use_cache:
+                pool.shutdown(wait=True, cancel_futures=True)
+                manifest.save()
     arrays: list[np.ndarray] = []
     counts: list[int] = []
     failures: list[tuple[str, str]] = []
