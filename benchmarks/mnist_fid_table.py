@@ -56,6 +56,8 @@ CANDIDATES = {
                                       "0.25", "--lr-g", "2e-4"],
     "conditional-decay0.25-lrg1e-4": ["--max-steps", "24000", "--conditional", "--lr-decay",
                                       "0.25", "--lr-g", "1e-4"],
+    "default-planned": ["--max-steps", "22000"],  # today's defaults, their own plan
+    "default-ema0.9995": ["--max-steps", "22000", "--ema-decay", "0.9995"],
     "fc-dcgan": ["--model", "fc-dcgan", *OLD],
     "dcgan": ["--model", "dcgan", *OLD],
 }  # fmt: skip

@@ -392,6 +392,46 @@ class MotoServer:
                 self._process.wait(10)
 
 
+class MiniServer:
+    """benchmarks/mini_s3.py in its own process, serving files written under workdir/s3."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.root = workdir / "s3"
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir
+        self._process: subprocess.Popen | None = None
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        script = Path(__file__).with_name("mini_s3.py")
+        self._process = subprocess.Popen(
+            [sys.executable, str(script), "--root", str(self.root), "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self.pid = self._process.pid
+        line = self._process.stdout.readline()
+        if not line.startswith(b"ready"):
+            raise RuntimeError("mini_s3.py did not start")
+
+    def _call(self, method: str, path: str) -> bytes:
+        request = urllib.request.Request(f"{self.url}{path}", method=method)
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.read()
+
+    def start_recording(self) -> None:
+        self._call("POST", "/_reset")
+
+    def stop_recording(self) -> dict[str, int]:
+        return json.loads(self._call("GET", "/_counts"))
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(10)
+
+
 # --------------------------------------------------------------------------- data
 
 
@@ -409,6 +449,19 @@ def make_png(rng: Any, size: int = IMAGE_SIZE) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img.clip(0, 255).astype(np.uint8), mode="L").save(buf, format="PNG")
     return buf.getvalue()
+
+
+def write_objects(num_images: int, root: Path) -> int:
+    """The same images as `upload`, as the files mini_s3.py serves. Returns total bytes."""
+    import numpy as np
+
+    folder = root / BUCKET / PREFIX
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    bodies = [make_png(rng) for _ in range(num_images)]
+    for i, body in enumerate(bodies):
+        (folder / f"img_{i:06d}.png").write_bytes(body)
+    return sum(map(len, bodies))
 
 
 def upload(num_images: int, endpoint: str) -> int:
@@ -645,6 +698,13 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=DEFAULT_WORKERS, help="DataConfig(s3_workers=...)"
     )
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument(
+        "--server",
+        choices=("mini", "moto"),
+        default="mini",
+        help="mini: benchmarks/mini_s3.py (default; little CPU per request); moto: moto.server "
+        "(all of S3, about 2.7 ms CPU per GET on 2 cores: it limits what is measured)",
+    )
     args = parser.parse_args(argv)
     if args.num_images < 1 or args.latency_ms <= 0 or args.workers < 1:
         parser.error("--num-images and --workers must be >= 1, --latency-ms > 0")
@@ -662,20 +722,26 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop_on_sigterm)
 
     workdir = Path(tempfile.mkdtemp(prefix="gan-s3-bench-"))
-    server: MotoServer | None = None
+    server: MotoServer | MiniServer | None = None
     proxy: LatencyProxy | None = None
     try:
-        server = MotoServer(workdir)
-        proxy = LatencyProxy(server.port, args.latency_ms)
         t0 = time.perf_counter()
-        total_bytes = upload(args.num_images, server.url)
+        if args.server == "mini":
+            server = MiniServer(workdir)
+            total_bytes = write_objects(args.num_images, server.root)
+            server.start()
+        else:
+            server = MotoServer(workdir)
+            total_bytes = upload(args.num_images, server.url)
+        proxy = LatencyProxy(server.port, args.latency_ms)
         print(
             f"s3 ingest benchmark: {args.num_images} PNGs ({IMAGE_SIZE}x{IMAGE_SIZE} L, "
             f"{total_bytes / 1e6:.2f} MB) in s3://{BUCKET}/{PREFIX}/, uploaded in "
             f"{time.perf_counter() - t0:.1f} s"
         )
         print(
-            f"moto {_version('moto')} server at {server.url} (own process); latency proxy at "
+            f"{'mini_s3.py' if args.server == 'mini' else 'moto ' + _version('moto')} server at "
+            f"{server.url} (own process); latency proxy at "
             f"{proxy.url} (own process, +{args.latency_ms:g} ms per server->client chunk)"
         )
         print(
@@ -684,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
             f"boto3 {_version('boto3')}; pillow {_version('pillow')}"
         )
         print(f"load average before: {_loadavg()}")
-        naive(server.url, limit=50)  # warm-up (not timed): imports, botocore models, moto
+        naive(server.url, limit=50)  # warm-up (not timed): imports, botocore models, server
         results = run_latency(server, None, 0.0, args.workers, workdir, args.num_images)
         results += run_latency(
             server, proxy, args.latency_ms, args.workers, workdir, args.num_images
@@ -711,7 +777,7 @@ def main(argv: list[str] | None = None) -> int:
     for lat, x in speedups.items():
         print(f"loader cold vs naive at {lat:g} ms: {x:.2f}x")
     warm_gets = [by[(lat, "loader warm")].get_requests for lat in (0.0, args.latency_ms)]
-    print(f"warm-cache GETs (moto request log): {warm_gets}  workers={args.workers}")
+    print(f"warm-cache GETs (the server's request log): {warm_gets}  workers={args.workers}")
     speedup = speedups[args.latency_ms]
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

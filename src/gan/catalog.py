@@ -93,12 +93,16 @@ _dataset(
     epochs=20,
     default_image_size=(28, 28),
     labels="the digit, from the IDX label file beside the images",
-    # benchmarks/mnist_fid_table.py: the best FID, precision and recall after 300 s
+    # benchmarks/mnist_fid_table.py: the best FID, precision and recall after 300 s.
+    # The labels (a class-conditional G, a projection D) lift FID and precision; a slower G
+    # (TTUR) keeps recall; the learning rates' linear decay over the last quarter sharpens.
     defaults=(
+        ("model.conditional", True),
         ("optim.batch_size", 128),
-        ("optim.lr_g", 8e-4),
+        ("optim.lr_g", 2e-4),
         ("optim.lr_d", 8e-4),
-        ("train.max_steps", 24_000),  # about 300 s on 2 cores (AMD Zen 5, bf16)
+        ("optim.lr_decay", 0.25),
+        ("train.max_steps", 22_000),  # about 290 s on 2 cores (AMD Zen 5, bf16)
     ),
 )
 _dataset(
