@@ -20,10 +20,10 @@ from loguru import logger
 
 from gan.config import DataConfig
 from gan.data import ImageData, label_images
-from gan.data.decode import decode_all, require_path, stack
+from gan.data.decode import decode_all, report_failures, require_path, stack
 from gan.data.s3 import explain, is_s3, make_client, split_uri
 from gan.data.sources import s3_settings
-from gan.data.stream import Decoder, fetch_decoded, report_failures
+from gan.data.stream import Decoder, fetch_decoded
 from gan.errors import GanError
 
 PUBLIC_PREFIX = "s3://nasa-bps-training-data/Microscopy/train/"

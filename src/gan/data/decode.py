@@ -107,16 +107,21 @@ def decode_all(
                 arrays.extend(result)
             if counts is not None:
                 counts.append(0 if isinstance(result, str) else len(result))
+    return arrays, report_failures(failures, root)
+
+
+def report_failures(failures: list[tuple[Any, str]], root: Any) -> int:
+    """Warn once about the unreadable files (or objects) and say how many there were."""
     if failures:
-        path, reason = failures[0]
+        where, reason = failures[0]
         logger.warning(
             "Skipped {} unreadable file(s) under {} (first: {}: {}).",
             len(failures),
             root,
-            path,
+            where,
             reason[:200],
         )
-    return arrays, len(failures)
+    return len(failures)
 
 
 def stack(arrays: list[np.ndarray], root: Any) -> torch.Tensor:

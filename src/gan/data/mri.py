@@ -9,11 +9,11 @@ import numpy as np
 
 from gan.config import DataConfig
 from gan.data import ImageData
-from gan.data.decode import IMAGE_SUFFIXES, decode_all, read_image, stack
+from gan.data.decode import IMAGE_SUFFIXES, decode_all, read_image, report_failures, stack
 from gan.data.nifti import NIFTI_SUFFIXES, axial_slices
 from gan.data.s3 import is_s3
 from gan.data.sources import gather, s3_settings
-from gan.data.stream import Decoder, fetch_decoded, report_failures
+from gan.data.stream import Decoder, fetch_decoded
 
 SAMPLE_DIR = Path(__file__).parent / "mri_sample"
 

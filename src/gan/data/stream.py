@@ -166,17 +166,3 @@ def fetch_decoded(
         _save_decoded(decoded_path, arrays, counts, failures)
     summary |= {"s3_downloaded": fresh.count(False), "s3_cached": fresh.count(True)}
     return Decoded(arrays, counts, relative, failures, summary)
-
-
-def report_failures(failures: list[tuple[str, str]], root: str) -> int:
-    """Warn once about unreadable objects (as decode_all does for files); their number."""
-    if failures:
-        where, reason = failures[0]
-        logger.warning(
-            "Skipped {} unreadable file(s) under {} (first: {}: {}).",
-            len(failures),
-            root,
-            where,
-            reason[:200],
-        )
-    return len(failures)
