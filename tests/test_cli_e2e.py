@@ -37,7 +37,7 @@ def mnist_run(tmp_path_factory) -> Path:
     _train(
         workdir, "--dataset", "mnist", "--data", str(data), "--max-steps", "12",
         "--sample-every", "5", "--checkpoint-every", "5", "--keep-checkpoints", "2",
-        "--run-name", "tiny",
+        "--run-name", "tiny", "--no-conditional",  # the plain model these tests sample
     )  # fmt: skip
     return workdir
 

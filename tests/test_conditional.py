@@ -190,13 +190,24 @@ def test_conditional_mnist_resumes_exactly_and_samples_by_class(tmp_path):
     whole, split = tmp_path / "whole", tmp_path / "split"
     whole.mkdir(), split.mkdir()
     train(whole, "--max-steps", "12", "--run-name", "r")
-    train(split, "--max-steps", "6", "--run-name", "r")
-    train(split, "--max-steps", "12", "--resume", "auto")
+    train(split, "--max-steps", "12", "--stop-at", "6", "--run-name", "r")  # the same plan
+    train(split, "--resume", "auto")
     a, b = (load_checkpoint(w / "checkpoints" / "last.pt") for w in (whole, split))
     assert a["model"]["classes"] == list("0123456789") and b["step"] == 12
     for key in ("generator", "discriminator"):
         for name, tensor in a[key].items():
             assert torch.equal(b[key][name], tensor), (key, name)
+
+    # The reals grid has a digit a row too: every tile of row k is a real image of digit k.
+    with Image.open(whole / "assets" / "r" / "reals.png") as picture:
+        assert picture.size == (8 * 30 + 2, 10 * 30 + 2)
+        tiles = np.asarray(picture.convert("L"))
+    data = load_dataset(DataConfig(name="mnist", source=str(MNIST_1K)))
+    for row in range(10):
+        digits = data.images[data.labels == row][:, 0].numpy()
+        for col in range(8):
+            tile = tiles[2 + 30 * row : 30 + 30 * row, 2 + 30 * col : 30 + 30 * col]
+            assert (np.abs(digits.astype(int) - tile).max(axis=(1, 2)) <= 1).any(), (row, col)
 
     last = whole / "checkpoints" / "last.pt"
     sevens = run_cli("sample", last, "--label", "7", "--num", "5", "--format", "png", "--out",
@@ -249,7 +260,7 @@ def test_conditional_bps_from_s3_samples_one_particle_type(s3, tmp_path):
 
 def test_label_on_an_unconditional_checkpoint_is_one_sentence(tmp_path):
     done = run_cli("train", "--data", MNIST_1K, "--model", "mlp", "--max-steps", "1", *TINY,
-                   "--workdir", tmp_path, cwd=tmp_path)  # fmt: skip
+                   "--no-conditional", "--workdir", tmp_path, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     one_sentence(
         run_cli("sample", tmp_path / "checkpoints" / "last.pt", "--label", "3", cwd=tmp_path),
@@ -275,10 +286,11 @@ def test_conditional_resume_under_two_processes_is_exact(tmp_path):
     common = ["train", "--data", str(MNIST_1K), "--conditional", "--model", "mlp", "--nproc",
               "2", *TINY, "--run-name", "r"]  # fmt: skip
     whole, split = tmp_path / "whole", tmp_path / "split"
-    for work, steps in ((whole, "8"), (split, "4"), (split, "8")):
+    # the split run keeps the 8-step plan (--stop-at), which --lr-decay follows
+    for work, stop in ((whole, []), (split, ["--stop-at", "4"]), (split, [])):
         work.mkdir(exist_ok=True)
-        done = run_gan(*common, "--max-steps", steps, "--workdir", str(work), "--resume", "auto",
-                       cwd=work)  # fmt: skip
+        done = run_gan(*common, "--max-steps", "8", *stop, "--workdir", str(work), "--resume",
+                       "auto-or-new", cwd=work)  # fmt: skip
         assert done.returncode == 0, done.stderr
     assert "Resumed from" in done.stderr
     a, b = (load_checkpoint(w / "checkpoints" / "last.pt") for w in (whole, split))

@@ -40,9 +40,10 @@ def test_two_processes_write_outputs_once(tmp_path):
     assert [f for f in files if "tfevents" in f].__len__() == 1
     assert [f for f in files if not f.startswith("logs/ddp/events")] == [
         "assets/ddp/reals.png", "assets/ddp/samples-0000003.png", "assets/ddp/samples-0000006.png",
-        "checkpoints/ddp/step-0000003.pt", "checkpoints/ddp/step-0000006.pt", "checkpoints/last.pt",
+        "checkpoints/ddp/last.pt", "checkpoints/ddp/step-0000003.pt",
+        "checkpoints/ddp/step-0000006.pt", "checkpoints/last.pt", "logs/ddp/.lock",
         "logs/ddp/config.toml", "logs/ddp/history.jsonl", "logs/ddp/run.json",
-        "logs/ddp/train.log",
+        "logs/ddp/status.json", "logs/ddp/train.log",
     ]  # fmt: skip
     run = json.loads((tmp_path / "logs" / "ddp" / "run.json").read_text())
     assert run["world_size"] == 2 and run["global_batch"] == 16

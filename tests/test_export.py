@@ -19,8 +19,8 @@ from tests.conftest import MNIST_1K, ROOT, run_cli
 TINY = ["--dataset", "mnist", "--data", str(MNIST_1K), "--device", "cpu", "--batch-size", "8",
         "--max-steps", "3", "--sample-every", "1000"]  # fmt: skip
 MODELS = {
-    "mlp": ["--model", "mlp"],
-    "dcgan-proj": ["--model", "dcgan-proj"],  # convolutions, transposed convolutions, BN
+    "mlp": ["--model", "mlp", "--no-conditional"],
+    "dcgan-proj": ["--model", "dcgan-proj", "--no-conditional"],  # convolutions, BN
     "conditional": ["--model", "mlp", "--conditional"],
 }
 

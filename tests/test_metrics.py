@@ -135,6 +135,7 @@ def trained(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("trained")
     result = run_cli(
         "train", "--data", str(MNIST_1K), "--device", "cpu", "--max-steps", "300",
+        "--no-conditional", "--lr-g", "8e-4", "--lr-decay", "0",  # a plain G that learns fast
         "--batch-size", "32", "--eval-every", "150", "--eval-samples", "500",
         "--checkpoint-every", "1000", "--run-name", "t", "--workdir", str(workdir), cwd=workdir,
     )  # fmt: skip

@@ -15,10 +15,11 @@ import pytest
 from gan.checkpoint import load_checkpoint, step_files
 from tests.conftest import run_cli
 
-# No augmentation: its adaptive ramp follows the planned run length, so a run planned for
-# 20 steps and then extended to 40 is not the same as one planned for 40 from the start.
+# No augmentation and no learning-rate decay: adaptive augmentation's ramp and the decay
+# follow the planned run length, so a run planned for 20 steps and then extended to 40 is
+# not the same as one planned for 40 from the start (--stop-at keeps the plan).
 COMMON = ["--device", "cpu", "--batch-size", "8", "--log-every", "1", "--sample-every", "1000",
-          "--augment", "none"]  # fmt: skip
+          "--augment", "none", "--lr-decay", "0"]  # fmt: skip
 
 
 def history(workdir: Path, run: str) -> list[dict]:
@@ -149,7 +150,7 @@ def test_lr_decay_follows_the_plan_and_a_stopped_run_resumes_exactly(tmp_path, m
     decay += ["--run-name", "r"]
     train(whole, mnist_dir, *decay)
     train(split, mnist_dir, *decay, "--stop-at", "20")
-    train(split, mnist_dir, "--resume", "auto")
+    train(split, mnist_dir, "--resume", "auto", "--lr-decay", "0.5")  # (COMMON says 0)
     a, b = history(whole, "r"), history(split, "r")
     assert [r["g_loss"] for r in a] == [r["g_loss"] for r in b]
     state = load_checkpoint(whole / "checkpoints" / "last.pt")

@@ -21,7 +21,8 @@ from gan.errors import Diverged, GanError
 from tests.conftest import MNIST_1K, run_cli
 
 TINY = ["--dataset", "mnist", "--data", str(MNIST_1K), "--model", "mlp", "--device", "cpu",
-        "--batch-size", "8", "--log-every", "1", "--sample-every", "1000"]  # fmt: skip
+        "--batch-size", "8", "--log-every", "1", "--sample-every", "1000",
+        "--no-conditional"]  # fmt: skip
 
 
 def train(workdir: Path, *args: str) -> subprocess.CompletedProcess:

@@ -231,13 +231,12 @@ def test_resume_with_adaptive_augmentation_and_r1_is_bit_identical(tmp_path):
                   "--augment", "color,translation", "--augment-p", "auto", "--ada-ramp", "0.1",
                   "--ada-target", "0.1"]  # fmt: skip
     whole, split = tmp_path / "whole", tmp_path / "split"
-    for folder, steps in ((whole, "24"), (split, "12")):
+    for folder, stop in ((whole, []), (split, ["--stop-at", "12"])):  # one 24-step plan
         folder.mkdir()
-        done = run_cli("train", *TINY, *techniques, "--max-steps", steps, "--run-name", "r",
-                       "--workdir", folder, cwd=folder)  # fmt: skip
+        done = run_cli("train", *TINY, *techniques, "--max-steps", "24", *stop, "--run-name",
+                       "r", "--workdir", folder, cwd=folder)  # fmt: skip
         assert done.returncode == 0, done.stderr
-    again = run_cli("train", "--resume", "auto", "--max-steps", "24", "--workdir", split,
-                    cwd=split)  # fmt: skip
+    again = run_cli("train", "--resume", "auto", "--workdir", split, cwd=split)
     assert again.returncode == 0, again.stderr
     a, b = _history(whole, "r"), _history(split, "r")
     for key in ("d_loss", "g_loss", "d_real", "augment_p"):

@@ -69,7 +69,7 @@ def board(tmp_path_factory):
     result = run_cli("train", "--dataset", "mnist", "--data", MNIST_1K, "--model", "mlp",
                      "--device", "cpu", "--batch-size", "8", "--max-steps", "40", "--log-every",
                      "5", "--eval-every", "20", "--eval-samples", "64", "--run-name", "r",
-                     "--lr-decay", "0.5", cwd=work)  # fmt: skip
+                     "--lr-decay", "0.5", "--lr-g", "8e-4", cwd=work)  # fmt: skip
     assert result.returncode == 0, result.stderr
     server = Board(work / "logs")
     try:

@@ -54,10 +54,21 @@ class GridWriter:
         if self.paths is None or not self.is_main:
             return
         gen = torch.Generator().manual_seed(self.seed + 2)
-        pick = torch.randperm(batches.num_images, generator=gen)[: len(self.latents)]
+        order = torch.randperm(batches.num_images, generator=gen)
+        if self.labels is not None and batches.labels is not None:  # a class a row, as G's
+            known = batches.labels.cpu()[order]
+            slots = self.labels.cpu()
+            pick = torch.empty(len(slots), dtype=torch.long)
+            for c in slots.unique().tolist():
+                where = (slots == c).nonzero().flatten()
+                found = order[known == c][: len(where)]
+                pick[where[: len(found)]] = found
+                pick[where[len(found) :]] = order[0]  # a class with too few images: filler
+        else:
+            pick = order[: len(self.latents)]
         reals = batches.images[pick.to(batches.images.device)].float() / 127.5 - 1.0
-        images.save_grid(reals, self.paths.assets / "reals.png")
-        self.tracker.image("reals", images.grid(reals), 0)
+        images.save_grid(reals, self.paths.assets / "reals.png", self.nrow)
+        self.tracker.image("reals", images.grid(reals, self.nrow), 0)
 
     def write(self, generator: nn.Module, step: int) -> None:
         if not self.is_main:
