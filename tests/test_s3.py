@@ -758,9 +758,11 @@ def test_no_cache_decodes_as_objects_arrive_so_memory_does_not_grow_with_raw_siz
     assert count == len(rows) == 48
     # Holding every raw object before decoding (the old --no-cache path) peaks above the
     # raw size and triples from 16 objects to 48. Streaming holds the objects in flight
-    # (two workers) and their decoding's copies, whatever the number of objects.
+    # (two workers) and their decoding's copies, whatever the number of objects (about
+    # 7-8 MB at 16 and 10-11 MB at 48 here: the two workers' copies coincide more often).
     assert peak_48 < raw / 2, (peak_16, peak_48, raw)
-    assert peak_48 < 1.3 * peak_16 + 1_000_000, (peak_16, peak_48)
+    # 32 more objects are 2/3 of `raw` more bytes; holding them would add that much.
+    assert peak_48 - peak_16 < raw / 3, (peak_16, peak_48, raw)
 
 
 def test_decoded_images_are_cached_by_etag_and_settings(s3, bps, monkeypatch):
