@@ -141,6 +141,8 @@ def test_gan_runs_reports_a_failed_run_and_lists_columns(tmp_path, monkeypatch):
     assert bad["status"] == "failed" and "diverged" in bad["reason"]
     assert bad["step"] == 2 and bad["planned"] == 10
     assert bad["dataset"] == "mnist" and bad["model"] == "mlp" and bad["size_bytes"] > 0
+    status = json.loads((tmp_path / "logs" / "done" / "status.json").read_text())
+    assert status["started"] == status["session_started"] <= status["ended"]
     text = run_cli("runs", "--workdir", tmp_path, cwd=tmp_path)
     assert text.returncode == 0
     header, *rows = text.stdout.splitlines()

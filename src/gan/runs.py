@@ -46,12 +46,11 @@ class StatusRecorder:
     def _write(self, fields: dict[str, Any]) -> None:
         before = self.before
         seconds = float(before.get("seconds", 0.0)) + time.time() - self.session_started
+        began = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.session_started))
         status = {
-            "started": before.get("started", _now()),
+            "started": before.get("started", began),  # the run's first session
             "started_unix": before.get("started_unix", self.session_started),
-            "session_started": time.strftime(
-                "%Y-%m-%dT%H:%M:%S%z", time.localtime(self.session_started)
-            ),
+            "session_started": began,
             "seconds_before": float(before.get("seconds", 0.0)),
             "pid": os.getpid(),
             "host": socket.gethostname(),
