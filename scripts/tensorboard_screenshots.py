@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 DASHBOARDS = {  # file name -> TensorBoard's URL fragment
-    "scalars": "#scalars&_smoothingWeight=0",
+    "scalars": "#scalars&_smoothingWeight=0&tagFilter=loss%7Cmetrics%7Coptim",
     "images": "#images",
     "hparams": "#hparams",
 }
