@@ -131,3 +131,16 @@ def test_copy_scores_survive_duplicates_in_the_training_set():
     train = torch.cat([digits[:300], digits[:5]])  # five images twice, as blank slices are
     copies = copy_scores(train, digits[:300])
     assert copies["median_ratio"] < 1e-6 and copies["share_closer_than_closest_pair"] > 0.95
+
+
+def test_nrow_alone_on_a_conditional_checkpoint_is_bounded(tmp_path):
+    from tests.conftest import MNIST_1K, run_cli
+
+    done = run_cli("train", "--data", MNIST_1K, "--max-steps", "1", "--batch-size", "4",
+                   "--device", "cpu", "--workdir", tmp_path, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    ckpt = tmp_path / "checkpoints" / "last.pt"
+    ok = run_cli("sample", ckpt, "--nrow", "3", "--device", "cpu", cwd=tmp_path)
+    assert ok.returncode == 0 and "Wrote 30 image(s)" in ok.stderr  # a row of 3 per digit
+    big = run_cli("sample", ckpt, "--nrow", "65536", "--device", "cpu", cwd=tmp_path)
+    assert big.returncode == 1 and "655,360 images, more than 100,000" in big.stderr

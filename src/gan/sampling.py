@@ -21,6 +21,7 @@ from gan.runs import run_paths_for
 
 FORMATS = ("grid", "png", "npy", "gif")
 _CHUNK = 256  # images generated at once, to bound memory for large --num
+MAX_IMAGES = 100_000  # as --num allows
 
 
 def load_generator(path: Path | str, device: torch.device) -> tuple[torch.nn.Module, dict]:
@@ -143,6 +144,11 @@ def _plan(generator, num, nrow, seed, truncation, interpolate, label) -> Plan:
     rows = class_grid_rows(classes)
     columns = nrow or (math.ceil(num / rows) if num else 8)
     count = num or rows * columns
+    if count > MAX_IMAGES:  # --nrow alone sets a row per class of that many
+        raise GanError(
+            f"--nrow {nrow} with a row per class makes {count:,} images, more than "
+            f"{MAX_IMAGES:,}; give a smaller --nrow, or --num."
+        )
     return Plan(count, columns, labels=class_row_labels(count, columns, classes))
 
 
