@@ -32,7 +32,8 @@ from gan.config import DataConfig
 from gan.data import load_dataset
 from gan.data.bps import PUBLIC_PREFIX, decode_tiff, read_meta, select
 from gan.data.nifti import axial_slices
-from gan.data.s3 import MANIFEST, MemoryFile, S3Settings, fetch
+from gan.data.s3 import MemoryFile, S3Settings, fetch
+from gan.data.s3_cache import MANIFEST
 from gan.errors import GanError
 from tests.conftest import run_cli
 from tests.s3_server import S3, bps_files, make_bps_dataset, sidecar, write_files

@@ -24,6 +24,7 @@ from loguru import logger
 
 from gan.atomic import atomic_file
 from gan.data import s3
+from gan.data.s3_cache import Manifest, cached_path, download
 from gan.errors import GanError
 
 DECODED = ".decoded"  # the folder of decoded results inside the cache root
@@ -109,8 +110,8 @@ def fetch_decoded(
         summary |= {"s3_downloaded": 0, "s3_cached": len(objects), "decoded_cached": True}
         return Decoded(arrays, counts, relative, failures, summary)
 
-    paths = [s3.cached_path(cache_root, bucket, o.key) for o in objects]
-    manifest = s3.Manifest(cache_root, bucket)
+    paths = [cached_path(cache_root, bucket, o.key) for o in objects]
+    manifest = Manifest(cache_root, bucket)
     fresh = [
         settings.use_cache and manifest.fresh(p, o) for p, o in zip(paths, objects, strict=True)
     ]
@@ -125,7 +126,7 @@ def fetch_decoded(
                 source: Any = s3.MemoryFile(f"s3://{bucket}/{obj.key}", body)
             else:
                 if not fresh[index]:
-                    s3.download(client, bucket, obj, path, manifest)
+                    download(client, bucket, obj, path, manifest)
                 source = path
         except GanError:
             raise
