@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from loguru import logger
 
 from gan.data.s3_cache import Manifest, cached_path, download
 from gan.errors import GanError
 
+T = TypeVar("T")
 DEFAULT_WORKERS = 32  # real S3 answers each GET after tens of ms: many requests in flight
 
 
@@ -210,56 +211,85 @@ def select_objects(
     return objects
 
 
-def fetch(
-    uri: str, suffixes: Iterable[str], settings: S3Settings, keys: set[str] | None = None
-) -> Fetched:
-    """List `uri`, keep keys with a suffix (and in `keys`, when given), and make them local."""
+def make_local(
+    client,
+    bucket: str,
+    obj: S3Object,
+    path: Path,
+    manifest: Manifest,
+    settings: S3Settings,
+    fresh: bool,
+) -> Path | MemoryFile:
+    """One object as a decoder can open it: its cached file (downloaded unless `fresh`), or
+    with --no-cache its bytes in memory. Failures are one sentence."""
+    try:
+        if not settings.use_cache:
+            body = client.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
+            return MemoryFile(f"s3://{bucket}/{obj.key}", body)
+        if not fresh:
+            download(client, bucket, obj, path, manifest)
+        return path
+    except GanError:
+        raise
+    except Exception as exc:
+        raise explain(exc, f"s3://{bucket}/{obj.key}") from None
+
+
+def in_parallel(
+    uri: str,
+    label: str,
+    sizes: list[int],
+    work: Callable[[int], T],
+    workers: int,
+    finish: Callable[[], None],
+) -> list[T]:
+    """work(0..n-1) on `workers` threads with a progress bar, results in order. The first
+    failure cancels what has not started; `finish` runs once every worker has stopped, on
+    success or failure (the cache manifest keeps what did download)."""
     from gan.progress import ByteProgress
 
-    bucket, prefix = split_uri(uri)
-    client = make_client(settings)
-    objects = select_objects(client, uri, suffixes, settings, keys)
-    cache_root = settings.cache_dir or default_cache_dir()
-    total = sum(o.size for o in objects)
-    todo = objects
-    manifest = Manifest(cache_root, bucket)
-    if settings.use_cache:
-        todo = [o for o in objects if not manifest.fresh(cached_path(cache_root, bucket, o.key), o)]
-    logger.info(
-        "{}: {} objects, {:.1f} MB; {} to download", uri, len(objects), total / 1e6, len(todo)
-    )
-    memory: dict[str, MemoryFile] = {}
-
-    def get(obj: S3Object) -> int:
-        try:
-            if settings.use_cache:
-                download(client, bucket, obj, cached_path(cache_root, bucket, obj.key), manifest)
-            else:
-                body = client.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
-                memory[obj.key] = MemoryFile(f"s3://{bucket}/{obj.key}", body)
-        except GanError:
-            raise
-        except Exception as exc:
-            raise explain(exc, f"s3://{bucket}/{obj.key}") from None
-        return obj.size
-
-    workers = max(1, settings.workers)
-    with ByteProgress("download", len(todo)) as progress, ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(get, obj) for obj in todo]
+    results: list[Any] = [None] * len(sizes)
+    with ByteProgress(label, len(sizes)) as progress, ThreadPoolExecutor(max(1, workers)) as pool:
+        futures = {pool.submit(work, i): i for i in range(len(sizes))}
         try:
             for future in as_completed(futures):
-                progress.advance(1, future.result())
+                index = futures[future]
+                results[index] = future.result()
+                progress.advance(1, sizes[index])
         except Exception as exc:
             for pending in futures:
                 pending.cancel()
             raise exc if isinstance(exc, GanError) else explain(exc, uri) from None
-        finally:  # what did download stays cached, even when the rest failed
-            if settings.use_cache:
-                pool.shutdown(wait=True, cancel_futures=True)
-                manifest.save()
-    if settings.use_cache:
-        files: list[Any] = [cached_path(cache_root, bucket, o.key) for o in objects]
-    else:
-        files = [memory[o.key] for o in objects]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            finish()
+    return results
+
+
+def fetch(
+    uri: str, suffixes: Iterable[str], settings: S3Settings, keys: set[str] | None = None
+) -> Fetched:
+    """List `uri`, keep keys with a suffix (and in `keys`, when given), and make them local."""
+    bucket, prefix = split_uri(uri)
+    client = make_client(settings)
+    objects = select_objects(client, uri, suffixes, settings, keys)
+    cache_root = settings.cache_dir or default_cache_dir()
+    paths = [cached_path(cache_root, bucket, o.key) for o in objects]
+    manifest = Manifest(cache_root, bucket)
+    fresh = manifest.fresh_all(paths, objects) if settings.use_cache else [False] * len(paths)
+    todo = [i for i, done in enumerate(fresh) if not done]
+    total = sum(o.size for o in objects)
+    logger.info(
+        "{}: {} objects, {:.1f} MB; {} to download", uri, len(objects), total / 1e6, len(todo)
+    )
+
+    def get(index: int) -> Path | MemoryFile:
+        i = todo[index]
+        return make_local(client, bucket, objects[i], paths[i], manifest, settings, False)
+
+    sizes = [objects[i].size for i in todo]
+    finish = manifest.save if settings.use_cache else lambda: None
+    got = in_parallel(uri, "download", sizes, get, settings.workers, finish)
+    files: list[Any] = paths if settings.use_cache else got  # --no-cache: every object, in order
     relative = [o.key[len(prefix) :].lstrip("/") for o in objects]
     return Fetched(files, uri, len(objects), total, len(todo), len(objects) - len(todo), relative)

@@ -50,6 +50,9 @@ class Manifest:
         except OSError:
             return False
 
+    def fresh_all(self, paths: list[Path], objects: list[S3Object]) -> list[bool]:
+        return [self.fresh(p, o) for p, o in zip(paths, objects, strict=True)]
+
     def forget(self, key: str) -> None:
         self.entries.pop(key, None)
         self.changed[key] = None

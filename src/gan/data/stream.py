@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +23,7 @@ from loguru import logger
 
 from gan.atomic import atomic_file
 from gan.data import s3
-from gan.data.s3_cache import Manifest, cached_path, download
-from gan.errors import GanError
+from gan.data.s3_cache import Manifest, cached_path
 
 DECODED = ".decoded"  # the folder of decoded results inside the cache root
 VERSION = 1  # bump when the decoded file's layout changes
@@ -94,8 +92,6 @@ def fetch_decoded(
 ) -> Decoded:
     """List `uri` (objects with a suffix, in `keys` when given, the first --limit), then
     download and decode them in the same workers; or read the decoded cache."""
-    from gan.progress import ByteProgress
-
     bucket, prefix = s3.split_uri(uri)
     client = s3.make_client(settings)
     objects = s3.select_objects(client, uri, suffixes, settings, keys)
@@ -112,47 +108,21 @@ def fetch_decoded(
 
     paths = [cached_path(cache_root, bucket, o.key) for o in objects]
     manifest = Manifest(cache_root, bucket)
-    fresh = [
-        settings.use_cache and manifest.fresh(p, o) for p, o in zip(paths, objects, strict=True)
-    ]
+    fresh = manifest.fresh_all(paths, objects) if settings.use_cache else [False] * len(paths)
     todo = fresh.count(False)
     logger.info("{}: {} objects, {:.1f} MB; {} to download", uri, len(objects), total / 1e6, todo)
 
     def work(index: int) -> list[np.ndarray] | str:
-        obj, path = objects[index], paths[index]
-        try:
-            if not settings.use_cache:
-                body = client.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
-                source: Any = s3.MemoryFile(f"s3://{bucket}/{obj.key}", body)
-            else:
-                if not fresh[index]:
-                    download(client, bucket, obj, path, manifest)
-                source = path
-        except GanError:
-            raise
-        except Exception as exc:
-            raise s3.explain(exc, f"s3://{bucket}/{obj.key}") from None
+        args = (client, bucket, objects[index], paths[index], manifest, settings, fresh[index])
+        source = s3.make_local(*args)
         try:
             return decoder.decode(source)
         except Exception as exc:  # any decoder failure means "this object is unreadable"
             return f"{type(exc).__name__}: {exc}".strip()
 
-    results: list[list[np.ndarray] | str | None] = [None] * len(objects)
-    workers = max(1, settings.workers)
-    with ByteProgress("ingest", len(objects)) as progress, ThreadPoolExecutor(workers) as pool:
-        futures = {pool.submit(work, i): i for i in range(len(objects))}
-        try:
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                progress.advance(1, objects[futures[future]].size)
-        except Exception as exc:
-            for pending in futures:
-                pending.cancel()
-            raise exc if isinstance(exc, GanError) else s3.explain(exc, uri) from None
-        finally:  # what did download stays cached, even when the rest failed
-            if settings.use_cache:
-                pool.shutdown(wait=True, cancel_futures=True)
-                manifest.save()
+    finish = manifest.save if settings.use_cache else lambda: None
+    sizes = [o.size for o in objects]
+    results = s3.in_parallel(uri, "ingest", sizes, work, settings.workers, finish)
     arrays: list[np.ndarray] = []
     counts: list[int] = []
     failures: list[tuple[str, str]] = []
