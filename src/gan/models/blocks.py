@@ -73,6 +73,25 @@ def upsampling_generator(
     return [*layers, nn.Conv2d(widths[-1], channels, 3, padding=1), nn.Tanh()]
 
 
+class UpsamplingGenerator(nn.Module):
+    """G of `upsampling_generator`'s layers, run on a latent vector (the `mri` and `resgan`
+    generators; `refine` adds resgan's 3x3 convolution at 1/8)."""
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        latent_dim: int,
+        widths: tuple[int, ...],
+        refine: bool = False,
+    ) -> None:
+        super().__init__()
+        self.latent_shape = (latent_dim,)
+        self.net = nn.Sequential(*upsampling_generator(image_shape, latent_dim, widths, refine))
+
+    def forward(self, z):
+        return self.net(z)
+
+
 def dcgan_init(module: nn.Module) -> None:
     """Radford et al. 2015: conv weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02)."""
     for m in module.modules():

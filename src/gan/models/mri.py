@@ -5,21 +5,10 @@ from __future__ import annotations
 from torch import nn
 
 from gan.models import require_multiple
-from gan.models.blocks import HeadedDiscriminator, conv_out, dcgan_init, upsampling_generator
+from gan.models.blocks import HeadedDiscriminator, UpsamplingGenerator, conv_out, dcgan_init
 
 _G_WIDTHS = (128, 64, 32, 16)  # channels at 1/8, 1/4, 1/2 and full resolution
 _D_WIDTHS = (32, 64, 128, 256)
-
-
-class MRIGenerator(nn.Module):
-    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int) -> None:
-        super().__init__()
-        self.latent_shape = (latent_dim,)
-        layers = upsampling_generator(image_shape, latent_dim, _G_WIDTHS, refine=False)
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, z):
-        return self.net(z)
 
 
 class MRIDiscriminator(HeadedDiscriminator):
@@ -42,7 +31,10 @@ class MRIDiscriminator(HeadedDiscriminator):
 
 def build(image_shape: tuple[int, int, int], latent_dim: int) -> tuple[nn.Module, nn.Module]:
     require_multiple("mri", image_shape, 8, 16)
-    pair = MRIGenerator(image_shape, latent_dim), MRIDiscriminator(image_shape)
+    pair = (
+        UpsamplingGenerator(image_shape, latent_dim, _G_WIDTHS, refine=False),
+        MRIDiscriminator(image_shape),
+    )
     for module in pair:
         dcgan_init(module)
     return pair
