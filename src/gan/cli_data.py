@@ -37,8 +37,11 @@ def _info(
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
         return
-    typer.echo(f"{summary['name']} from {summary['source']}: {summary['num_images']:,} images "
-               f"of {'x'.join(map(str, summary['image_shape']))} (CxHxW)")  # fmt: skip
+    shape = "x".join(map(str, summary["image_shape"]))
+    typer.echo(
+        f"{summary['name']} from {summary['source']}: {summary['num_images']:,} images "
+        f"of {shape} (CxHxW)"
+    )
     for name, count in (summary.get("classes") or {}).items():
         typer.echo(f"  class {name}: {count:,}")
 
@@ -48,26 +51,22 @@ app.command("info")(info)
 
 
 def _bps_table(s: dict[str, Any]) -> str:
+    from gan.overview import text_columns
+
     lines = [
         f"meta.csv of {s['source']}: {s['rows']:,} rows; {s['matched']:,} match "
         f"{s['filters']} (no image was downloaded)",
         "",
     ]
     header = ("particle", "dose (Gy)", "hours", "images", "train", "val", "test")
+    counts = ("images", "train", "val", "test")
     rows = [header]
     for g in s["groups"]:
-        rows.append((g["particle"], f"{g['dose_Gy']:g}", str(g["hours"]),
-                     *(f"{g[k]:,}" for k in ("images", "train", "val", "test"))))  # fmt: skip
-    total = s["splits"]
-    rows.append(("all", "", "", f"{sum(total.values()):,}",
-                 *(f"{total[k]:,}" for k in ("train", "val", "test"))))  # fmt: skip
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for r in rows:
-        cells = [
-            c.ljust(w) if i < 3 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
+        place = (g["particle"], f"{g['dose_Gy']:g}", str(g["hours"]))
+        rows.append(place + tuple(f"{g[k]:,}" for k in counts))
+    total = {"images": sum(s["splits"].values()), **s["splits"]}
+    rows.append(("all", "", "") + tuple(f"{total[k]:,}" for k in counts))
+    lines += text_columns(rows, right_from=3)
     fractions = ", ".join(f"{f:g}" for f in s["split_fractions"])
     lines.append(f"\nSplits: a hash of each file name with --split-fractions {fractions}.")
     return "\n".join(lines)

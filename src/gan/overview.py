@@ -196,8 +196,18 @@ def table(runs: list[RunSummary]) -> str:
             (r.run, r.status, r.dataset or "-", r.model or "-", steps, *fid, started)
             + (_duration(r.seconds), _size_text(r.size_bytes))
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+    return "\n".join(text_columns(rows))
+
+
+def text_columns(rows: list[tuple[str, ...]], right_from: int | None = None) -> list[str]:
+    """Rows of cells as aligned lines, two spaces apart; columns from `right_from` on are
+    right-aligned (numbers)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    right = len(widths) if right_from is None else right_from
+    return [
+        "  ".join(
+            cell.rjust(w) if i >= right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
         for row in rows
-    )
+    ]
