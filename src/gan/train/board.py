@@ -21,20 +21,16 @@ LEFT_OUT = (OUTPUTS, S3)
 def hparam_values(config: Config) -> dict[str, Any]:
     """The run's options, flattened to `section.field`, as the types hparams takes."""
     values = {}
-    for section, fields in config.to_dict().items():
-        if not isinstance(fields, dict):
+    for key, field in FIELDS.items():
+        if field.opt.panel in LEFT_OUT or key == "data.download":
             continue
-        for name, value in fields.items():
-            key = f"{section}.{name}"
-            field = FIELDS.get(key)
-            if field is None or field.opt.panel in LEFT_OUT or key == "data.download":
-                continue
-            if isinstance(value, bool | int | float | str):
-                values[key] = value
-            elif value is None:
-                values[key] = "none"
-            else:  # tuples and lists: image size, filters, split fractions
-                values[key] = ",".join(map(str, value))
+        value = config.get(key)
+        if isinstance(value, bool | int | float | str):
+            values[key] = value
+        elif value is None:
+            values[key] = "none"
+        else:  # tuples: image size, filters, split fractions
+            values[key] = ",".join(map(str, value))
     return values
 
 
