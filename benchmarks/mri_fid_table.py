@@ -17,6 +17,7 @@ from quality_runs import main
 # augmentation (before fewer than 2,000 images got it by default).
 LR4 = ["--lr-g", "4e-4", "--lr-d", "4e-4"]
 NONE = ["--augment", "none"]
+FASTGAN = ["--model", "fastgan", "--max-steps", "1540"]
 CANDIDATES = {
     "default": [],  # today's mri defaults: batch 16, adaptive augmentation
     "mri-b32": ["--model", "mri", "--batch-size", "32", *NONE],
@@ -29,6 +30,11 @@ CANDIDATES = {
     # are screened at equal steps rather than equal time.
     "default-844": ["--max-steps", "844"],
     "decay-844": ["--max-steps", "844", "--lr-decay", "0.5"],
+    # fastgan plans the steps it makes in 180 s on 2 cores (0.117 s a step), so that the
+    # adaptive augmentation's ramp is that of a default run of its own.
+    "fastgan": FASTGAN,
+    "fastgan-ttur": [*FASTGAN, "--lr-d", "8e-4"],
+    "fastgan-hinge-sn": [*FASTGAN, "--loss", "hinge", "--spectral-norm"],
 }
 
 if __name__ == "__main__":

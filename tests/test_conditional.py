@@ -134,7 +134,8 @@ def test_labels_travel_with_their_images_across_epochs_resume_and_shards():
 # ---- models -------------------------------------------------------------------------------------
 
 SHAPES = {"mlp": (1, 16, 16), "dcgan": (1, 16, 16), "dcgan-proj": (1, 16, 16),
-          "fc-dcgan": (1, 16, 16), "mri": (1, 32, 32), "resgan": (1, 32, 32)}  # fmt: skip
+          "fc-dcgan": (1, 16, 16), "mri": (1, 32, 32), "resgan": (1, 32, 32),
+          "fastgan": (1, 32, 32)}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list(MODELS))

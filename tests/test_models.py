@@ -18,10 +18,12 @@ SHAPES = {
     "fc-dcgan": [(1, 28, 28), (1, 32, 48)],
     "mri": [(1, 200, 160), (1, 64, 64)],
     "resgan": [(1, 200, 160), (1, 128, 128), (1, 64, 64), (3, 64, 64), (1, 16, 16)],
+    "fastgan": [(1, 200, 160), (1, 128, 128), (1, 64, 64), (3, 64, 64), (1, 32, 32)],
 }
+SMALL_DATA = ["resgan", "fastgan"]
 
 
-def test_all_four_seed_models_and_the_mnist_default_are_registered():
+def test_the_seed_models_and_the_small_data_models_are_registered():
     assert set(MODELS.names()) == set(SHAPES)
 
 
@@ -92,21 +94,23 @@ def test_unknown_model_lists_valid_names():
         build_models("stylegan9", (1, 28, 28), 100)
 
 
-# ---- resgan: the small-data pair ----------------------------------------------------------------
+# ---- resgan and fastgan: the small-data pairs ---------------------------------------------------
 
 
-def test_resgan_fits_the_mri_bps_and_64x64_sizes():
+@pytest.mark.parametrize("name", SMALL_DATA)
+def test_small_data_models_fit_the_mri_bps_and_64x64_sizes(name):
     for shape in [(1, 200, 160), (1, 128, 128), (1, 64, 64), (3, 64, 64)]:
-        check_model_fits("resgan", shape, 100)
+        check_model_fits(name, shape, 100)
     with pytest.raises(GanError, match="multiples of 8"):
-        build_models("resgan", (1, 28, 28), 100)
+        build_models(name, (1, 28, 28), 100)
 
 
-def test_resgan_discriminator_is_batch_independent():
+@pytest.mark.parametrize("name", SMALL_DATA)
+def test_small_data_discriminators_are_batch_independent(name):
     from gan.models import has_batch_statistics
 
-    assert has_batch_statistics("resgan", (1, 64, 64), 100) is False
-    generator, discriminator = build_models("resgan", (1, 64, 64), 16)
+    assert has_batch_statistics(name, (1, 64, 64), 100) is False
+    generator, discriminator = build_models(name, (1, 64, 64), 16)
     assert not any(
         isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()
     )
@@ -118,14 +122,15 @@ def test_resgan_discriminator_is_batch_independent():
         torch.testing.assert_close(discriminator(x)[:1], discriminator(x[:1]))
 
 
-def test_resgan_one_training_step_with_r1_gives_every_parameter_a_finite_gradient():
+@pytest.mark.parametrize("name", SMALL_DATA)
+def test_small_data_one_training_step_with_r1_gives_every_parameter_a_finite_gradient(name):
     from gan.train.recipe import build_recipe
     from gan.train.runtime import build_runtime
     from gan.train.step import train_step
 
     torch.manual_seed(0)
     cpu = torch.device("cpu")
-    generator, discriminator = build_models("resgan", (1, 64, 64), 16)
+    generator, discriminator = build_models(name, (1, 64, 64), 16)
     before = [p.detach().clone() for p in discriminator.parameters()]
     rt = build_runtime(generator, discriminator, cpu, compile_d=False, ema_decay=0)
     assert rt.joint_d  # reals and fakes share D's pass
@@ -140,12 +145,13 @@ def test_resgan_one_training_step_with_r1_gives_every_parameter_a_finite_gradien
 
 
 @pytest.mark.parametrize("spectral_norm", [False, True])
-def test_resgan_checkpoint_round_trips_exactly(tmp_path, spectral_norm):
+@pytest.mark.parametrize("name", SMALL_DATA)
+def test_small_data_checkpoints_round_trip_exactly(tmp_path, name, spectral_norm):
     from gan.train.runtime import add_spectral_norm
 
     def pair(seed):
         torch.manual_seed(seed)
-        g, d = build_models("resgan", (1, 64, 64), 16)
+        g, d = build_models(name, (1, 64, 64), 16)
         return g, add_spectral_norm(d) if spectral_norm else d
 
     generator, discriminator = pair(0)
@@ -163,12 +169,13 @@ def test_resgan_checkpoint_round_trips_exactly(tmp_path, spectral_norm):
         assert torch.equal(d2(x), discriminator(x))
 
 
-def test_resgan_takes_labels():
+@pytest.mark.parametrize("name", SMALL_DATA)
+def test_small_data_models_take_labels(name):
     from gan.models.conditional import ClassBatchNorm
 
     torch.manual_seed(0)
-    generator, discriminator = build_models("resgan", (1, 64, 64), 16, classes=3)
-    plain, _ = build_models("resgan", (1, 64, 64), 16)
+    generator, discriminator = build_models(name, (1, 64, 64), 16, classes=3)
+    plain, _ = build_models(name, (1, 64, 64), 16)
     norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.net)
     assert sum(isinstance(m, ClassBatchNorm) for m in generator.generator.net) == norms
     z, y = torch.randn(4, 16), torch.tensor([0, 1, 2, 0])
@@ -176,3 +183,34 @@ def test_resgan_takes_labels():
     assert fake.shape == (4, 1, 64, 64)
     assert discriminator(fake, y).shape == (4,)
     assert discriminator.batch_independent
+
+
+def test_fastgan_holds_no_full_resolution_feature_map_and_keeps_no_activation():
+    import copy
+
+    from gan.models.fastgan import Excite, Stash
+
+    torch.manual_seed(0)
+    generator, _ = build_models("fastgan", (1, 200, 160), 16)
+    widest = {}
+
+    def record(module, _inputs, output):
+        if output.dim() == 4 and output.shape[-2:] == (200, 160):
+            widest[type(module).__name__] = output.shape[1]
+
+    for layer in generator.net:
+        layer.register_forward_hook(record)
+    generator(torch.randn(2, 16))
+    # At full resolution there are only the upsampled 16-channel map and the image.
+    assert widest == {"Upsample": 16, "Conv2d": 1, "Tanh": 1}
+    stash = next(m for m in generator.net if isinstance(m, Stash))
+    assert stash.slot == {}  # the excitation popped the map it read
+    # The moving average of G is a deep copy: its Stash and Excite share their own slot.
+    twin = copy.deepcopy(generator)
+    twin_stash = next(m for m in twin.net if isinstance(m, Stash))
+    twin_excite = next(m for m in twin.net if isinstance(m, Excite))
+    assert twin_stash.slot is twin_excite.slot and twin_stash.slot is not stash.slot
+    z = torch.randn(3, 16)
+    generator.eval(), twin.eval()
+    with torch.no_grad():
+        assert torch.equal(twin(z), generator(z))

@@ -84,6 +84,12 @@ _model(
     "(HxW multiples of 8, >= 16)",
     "resgan:build",
 )
+_model(
+    "fastgan",
+    "small-data model after FastGAN: skip-layer excitation in G, no full-resolution "
+    "feature maps, residual D; twice the steps of mri per second (HxW multiples of 8, >= 32)",
+    "fastgan:build",
+)
 
 _dataset(
     "mnist",
