@@ -22,6 +22,8 @@ MODELS = {
     "mlp": ["--model", "mlp", "--no-conditional"],
     "dcgan-proj": ["--model", "dcgan-proj", "--no-conditional"],  # convolutions, BN
     "conditional": ["--model", "mlp", "--conditional"],
+    # its excitation reads a map a Stash layer kept earlier in the same pass
+    "fastgan": ["--model", "fastgan", "--no-conditional", "--image-size", "32x32"],
 }
 
 
@@ -55,7 +57,8 @@ def reference(checkpoint: Path, batch: int = 5) -> tuple[tuple[torch.Tensor, ...
 
 CASES = [("mlp", "safetensors"), ("mlp", "exported"), ("mlp", "onnx"),
          ("dcgan-proj", "exported"), ("dcgan-proj", "onnx"), ("dcgan-proj", "safetensors"),
-         ("conditional", "exported"), ("conditional", "onnx")]  # fmt: skip
+         ("conditional", "exported"), ("conditional", "onnx"),
+         ("fastgan", "exported"), ("fastgan", "onnx")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("model", "fmt"), CASES)
