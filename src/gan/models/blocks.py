@@ -41,6 +41,26 @@ class HeadedDiscriminator(nn.Module):
         return self.net(x).squeeze(1)
 
 
+def projection(latent_dim: int, channels: int, height: int, width: int) -> list[nn.Module]:
+    """Latent -> Linear to channels x height x width -> BatchNorm, ReLU."""
+    return [
+        nn.Linear(latent_dim, channels * height * width, bias=False),
+        Reshape(channels, height, width),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(inplace=True),
+    ]
+
+
+def up_block(c_in: int, c_out: int) -> list[nn.Module]:
+    """Nearest 2x upsampling, 3x3 conv, BatchNorm, ReLU (BatchNorm a direct element)."""
+    return [
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    ]
+
+
 def upsampling_generator(
     image_shape: tuple[int, int, int],
     latent_dim: int,
@@ -53,23 +73,13 @@ def upsampling_generator(
     Every BatchNorm is a direct element, as class conditioning needs."""
     channels, height, width = image_shape
     scale = 2 ** (len(widths) - 1)
-    c0, h, w = widths[0], height // scale, width // scale
-    layers: list[nn.Module] = [
-        nn.Linear(latent_dim, c0 * h * w, bias=False),
-        Reshape(c0, h, w),
-        nn.BatchNorm2d(c0),
-        nn.ReLU(inplace=True),
-    ]
+    c0 = widths[0]
+    layers = projection(latent_dim, c0, height // scale, width // scale)
     if refine:
         layers += [nn.Conv2d(c0, c0, 3, padding=1, bias=False), nn.BatchNorm2d(c0)]
         layers.append(nn.ReLU(inplace=True))
     for c_in, c_out in zip(widths, widths[1:], strict=False):
-        layers += [
-            nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-            nn.BatchNorm2d(c_out),
-            nn.ReLU(inplace=True),
-        ]
+        layers += up_block(c_in, c_out)
     return [*layers, nn.Conv2d(widths[-1], channels, 3, padding=1), nn.Tanh()]
 
 

@@ -53,17 +53,24 @@ class ResidualDown(nn.Module):
         return (self.main(x) + self.skip(x)) * (1 / math.sqrt(2))
 
 
+def residual_downs(
+    shape: tuple[int, int, int], widths: tuple[int, ...]
+) -> tuple[list[nn.Module], tuple[int, int, int]]:
+    """A `ResidualDown` per width from a `shape` (C, H, W) input, and the output's shape."""
+    c_in, h, w = shape
+    layers: list[nn.Module] = []
+    for c_out in widths:
+        layers.append(ResidualDown(c_in, c_out))
+        c_in, h, w = c_out, conv_out(h, 3, 2, 1), conv_out(w, 3, 2, 1)
+    return layers, (c_in, h, w)
+
+
 class ResGANDiscriminator(HeadedDiscriminator):
     batch_independent = True  # no batch statistics: R1, WGAN-GP and joint passes allowed
 
     def __init__(self, image_shape: tuple[int, int, int]) -> None:
         super().__init__()
-        channels, h, w = image_shape
-        layers: list[nn.Module] = []
-        c_in = channels
-        for c_out in _D_WIDTHS:
-            layers.append(ResidualDown(c_in, c_out))
-            c_in, h, w = c_out, conv_out(h, 3, 2, 1), conv_out(w, 3, 2, 1)
+        layers, (c_in, h, w) = residual_downs(image_shape, _D_WIDTHS)
         layers += [
             nn.LeakyReLU(0.2, inplace=True),
             nn.Flatten(),
