@@ -18,23 +18,31 @@ from quality_runs import main
 LR4 = ["--lr-g", "4e-4", "--lr-d", "4e-4"]
 NONE = ["--augment", "none"]
 FASTGAN = ["--model", "fastgan", "--max-steps", "1540"]
+# The global loss; mri's defaults before 2026-12-02 (the seed's pair with it); today's.
+NS = ["--loss", "ns", "--no-spectral-norm"]
+OLD = ["--model", "mri", *NS]
+HSN = ["--loss", "hinge", "--spectral-norm"]
 CANDIDATES = {
-    "default": [],  # today's mri defaults: batch 16, adaptive augmentation
-    "mri-b32": ["--model", "mri", "--batch-size", "32", *NONE],
-    "mri-b16": ["--model", "mri", "--batch-size", "16", *NONE],
-    "mri-b16-ada": ["--model", "mri", "--batch-size", "16"],
-    "mri-b16-lr4e-4": ["--model", "mri", "--batch-size", "16", *LR4, *NONE],
-    "resgan": ["--model", "resgan", "--batch-size", "32", *NONE],
-    "resgan-lr4e-4": ["--model", "resgan", "--batch-size", "32", *LR4, *NONE],
+    "default": [],  # today's: fastgan, hinge, spectral norm, batch 16, 146 epochs, ADA
+    "old-default": [*OLD, "--epochs", "95"],
+    "mri-b32": [*OLD, "--batch-size", "32", *NONE],
+    "mri-b16": [*OLD, "--batch-size", "16", *NONE],
+    "mri-b16-ada": [*OLD, "--batch-size", "16"],
+    "mri-b16-lr4e-4": [*OLD, "--batch-size", "16", *LR4, *NONE],
+    "resgan": ["--model", "resgan", *NS, "--batch-size", "32", *NONE],
+    "resgan-lr4e-4": ["--model", "resgan", *NS, "--batch-size", "32", *LR4, *NONE],
     # Planned lengths (the default's 844 steps): --lr-decay follows the plan, so these
     # are screened at equal steps rather than equal time.
-    "default-844": ["--max-steps", "844"],
-    "decay-844": ["--max-steps", "844", "--lr-decay", "0.5"],
+    "default-844": [*OLD, "--max-steps", "844"],
+    "decay-844": [*OLD, "--max-steps", "844", "--lr-decay", "0.5"],
     # fastgan plans the steps it makes in 180 s on 2 cores (0.117 s a step), so that the
     # adaptive augmentation's ramp is that of a default run of its own.
-    "fastgan": FASTGAN,
-    "fastgan-ttur": [*FASTGAN, "--lr-d", "8e-4"],
-    "fastgan-hinge-sn": [*FASTGAN, "--loss", "hinge", "--spectral-norm"],
+    "fastgan": [*FASTGAN, *NS],
+    "fastgan-ttur": [*FASTGAN, *NS, "--lr-d", "8e-4"],
+    "fastgan-hinge-sn": [*FASTGAN, *HSN],
+    # A latent of 8 rather than 100: the 142 slices vary along one axis (2026-12-02).
+    "old-default-latent8": [*OLD, "--latent-dim", "8"],
+    "fastgan-hinge-sn-latent8": [*FASTGAN, *HSN, "--latent-dim", "8"],
 }
 
 if __name__ == "__main__":

@@ -251,7 +251,7 @@ def test_image_size_too_small_for_mri_fails_before_any_work(tmp_path):
     outcome = real_cli(
         "train", "--dataset", "mri", "--image-size", "7x7", "--workdir", work, *TINY, cwd=tmp_path
     )
-    expect_error(outcome, 1, "7x7", "'mri'")
+    expect_error(outcome, 1, "7x7", "'fastgan'")  # mri's default model
     assert not (work / "checkpoints").exists() or not any((work / "checkpoints").rglob("*"))
     assert not work.exists() or not any(work.rglob("*"))
     assert "Data:" not in outcome.stderr  # nothing was loaded

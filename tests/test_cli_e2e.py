@@ -176,4 +176,4 @@ def test_mri_default_runs_on_the_bundled_sample(tmp_path):
     info = json.loads((run / "run.json").read_text())
     assert info["dataset"]["image_shape"] == [1, 200, 160]
     assert info["dataset"]["num_images"] == 142
-    assert info["model"]["name"] == "mri" and info["images_per_step"] == 4
+    assert info["model"]["name"] == "fastgan" and info["images_per_step"] == 4

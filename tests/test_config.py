@@ -62,7 +62,7 @@ def test_sections_are_filled_by_name_only():
 
 def test_resolve_fills_dataset_defaults():
     mri = resolve(Config(data=DataConfig(name="mri")))
-    assert mri.model.name == "mri" and mri.data.image_size == (200, 160)
+    assert mri.model.name == "fastgan" and mri.data.image_size == (200, 160)
     assert mri.train.epochs == catalog.DATASETS.get("mri").default_epochs
     mnist = resolve(Config(data=DataConfig(name="mnist"), train=TrainConfig(max_steps=5)))
     assert mnist.model.name == "mlp" and mnist.train.epochs is None
@@ -340,6 +340,18 @@ def test_every_dataset_default_is_a_valid_option_that_resolves(name):
     assert resolved.model.name == spec.default_model
     for key, value in spec.defaults:
         assert resolved.get(key) == value, key
+
+
+def test_mri_trains_fastgan_with_hinge_and_spectral_norm_by_default():
+    from gan.training import apply_dataset_defaults
+
+    config = resolve(apply_dataset_defaults(Config(data=DataConfig(name="mri")), frozenset()))
+    assert (config.model.name, config.optim.loss, config.model.spectral_norm) == (
+        "fastgan",
+        "hinge",
+        True,
+    )
+    assert (config.optim.batch_size, config.train.epochs) == (16, 146)
 
 
 def test_dataset_defaults_fill_only_what_the_user_left_unset(tmp_path, monkeypatch):
