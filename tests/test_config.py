@@ -401,9 +401,19 @@ def test_help_names_the_per_dataset_defaults(monkeypatch):
     monkeypatch.setitem(
         catalog.DATASETS._items,
         "mri",
-        dataclasses.replace(entry, defaults=(("optim.loss", "hinge"),)),
+        dataclasses.replace(
+            entry,
+            defaults=(
+                ("optim.loss", "hinge"),
+                ("model.spectral_norm", True),
+                ("data.no_sign_request", False),
+            ),
+        ),
     )
     assert _per_dataset(FIELDS["optim.loss"]) == " Per dataset: mri hinge."
+    # switches by the flag that sets them, as the user would type it
+    assert _per_dataset(FIELDS["model.spectral_norm"]) == " Per dataset: mri --spectral-norm."
+    assert _per_dataset(FIELDS["data.no_sign_request"]) == " Per dataset: mri --sign-request."
     assert _per_dataset(FIELDS["optim.beta1"]) == ""
 
 

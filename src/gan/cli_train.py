@@ -29,11 +29,8 @@ def _parameter(f: Field) -> inspect.Parameter:
         kind, default = list[f.kind], None
     else:
         kind = f.kind
-    if f.kind is bool:  # both ways, so a flag can undo a config file's true or false
-        off = "--" + f.flag[5:] if f.flag.startswith("--no-") else f"--no-{f.flag[2:]}"
-        decls = [f"{f.flag}/{off}"]
-    else:
-        decls = [f.flag]
+    # a switch both ways, so a flag can undo a config file's true or false
+    decls = [f"{f.flag}/{_off(f)}"] if f.kind is bool else [f.flag]
     bounds = f.range_text()
     info = typer.Option(
         *decls,
@@ -49,12 +46,22 @@ def _parameter(f: Field) -> inspect.Parameter:
     )
 
 
+def _off(f: Field) -> str:
+    """A switch's other flag: --no-x for --x, --sign-request for --no-sign-request."""
+    return "--" + f.flag[5:] if f.flag.startswith("--no-") else f"--no-{f.flag[2:]}"
+
+
 def _per_dataset(f: Field) -> str:
     """' Per dataset: mri hinge, bps hinge.' for an option some datasets set otherwise."""
     from gan.catalog import DATASETS
 
+    def show(value: Any) -> str:  # a switch by its flag: "mnist --conditional"
+        if f.kind is bool:
+            return f.flag if value else _off(f)
+        return f.opt.show(value)
+
     own = [(n, dict(DATASETS.get(n).defaults).get(f.key)) for n in DATASETS]
-    shown = [f"{n} {f.opt.show(v)}" for n, v in own if v is not None]
+    shown = [f"{n} {show(v)}" for n, v in own if v is not None]
     return f" Per dataset: {', '.join(shown)}." if shown else ""
 
 
