@@ -117,7 +117,7 @@ _dataset(
     "brain MRI slices (PNG/JPG/TIFF) and/or NIfTI volumes; default: a bundled sample",
     "mri:load_mri",
     model="fastgan",
-    epochs=146,  # 1,296 steps of 16 slices: 150-180 s on 2 cores (AMD Zen 5, bf16)
+    epochs=146,  # 1,296 steps of 16 slices: 150-190 s on 2 cores (AMD Zen 5, bf16)
     default_image_size=(200, 160),
     # benchmarks/mri_fid_table.py: fastgan with hinge and spectral norm matched or beat mri
     # after 180 s (two seeds) and kept improving where mri stalled (22 minutes: FID 4.2,
