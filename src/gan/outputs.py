@@ -126,8 +126,14 @@ def lock_holder(logs: Path) -> str:
     return f" (pid {pid} on {host})"
 
 
-def _has_outputs(paths: RunPaths) -> bool:
-    return (paths.logs / "history.jsonl").exists() or any(paths.checkpoints.glob("step-*.pt"))
+def has_outputs(paths: RunPaths) -> bool:
+    """Whether a run of this name has trained here: a history or a checkpoint."""
+    logs = ("history.jsonl", "run.json")
+    if any((paths.logs / name).exists() for name in logs):
+        return True
+    return any(paths.checkpoints.glob("step-*.pt")) or any(
+        (paths.checkpoints / name).exists() for name in ("last.pt", "best.pt")
+    )
 
 
 def default_run_name(dataset: str, model: str) -> str:
@@ -169,7 +175,7 @@ def _unwritable(exc: OSError, root: Path) -> GanError:
 
 
 def _prepare_folders(paths: RunPaths, root: Path, run_name: str | None, resume: bool) -> None:
-    if run_name is not None and not resume and _has_outputs(paths):
+    if run_name is not None and not resume and has_outputs(paths):
         raise GanError(
             f"Run {paths.name!r} already has outputs in {root}; choose another --run-name or "
             "continue it with --resume auto (nothing was overwritten)."

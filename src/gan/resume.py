@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,33 @@ from loguru import logger
 from gan.checkpoint import load_checkpoint, step_files
 from gan.config import FIELDS, Config
 from gan.errors import GanError
+from gan.outputs import RunPaths, default_run_name, has_outputs
+from gan.runs import run_paths_for
+
+RESUME_MODES = ("auto", "auto-or-new")
+_ALIASES = ("last.pt", "best.pt")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A checkpoint to resume from, its state, and the run whose folder holds it (None for
+    a file kept elsewhere)."""
+
+    path: Path
+    state: dict[str, Any]
+    run: RunPaths | None
+
+
+def candidates(run_dir: Path) -> list[Path]:
+    """The checkpoints a run could resume from, in order: its step files newest first,
+    then its last.pt and best.pt."""
+    steps = [path for _, path in reversed(step_files(run_dir))]
+    return steps + [run_dir / n for n in _ALIASES if (run_dir / n).is_file()]
 
 
 def _newest_valid(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The newest step checkpoint of a run that loads; corrupt newer ones are reported."""
-    for _, path in reversed(step_files(run_dir)):
+    """The first candidate that loads; the ones that do not are reported."""
+    for path in candidates(run_dir):
         try:
             return path, load_checkpoint(path)
         except GanError as exc:
@@ -22,41 +45,84 @@ def _newest_valid(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-RESUME_MODES = ("auto", "auto-or-new")
-
-
-def find_resume(
-    workdir: Path, run_name: str | None, resume: str
-) -> tuple[Path, dict[str, Any]] | None:
-    """`auto`: newest valid checkpoint of --run-name, or of the newest run, else an error
-    that names the runs there are; `auto-or-new`: the same, or None (a new run); else a path."""
+def find_resume(workdir: Path, run_name: str | None, resume: str) -> Found | None:
+    """`auto`: the newest checkpoint that loads of --run-name, or of the newest run, else an
+    error that names the runs there are; `auto-or-new`: the same, or None (a new run) where
+    the run has no checkpoint at all; else a checkpoint path. A run whose checkpoints all
+    fail to load is an error in both modes: starting it again would overwrite it."""
     if resume not in RESUME_MODES:
         path = Path(resume).expanduser()
-        return path, load_checkpoint(path)
+        state = load_checkpoint(path)
+        return Found(path, state, run_paths_for(path, state))
     root = workdir / "checkpoints"
-    runs = [d for d in root.iterdir() if d.is_dir() and step_files(d)] if root.is_dir() else []
+    runs = [d for d in root.iterdir() if d.is_dir() and candidates(d)] if root.is_dir() else []
     if run_name is not None:
-        found = _newest_valid(root / run_name)
+        run_dir: Path | None = root / run_name
     else:
-        runs.sort(key=lambda d: step_files(d)[-1][1].stat().st_mtime, reverse=True)
-        found = next(filter(None, map(_newest_valid, runs)), None)
-    if found is None and resume == "auto":
-        raise GanError(_nothing_to_resume(root, run_name, sorted(d.name for d in runs)))
-    return found
+        run_dir = max(runs, key=_newest_mtime, default=None)
+    if run_dir is None or not candidates(run_dir):
+        if resume == "auto":
+            raise GanError(_nothing_to_resume(root, run_name, sorted(d.name for d in runs)))
+        return None
+    found = _newest_valid(run_dir)
+    if found is None:
+        names = [p.name for p in candidates(run_dir)]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise GanError(
+            f"No checkpoint of run {run_dir.name!r} in {root} loads ({shown}; see the warnings "
+            "above); resume from a checkpoint path, move the broken files out of "
+            f"{run_dir} to start the run again, or start anew with another --run-name."
+        )
+    return Found(*found, RunPaths(workdir, run_dir.name))
+
+
+def _newest_mtime(run_dir: Path) -> float:
+    return max(p.stat().st_mtime for p in candidates(run_dir))
 
 
 def _nothing_to_resume(root: Path, run_name: str | None, runs: list[str]) -> str:
     what = f"run {run_name!r}" if run_name else "any run"
-    if run_name and run_name in runs:
-        return (
-            f"No checkpoint of run {run_name!r} in {root} loads (see the warnings above); "
-            "resume from a checkpoint path, or start anew with another --run-name."
-        )
     there = f"the runs there are: {', '.join(runs)}" if runs else "there are none"
     return (
         f"--resume auto found no checkpoint of {what} in {root} ({there}); check --run-name "
         "and --workdir, or use --resume auto-or-new to start a new run when there is none."
     )
+
+
+def resume_target(found: Found, workdir: str | None, run_name: str | None) -> RunPaths:
+    """Where a resumed run goes on: --workdir and --run-name where given, else the run whose
+    folder holds the checkpoint (named by its folder, not by the name stored inside), else
+    the stored name in the current folder. Never a path stored in the checkpoint."""
+    lies = found.run
+    root = Path(workdir).expanduser() if workdir is not None else None
+    root = root or (lies.workdir if lies is not None else Path("."))
+    stored = found.state.get("run_name")
+    name = (
+        run_name
+        or (lies.name if lies is not None else stored)
+        or default_run_name(
+            str(found.state["config"].get("data", {}).get("name", "run")),
+            str(found.state["model"]["name"]),
+        )
+    )
+    target = RunPaths(root, name)
+    own = lies is not None and _same_folder(lies.checkpoints, target.checkpoints)
+    if not own and has_outputs(target):
+        raise GanError(
+            f"Run {name!r} already has outputs in {root} and {found.path} is not one of its "
+            "checkpoints; resume it with --resume auto, or give a new --run-name to continue "
+            "this checkpoint as a new run (nothing was changed)."
+        )
+    if stored and stored != name:
+        logger.info("{} was saved by run {!r}; it goes on as run {!r}.", found.path, stored, name)
+    return target
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def merge_for_resume(saved: Config, given: Config, chosen: set[str]) -> Config:

@@ -18,6 +18,7 @@ from typing import Any
 
 from gan.atomic import atomic_write
 from gan.outputs import RunPaths
+from gan.values import run_name
 
 STATUS = "status.json"
 ENDED = ("finished", "interrupted", "failed")
@@ -69,15 +70,23 @@ class StatusRecorder:
 
 
 def run_paths_for(checkpoint: Path, state: dict[str, Any]) -> RunPaths | None:
-    """The run a checkpoint belongs to, from where it lies: `W/checkpoints/<run>/*.pt` or
-    `W/checkpoints/last.pt`. None for a checkpoint kept elsewhere (a copied file)."""
-    name = state.get("run_name")
-    if not isinstance(name, str) or not name:
-        return None
+    """The run a checkpoint belongs to, from where it lies: `W/checkpoints/<run>/*.pt` is
+    run <run> whatever name it stores (a copied run is its copy), and
+    `W/checkpoints/last.pt` the run whose name it stores. None for a checkpoint kept
+    elsewhere (a copied file, or one set aside into abandoned-*/)."""
     given = Path(os.path.expanduser(str(checkpoint)))
     for path in (given, given.absolute()):  # relative where the path given allows it
-        if path.parent.name == name and path.parent.parent.name == "checkpoints":
-            return RunPaths(path.parent.parent.parent, name)
-        if path.parent.name == "checkpoints":
-            return RunPaths(path.parent.parent, name)
+        folder = path.parent
+        if folder.parent.name == "checkpoints" and _valid_name(folder.name):
+            return RunPaths(folder.parent.parent, folder.name)
+        if folder.name == "checkpoints" and _valid_name(state.get("run_name")):
+            return RunPaths(folder.parent, state["run_name"])
     return None
+
+
+def _valid_name(name: Any) -> bool:
+    try:
+        run_name(name)
+    except ValueError:
+        return False
+    return True

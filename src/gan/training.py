@@ -11,6 +11,7 @@ import torch
 from loguru import logger
 
 from gan import distributed, speed
+from gan.aside import set_aside
 from gan.assemble import build_trainer, record_early_stop, write_run_records
 from gan.config import FIELDS, Config
 from gan.data import DATASETS, ImageData, load_dataset
@@ -24,7 +25,7 @@ from gan.devices import release_cached_memory
 from gan.errors import GanError
 from gan.models import MODELS, check_model_fits, has_batch_statistics
 from gan.outputs import RunPaths, prepare_run
-from gan.resume import find_resume, merge_for_resume
+from gan.resume import find_resume, merge_for_resume, resume_target
 from gan.rng import seed_everything
 from gan.runs import StatusRecorder
 from gan.tracking import RunTracker, setup_console_logging
@@ -124,20 +125,23 @@ def check_labels(config: Config, data: ImageData) -> None:
 def _resumed(
     config: Config, resume: str | None, chosen: frozenset[str]
 ) -> tuple[Config, dict[str, Any] | None, Path | None]:
-    """The checkpoint's config with the user's choices applied, its state and its path."""
+    """The checkpoint's config with the user's choices applied, its state and its path.
+    Where the run writes (workdir, run name) never comes from inside the checkpoint."""
     if resume is None:
         return config, None, None
     config.validate()
-    found = find_resume(Path(config.train.workdir).expanduser(), config.train.run_name, resume)
+    t = config.train
+    found = find_resume(Path(t.workdir).expanduser(), t.run_name, resume)
     if found is None:  # only --resume auto-or-new gets here: auto raises
         logger.info("No checkpoint to resume from; starting a new run.")
         return config, None, None
-    path, state = found
-    config = merge_for_resume(Config.from_dict(state["config"]), config, set(chosen))
+    workdir = t.workdir if "train.workdir" in chosen else None
+    target = resume_target(found, workdir, t.run_name if "train.run_name" in chosen else None)
+    config = merge_for_resume(Config.from_dict(found.state["config"]), config, set(chosen))
+    outputs = {"train.workdir": str(target.workdir), "train.run_name": target.name}
     if "train.stop_at" not in chosen:  # a resumed run goes on unless told where to stop
-        config.train.stop_at = None
-    config.train.run_name = state.get("run_name") or config.train.run_name
-    return config, state, path
+        outputs["train.stop_at"] = None
+    return config.replace(outputs), found.state, found.path
 
 
 def train(
@@ -213,6 +217,9 @@ def _train(
         paths, lock = prepare_run(
             t.workdir, t.run_name, data.name, config.model.name, resume is not None
         )
+        if resume is not None:  # under the lock: files of another timeline move aside
+            step = int(state["step"]) if state is not None else 0
+            set_aside(paths, step, start_over=state is None)
     try:
         if paths is not None:
             tracker = RunTracker(paths.logs, resume_step=int(state["step"]) if state else 0)
