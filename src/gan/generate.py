@@ -95,18 +95,24 @@ def class_rows(classes: int, count: int) -> tuple[torch.Tensor, int]:
 
 
 def truncated_normal(
-    shape: tuple[int, ...], psi: float | None, rng: torch.Generator
+    shape: tuple[int, ...], psi: float | None, rng: torch.Generator, rounds: int = 1000
 ) -> torch.Tensor:
     """Standard normal draws; with `psi`, every component beyond +-psi is drawn again
     until it falls inside (BigGAN's truncation trick). Scaling z towards 0 instead would
-    move it off the Gaussian shell these generators were trained on."""
+    move it off the Gaussian shell these generators were trained on. After `rounds`
+    redraws the few left are drawn by inverting the normal's CDF, so any psi > 0 ends."""
     z = torch.randn(shape, generator=rng)
     if psi is None:
         return z
     outside = z.abs() > psi
-    while bool(outside.any()):
+    for _ in range(rounds):
+        if not bool(outside.any()):
+            return z
         z[outside] = torch.randn(int(outside.sum()), generator=rng)
         outside = z.abs() > psi
+    low = torch.special.ndtr(torch.tensor(-psi, dtype=torch.float64))
+    u = low + (1 - 2 * low) * torch.rand(int(outside.sum()), generator=rng, dtype=torch.float64)
+    z[outside] = torch.special.ndtri(u).clamp(-psi, psi).to(z.dtype)
     return z
 
 

@@ -16,30 +16,42 @@ from gan.checkpoint import load_checkpoint
 from gan.devices import release_cached_memory, resolve_device
 from gan.errors import GanError
 from gan.generate import class_grid_rows, class_row_labels, generate_all, walk_latents
-from gan.models import build_models
+from gan.models import build_models, generator_shapes
 from gan.runs import run_paths_for
 
 FORMATS = ("grid", "png", "npy", "gif")
 _CHUNK = 256  # images generated at once, to bound memory for large --num
 MAX_IMAGES = 100_000  # as --num allows
+MAX_VALUES = 2**28  # pixel values made at once: 1 GiB as float32
+MIN_TRUNCATION = 0.04  # BigGAN's smallest; below it almost every draw is rejected
 
 
 def load_generator(path: Path | str, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """Rebuild G from the model config stored in a checkpoint; no model flags needed."""
+    """Rebuild G from the model config stored in a checkpoint; no model flags needed.
+    The weights must match the model's shapes before the model is given memory."""
     state = load_checkpoint(path)
     model = state["model"]
-    classes = len(model.get("classes") or [])
-    generator, _ = build_models(
-        model["name"], tuple(model["image_shape"]), model["latent_dim"], classes
+    shape, classes = tuple(model["image_shape"]), len(model.get("classes") or [])
+    # Prefer the moving average of G's weights, as training grids do.
+    weights = state.get("generator_ema") or state["generator"]
+    mismatch = GanError(
+        f"{path} does not match model {model['name']!r} as this gan builds it; "
+        "it may come from another version of the model."
     )
     try:
-        # Prefer the moving average of G's weights, as training grids do.
-        generator.load_state_dict(state.get("generator_ema") or state["generator"])
+        expected = generator_shapes(model["name"], shape, model["latent_dim"], classes)
+    except GanError:
+        raise
+    except Exception:  # a model that cannot be built at this size
+        raise mismatch from None
+    stored = {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}
+    if stored != expected or len(stored) != len(weights):
+        raise mismatch
+    generator, _ = build_models(model["name"], shape, model["latent_dim"], classes)
+    try:
+        generator.load_state_dict(weights)
     except RuntimeError:
-        raise GanError(
-            f"{path} does not match model {model['name']!r} as this gan builds it; "
-            "it may come from another version of the model."
-        ) from None
+        raise mismatch from None
     return generator.to(device).eval(), state
 
 
@@ -79,8 +91,10 @@ def default_out(
 def _check(fmt: str, truncation: float | None, interpolate: int | None) -> None:
     if fmt not in FORMATS:
         raise GanError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}.")
-    if truncation is not None and not truncation > 0:
-        raise GanError(f"--truncation {truncation} must be above 0 (1 or 2 are typical).")
+    if truncation is not None and not truncation >= MIN_TRUNCATION:
+        raise GanError(
+            f"--truncation {truncation} must be at least {MIN_TRUNCATION} (0.5 to 2 are typical)."
+        )
     if interpolate is not None and interpolate < 2:
         raise GanError(f"--interpolate {interpolate} must be at least 2 steps.")
     if fmt == "gif" and interpolate is None:
@@ -125,30 +139,40 @@ class Plan:
     labels: torch.Tensor | None = None
 
 
-def _plan(generator, num, nrow, seed, truncation, interpolate, label) -> Plan:
+def bound(count: int, image_shape: tuple[int, ...]) -> None:
+    """Refuse, before anything is drawn, more images than gan sample makes at once."""
+    size = math.prod(image_shape)
+    most = min(MAX_IMAGES, MAX_VALUES // size)
+    if count > most:
+        raise GanError(
+            f"The options ask for {count:,} images of {'x'.join(map(str, image_shape[1:]))}, "
+            f"more than gan sample makes at once ({most:,}); ask for fewer with --num, --nrow "
+            "or --interpolate, and run it again with another --seed for more."
+        )
+
+
+def _plan(generator, num, nrow, seed, truncation, interpolate, label, shape) -> Plan:
     """Images (64, or one row of 8 per class), or walks (8, one a row) of `interpolate`
-    steps. A conditional G without `label` cycles through its classes, a class a row."""
+    steps. A conditional G without `label` cycles through its classes, a class a row.
+    The count is bounded (`bound`) before any latent is drawn."""
     classes = getattr(generator, "num_classes", 0)
     if interpolate is not None:
         walks = num or (8 if label is not None or not classes else class_grid_rows(classes))
+        bound(walks * interpolate, shape)
         z = walk_latents(walks, interpolate, generator.latent_shape, seed, truncation)
         plan = Plan(walks * interpolate, interpolate, z.flatten(0, 1))
         if classes:
             rows = torch.full((walks,), label) if label is not None else torch.arange(walks)
             plan.labels = (rows % classes).repeat_interleave(interpolate)
         return plan
-    if not classes:
-        return Plan(num or 64, nrow)
-    if label is not None:
-        return Plan(num or 64, nrow, labels=torch.full((num or 64,), label))
+    if not classes or label is not None:
+        bound(num or 64, shape)
+        labels = torch.full((num or 64,), label) if label is not None else None
+        return Plan(num or 64, nrow, labels=labels)
     rows = class_grid_rows(classes)
     columns = nrow or (math.ceil(num / rows) if num else 8)
-    count = num or rows * columns
-    if count > MAX_IMAGES:  # --nrow alone sets a row per class of that many
-        raise GanError(
-            f"--nrow {nrow} with a row per class makes {count:,} images, more than "
-            f"{MAX_IMAGES:,}; give a smaller --nrow, or --num."
-        )
+    count = num or rows * columns  # --nrow alone sets a row per class of that many
+    bound(count, shape)
     return Plan(count, columns, labels=class_row_labels(count, columns, classes))
 
 
@@ -171,7 +195,8 @@ def sample(
     generator, state = load_generator(checkpoint, torch_device)
     classes = list(state["model"].get("classes") or [])
     index = resolve_label(label, classes, Path(checkpoint)) if label is not None else None
-    plan = _plan(generator, num, nrow, seed, truncation, interpolate, index)
+    shape = tuple(state["model"]["image_shape"])
+    plan = _plan(generator, num, nrow, seed, truncation, interpolate, index, shape)
     options = {"batch_size": _CHUNK, "device": torch_device, "truncation": truncation}
     if plan.latents is None:
         fakes = generate_all(generator, plan.num, seed=seed, labels=plan.labels, **options)

@@ -155,6 +155,18 @@ def write_report(checkpoint: Path, result: dict[str, Any]) -> Path | None:
     return path
 
 
+def evaluation_data(saved: Any, data: str | None) -> Any:
+    """The checkpoint's dataset as far as it defines the images (name, size, filters) and
+    where they were read, unless --data says; S3 request, cache and download settings are
+    this machine's defaults, never the checkpoint's."""
+    from gan.config import FIELDS
+    from gan.sections import DataConfig
+
+    fixed = [f for f in FIELDS.values() if f.section == "data" and f.opt.fixed]
+    kept = {f.name: saved.get(f.key) for f in fixed}
+    return DataConfig(**kept, source=data if data is not None else saved.data.source)
+
+
 def evaluate_checkpoint(
     checkpoint: Path,
     data: str | None = None,
@@ -174,10 +186,7 @@ def evaluate_checkpoint(
 
     torch_device = resolve_device(device)
     generator, state = load_generator(checkpoint, torch_device)
-    config = Config.from_dict(state["config"])
-    if data is not None:
-        config.data.source = data
-    images = load_dataset(config.data).images
+    images = load_dataset(evaluation_data(Config.from_dict(state["config"]), data)).images
     if list(images.shape[1:]) != list(state["model"]["image_shape"]):
         raise GanError(
             f"The data has images of {list(images.shape[1:])} but the model makes "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from loguru import logger
 from torch import nn
 
 from gan.errors import GanError
@@ -126,15 +127,54 @@ def inception_path(weights: str | None) -> Path:
     return path
 
 
-def load_inception(weights: str | None) -> nn.Module:
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+INCEPTION_SHA256 = "6726825d"  # the published file's digest starts so (its name says it)
 
-    path = inception_path(weights)
+
+def inception_state(path: Path) -> dict[str, torch.Tensor]:
+    """The weights as tensors, read with torch.load(weights_only=True): a file that holds
+    anything else (a pickled object that would run code) is refused, not loaded."""
+    import pickle
+
     try:
-        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise GanError(
+            f"{path} holds objects other than tensors, so it was not loaded (loading it could "
+            f"run code); use the standard {INCEPTION_FILE}."
+        ) from None
     except Exception as exc:
         raise GanError(
-            f"{path} could not be loaded as Inception weights ({type(exc).__name__})."
+            f"{path} could not be read as Inception weights ({type(exc).__name__}); use the "
+            f"standard {INCEPTION_FILE}."
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise GanError(f"{path} is not a table of weights; use the standard {INCEPTION_FILE}.")
+    if not file_digest(path).startswith(INCEPTION_SHA256):
+        logger.warning(
+            "{} is not the published {} (SHA-256 differs): its FID is not comparable with "
+            "published figures.",
+            path,
+            INCEPTION_FILE,
+        )
+    return state
+
+
+def load_inception(weights: str | None) -> nn.Module:
+    from unittest import mock
+
+    import torch_fidelity.feature_extractor_inceptionv3 as fidelity
+
+    path = inception_path(weights)
+    state = inception_state(path)
+    try:
+        # torch-fidelity reads a weights path with weights_only=False; hand it the tensors
+        # read safely above, in place of its download, so it never opens the file itself.
+        with mock.patch.object(fidelity, "load_state_dict_from_url", lambda *a, **k: state):
+            net = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], None)
+    except Exception as exc:
+        raise GanError(
+            f"{path} could not be loaded as Inception weights ({type(exc).__name__}); use "
+            f"the standard {INCEPTION_FILE}."
         ) from None
     return ImageNetStyle(net.eval(), 2048)
 

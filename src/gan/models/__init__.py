@@ -54,6 +54,17 @@ def _shape_only(name: str, image_shape: tuple[int, int, int], latent_dim: int):
     return [m._apply(lambda t: torch.empty(t.shape, dtype=t.dtype)).eval() for m in models]
 
 
+def generator_shapes(
+    name: str, image_shape: tuple[int, int, int], latent_dim: int, classes: int = 0
+) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in G's state dict, from a build on the meta device: what a
+    checkpoint's weights must match before any memory is given to the model."""
+    MODELS.get(name).builder()
+    with torch.device("meta"), _SkipInit():
+        generator, _ = build_models(name, image_shape, latent_dim, classes)
+    return {key: tuple(t.shape) for key, t in generator.state_dict().items()}
+
+
 def check_model_fits(name: str, image_shape: tuple[int, int, int], latent_dim: int) -> None:
     """Fail early (before any data is loaded) when a model cannot make this image size."""
     _, height, width = image_shape
