@@ -208,6 +208,8 @@ def _header_problem(state: dict[str, Any]) -> str | None:
         return "its generator_ema is not a table"
     if not isinstance(state.get("dataset", {}), dict):
         return "its dataset description is not a table"
+    if not all(isinstance(v, dict) for v in state["config"].values()):
+        return "its stored options are not tables of sections"
     try:
         Config.from_dict(state["config"]).validate()
         FIELDS["model.latent_dim"].check(state["model"].get("latent_dim"))

@@ -78,8 +78,8 @@ def default_out(
 ) -> Path:
     """Into the run's own assets/<run>/ (found from where the checkpoint lies), or
     WORKDIR/assets/<run>/ for a checkpoint kept outside a workdir."""
-    run = state.get("run_name") or checkpoint.stem
     paths = run_paths_for(checkpoint, state)
+    run = paths.name if paths is not None else state.get("run_name") or checkpoint.stem
     if paths is not None:
         workdir = paths.workdir
     stem = f"{'walk' if walk else 'sample'}-{state['step']:07d}"
