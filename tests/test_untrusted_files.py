@@ -176,7 +176,7 @@ def test_export_and_sample_defaults_follow_the_folder_not_the_stored_name(traine
     assert (folder / "generator-0000001.safetensors").is_file()
 
 
-# ---- gan sample bounds ----------------------------------------------------------------------------
+# ---- gan sample bounds ---------------------------------------------------------------------
 
 
 def test_a_tiny_truncation_is_refused_and_the_sampler_always_ends():
