@@ -120,9 +120,7 @@ def test_a_copied_run_resumed_by_path_is_the_copy(tmp_path, mnist_dir):
     assert steps_of(tmp_path, "b") == [3, 6, 9]
 
 
-def test_a_rewind_moves_the_newer_timeline_aside_and_auto_follows_the_new_one(
-    tmp_path, mnist_dir
-):
+def test_a_rewind_moves_the_newer_timeline_aside_and_auto_follows_the_new_one(tmp_path, mnist_dir):
     train(tmp_path, mnist_dir, "--max-steps", "12", "--run-name", "r")
     ckpts, logs, assets = run_folders(tmp_path, "r")
     old = snapshot(ckpts)
@@ -147,9 +145,7 @@ def test_a_rewind_moves_the_newer_timeline_aside_and_auto_follows_the_new_one(
     assert history_steps(tmp_path, "r") == list(range(1, 9))
 
 
-def test_a_rewind_with_few_kept_checkpoints_does_not_prune_its_own_new_files(
-    tmp_path, mnist_dir
-):
+def test_a_rewind_with_few_kept_checkpoints_does_not_prune_its_own_new_files(tmp_path, mnist_dir):
     ckpts = tmp_path / "checkpoints" / "r"
     train(tmp_path, mnist_dir, "--max-steps", "12", "--run-name", "r", "--keep-checkpoints", "2",
           "--stop-at", "3")  # fmt: skip
