@@ -176,6 +176,36 @@ def test_export_and_sample_defaults_follow_the_folder_not_the_stored_name(traine
     assert (folder / "generator-0000001.safetensors").is_file()
 
 
+def test_a_checkpoint_whose_zip_entries_inflate_is_refused_before_torch_reads_it(trained, tmp_path):
+    import zipfile
+
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(trained) as good, zipfile.ZipFile(bomb, "w") as out:
+        for entry in good.infolist():
+            out.writestr(entry.filename, good.read(entry), zipfile.ZIP_DEFLATED)
+        out.writestr("r/data/999", bytes(256 << 20), zipfile.ZIP_DEFLATED)  # 256 MB of zeros
+    assert bomb.stat().st_size < 3 * trained.stat().st_size
+    with pytest.raises(GanError, match="compressed entries"):
+        load_checkpoint(bomb)
+
+
+def test_a_fifo_is_refused_as_checkpoint_and_config_without_a_hang(tmp_path):
+    import os
+
+    from tests.conftest import run_gan
+
+    fifo = tmp_path / "pipe.pt"
+    os.mkfifo(fifo)
+    done = run_gan("sample", fifo, "--device", "cpu", cwd=tmp_path, timeout=60)
+    assert done.returncode == 1 and "not a regular file" in done.stderr, done.stderr
+    done = run_gan("train", "--config", fifo, cwd=tmp_path, timeout=60)
+    assert done.returncode == 1 and "not a regular file" in done.stderr, done.stderr
+    huge = tmp_path / "huge.toml"
+    huge.write_text("# " + "x" * (2 << 20) + "\n")
+    outcome = cli_in("train", "--config", huge, cwd=tmp_path)
+    expect_error(outcome, 1, "larger than 1024 KiB")
+
+
 # ---- gan sample bounds ---------------------------------------------------------------------
 
 

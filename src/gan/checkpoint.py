@@ -129,6 +129,23 @@ def _starts_like_zip(path: Path) -> bool:
         raise GanError(f"Checkpoint {path} cannot be read ({exc.strerror or exc}).") from None
 
 
+def zip_problem(path: Path) -> str | None:
+    """Why a torch.save zip archive cannot be read safely, or None: torch.save stores its
+    entries uncompressed, so entries that inflate beyond the file's own size (a zip bomb)
+    are refused before torch reads them."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+        size = path.stat().st_size
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        return f"{type(exc).__name__}: {str(exc)[:80]}"
+    if any(e.compress_type != zipfile.ZIP_STORED for e in entries):
+        return "it holds compressed entries, which torch.save never writes"
+    if sum(e.file_size for e in entries) > size:
+        return "its entries declare more bytes than the file holds"
+    return None
+
+
 def load_checkpoint(path: Path | str) -> dict[str, Any]:
     """Load a checkpoint with torch.load(weights_only=True); never runs pickled code."""
     path = Path(os.path.expanduser(str(path)))
@@ -136,10 +153,17 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
         raise GanError(f"Checkpoint {path} does not exist; check the path.")
     if path.is_dir():
         raise GanError(f"Checkpoint {path} is a folder; give the path of a .pt file.")
+    if not path.is_file():  # a fifo or a device would block or never end
+        raise GanError(f"Checkpoint {path} is not a regular file; give the path of a .pt file.")
     if not _starts_like_zip(path):  # gan (torch.save) always writes zip archives
         raise GanError(
             f"{path} is not a gan checkpoint (not a file written by torch.save); "
             "use a checkpoint written by gan train."
+        )
+    if (problem := zip_problem(path)) is not None:
+        raise GanError(
+            f"{path} is truncated or corrupt ({problem}); use another checkpoint, "
+            "e.g. an earlier step-*.pt of the same run."
         )
     try:
         with warnings.catch_warnings():

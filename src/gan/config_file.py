@@ -10,6 +10,7 @@ from typing import Any
 from gan.config import FIELDS, SECTIONS, Config
 from gan.errors import GanError
 
+MAX_BYTES = 1 << 20  # a run's config.toml is about 2 KiB
 HEADER = (
     "# The options of a gan run. `gan train --config THIS_FILE --run-name NEW` trains it again;\n"
     "# flags given beside --config win over this file. Options left out take their defaults.\n"
@@ -18,8 +19,16 @@ HEADER = (
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """The file's options as checked `section.field` values; unknown keys are errors."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_file():  # a folder, a fifo, a device
+        raise GanError(f"The config file {path} is not a regular file; give a TOML file.")
+    if path.is_file() and path.stat().st_size > MAX_BYTES:
+        raise GanError(
+            f"The config file {path} is larger than {MAX_BYTES // 1024} KiB, far more than any "
+            "set of options; give a TOML file such as logs/<run>/config.toml."
+        )
     try:
-        raw = tomllib.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise GanError(
             f"Cannot read the config file {path} ({exc.strerror or exc}); give the path of a "

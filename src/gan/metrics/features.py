@@ -122,7 +122,7 @@ def inception_path(weights: str | None) -> Path:
             f"machine with internet and pass --features-weights PATH or set {INCEPTION_ENV}."
         )
     path = Path(given).expanduser()
-    if not path.is_file():
+    if not path.is_file():  # a fifo or a device is no weights file either
         raise GanError(f"Inception weights {path} do not exist; check --features-weights.")
     return path
 
@@ -135,6 +135,12 @@ def inception_state(path: Path) -> dict[str, torch.Tensor]:
     anything else (a pickled object that would run code) is refused, not loaded."""
     import pickle
 
+    from gan.checkpoint import zip_problem
+
+    with open(path, "rb") as f:
+        zipped = f.read(4) == b"PK\x03\x04"
+    if zipped and (problem := zip_problem(path)) is not None:
+        raise GanError(f"{path} cannot be read as Inception weights ({problem}).")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
