@@ -205,3 +205,16 @@ def test_the_stored_workdir_never_chooses_where_a_resume_writes(tmp_path, mnist_
     assert result.returncode == 0, result.stderr
     assert not elsewhere.exists()
     assert steps_of(work, "t") == [4]
+
+
+def test_a_state_that_does_not_fit_touches_nothing_of_the_run(tmp_path, mnist_dir):
+    train(tmp_path, mnist_dir, "--max-steps", "6", "--run-name", "r")
+    early = tmp_path / "checkpoints" / "r" / "step-0000003.pt"
+    state = load_checkpoint(early)
+    state["fixed_latents"] = torch.zeros(3)
+    (tmp_path / "checkpoints" / "r" / "step-0000003.pt").unlink()
+    save_atomic(state, early)
+    before = snapshot(*run_folders(tmp_path, "r"))
+    result = train(tmp_path, mnist_dir, "--resume", early, ok=False)
+    expect_refusal(result, "does not fit this run", "nothing of the run was changed")
+    assert snapshot(*run_folders(tmp_path, "r")) == before  # no rewind, no history cut

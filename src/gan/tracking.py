@@ -57,11 +57,18 @@ class NullTracker:
 
 
 class RunTracker:
-    """TensorBoard event files plus one JSON line per logged step in history.jsonl."""
+    """TensorBoard event files plus one JSON line per logged step in history.jsonl.
 
-    def __init__(self, log_dir: Path, resume_step: int = 0) -> None:
+    Made before the run's state is known to be good, it touches nothing until `open`."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.opened = False
+
+    def open(self, resume_step: int = 0) -> RunTracker:
         from torch.utils.tensorboard import SummaryWriter
 
+        log_dir = self.log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         # On resume, TensorBoard hides what an interrupted run logged after its checkpoint.
         purge = resume_step + 1 if resume_step > 0 else None
@@ -73,6 +80,8 @@ class RunTracker:
             level="DEBUG",
             format="{time:YYYY-MM-DD HH:mm:ss} {level} {message}",
         )
+        self.opened = True
+        return self
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for tag, value in values.items():
@@ -104,6 +113,9 @@ class RunTracker:
         self._history.flush()
 
     def close(self) -> None:
+        if not self.opened:
+            return
+        self.opened = False
         self.writer.flush()
         self.writer.close()
         self._history.close()

@@ -211,36 +211,28 @@ def _train(
     if state is not None:
         _check_same_data(data, state, resumed_from)
     config = config.replace({"data.image_size": image_shape[1:]})
-    paths, tracker, lock, status, trainer = None, None, None, None, None
+    paths, lock = None, None
     if info.is_main:  # only rank 0 writes checkpoints, logs, grids (and holds the lock)
         t = config.train
         paths, lock = prepare_run(
             t.workdir, t.run_name, data.name, config.model.name, resume is not None
         )
-        if resume is not None:  # under the lock: files of another timeline move aside
-            step = int(state["step"]) if state is not None else 0
-            set_aside(paths, step, start_over=state is None)
+    tracker = RunTracker(paths.logs) if paths is not None else None  # opened once restored
+    trainer, status = None, None
     try:
-        if paths is not None:
-            tracker = RunTracker(paths.logs, resume_step=int(state["step"]) if state else 0)
-            status = StatusRecorder(paths)
         trainer = build_trainer(config, data, device, paths, tracker, info, settings)
         if state is not None:
-            trainer.load_state_dict(state)
-            logger.info("Resumed from {} at step {}", resumed_from, trainer.step)
-        if paths is not None:
+            _restore(trainer, state, resumed_from)
+        if paths is not None:  # the state is good: only now are the run's files touched
+            step = int(state["step"]) if state is not None else 0
+            if resume is not None:  # files of another timeline move aside
+                set_aside(paths, step, start_over=state is None)
+            tracker.open(resume_step=step)
+            status = StatusRecorder(paths)
             write_run_records(paths, config, trainer, resumed_from)
             status.training(trainer.step, trainer.total_steps())
             board.describe_run(tracker, config, trainer.step)
-        try:
-            result = trainer.fit()
-            if paths is not None and result.step < trainer.end_step():
-                record_early_stop(paths, config, result.step)
-        except OSError as exc:  # disk full, folder removed or made read-only mid-run
-            raise GanError(
-                f"Could not write {exc.filename or 'an output file'} ({exc.strerror or exc}); "
-                "free disk space or choose a writable --workdir. Earlier checkpoints are intact."
-            ) from None
+        result = _fit(trainer, paths, config)
         if status is not None:
             ended = "interrupted" if result.interrupted else "finished"
             status.ended(ended, result.step, trainer.total_steps())
@@ -249,16 +241,46 @@ def _train(
             status.ended(*_failure(exc, trainer))
         raise
     finally:
-        if tracker is not None:
-            if trainer is not None:  # the HParams metrics, however the run ended
-                r = trainer.reporter
-                board.record_metrics(tracker, trainer.step, r.best_fid, r.last_fid)
-            tracker.close()
-        if lock is not None:
-            lock.release()
-        release_cached_memory(device)
+        _close(tracker, trainer, lock, device)
     name = paths.name if paths else None
     return TrainResult(name, paths, result.step, result.seconds, result.interrupted)
+
+
+def _restore(trainer: Trainer, state: dict[str, Any], path: Path | None) -> None:
+    """Load a checkpoint into the trainer; a state that does not fit is one sentence."""
+    try:
+        trainer.load_state_dict(state)
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else repr(exc)
+        raise GanError(
+            f"{path} does not fit this run ({type(exc).__name__}: {reason}), so nothing of the "
+            "run was changed; resume from a checkpoint gan train wrote for it."
+        ) from None
+    logger.info("Resumed from {} at step {}", path, trainer.step)
+
+
+def _fit(trainer: Trainer, paths: RunPaths | None, config: Config) -> Any:
+    try:
+        result = trainer.fit()
+    except OSError as exc:  # disk full, folder removed or made read-only mid-run
+        raise GanError(
+            f"Could not write {exc.filename or 'an output file'} ({exc.strerror or exc}); "
+            "free disk space or choose a writable --workdir. Earlier checkpoints are intact."
+        ) from None
+    if paths is not None and result.step < trainer.end_step():
+        record_early_stop(paths, config, result.step)
+    return result
+
+
+def _close(tracker: RunTracker | None, trainer: Trainer | None, lock: Any, device) -> None:
+    if tracker is not None and tracker.opened:
+        if trainer is not None:  # the HParams metrics, however the run ended
+            r = trainer.reporter
+            board.record_metrics(tracker, trainer.step, r.best_fid, r.last_fid)
+        tracker.close()
+    if lock is not None:
+        lock.release()
+    release_cached_memory(device)
 
 
 def _failure(exc: BaseException, trainer: Trainer | None) -> tuple[str, int, int, str]:

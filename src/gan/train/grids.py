@@ -44,7 +44,10 @@ class GridWriter:
         return {"fixed_latents": self.latents.cpu()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.latents = state["fixed_latents"].to(self.device)
+        latents = state["fixed_latents"]
+        if not isinstance(latents, torch.Tensor) or latents.shape != self.latents.shape:
+            raise ValueError(f"grid latents of shape {tuple(getattr(latents, 'shape', ()))}")
+        self.latents = latents.to(self.device)
 
     def due(self, step: int) -> bool:
         return step % self.every == 0
