@@ -4,7 +4,7 @@
 
 MODE `tiny`: a model without batch statistics or dropout, batch 8 per process.
 MODE `real`: the registered dcgan-proj model (BatchNorm, dropout) on the bundled digits.
-MODE `fail`: rank 1 fails at once while rank 0 waits in a collective.
+MODE `fail`: rank 1 fails at once while rank 0 waits in a collective (`fail_one_rank`).
 MODE `r1`: `tiny` with hinge, spectral norm, R1 at every step and adaptive augmentation.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -58,14 +59,31 @@ def build(mode: str, info: distributed.DistInfo, batch: int, steps: int) -> Trai
     return Trainer(config, runtime, batches, recipe=recipe)
 
 
+def fail_one_rank(info: distributed.DistInfo) -> None:
+    """Rank 1 fails at once; rank 0 waits for it in a collective. Rank 0 never leaves by
+    itself: when gloo sees the peer gone it says so and waits on, so what ends it is
+    torchrun stopping the others (SIGTERM), and its first failure stays rank 1's."""
+    if info.rank == 1:
+        print("rank 1: failing on purpose with exit code 3", file=sys.stderr, flush=True)
+        sys.exit(3)
+    print("rank 0: waiting for rank 1 in a barrier", file=sys.stderr, flush=True)
+    try:
+        distributed.barrier(info)
+    except RuntimeError as exc:  # gloo: the connection to rank 1 closed
+        first = str(exc).strip().splitlines()[0][:200]
+        print(f"rank 0: lost contact with rank 1 ({first})", file=sys.stderr, flush=True)
+    else:
+        print("rank 0: passed the barrier without rank 1", file=sys.stderr, flush=True)
+    time.sleep(120)  # only torchrun stopping this process ends it early
+    print("rank 0: was never stopped", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     mode, out = sys.argv[1], Path(sys.argv[2])
     info = distributed.from_env()
     distributed.init(info, torch.device("cpu"))
     if mode == "fail":
-        if info.rank == 1:
-            sys.exit(3)
-        distributed.barrier(info)  # would wait forever without torchrun stopping us
+        fail_one_rank(info)
         return
     trainer = build(mode, info, batch=8, steps=5)
     losses = []

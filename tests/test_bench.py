@@ -87,13 +87,37 @@ def test_bench_end_to_end_writes_the_table_and_json(tmp_path):
     assert emulated == (1 if warns else 0)  # relayed once, not once per row
 
 
-def test_bench_without_baseline_and_one_model(tmp_path):
+def mlp_step_flops_per_image(pixels: int, accumulation: int, latent: int = 100) -> int:
+    """FLOPs of one `gan train` step of the mlp pair per image, counted by hand: 2 per
+    multiply-add of each Linear (as torch's FLOP counter counts a matmul; biases and
+    activations are not counted), each backward matmul as its forward.
+
+    Per micro-batch of B images: D's pass runs G forward (B), D forward and backward on
+    reals and fakes (2B; D's first layer needs no input gradient: reals and detached
+    fakes). G's pass runs D forward on the fakes (B) and backward for the inputs only (D's
+    weights are frozen), then G backward (no input gradient for z). With one micro-batch
+    G's pass reuses D's fakes; with K it runs G forward again."""
+    g_layers = [(latent, 128), (128, 256), (256, 512), (512, 1024), (1024, pixels)]
+    d_layers = [(pixels, 512), (512, 256), (256, 1)]
+    g, d = sum(a * b for a, b in g_layers), sum(a * b for a, b in d_layers)
+    g_first, d_first = g_layers[0][0] * g_layers[0][1], d_layers[0][0] * d_layers[0][1]
+    d_pass = g + 2 * d + 2 * d + 2 * (d - d_first)  # G fwd; D fwd, weight and input grads
+    g_pass = (g if accumulation > 1 else 0) + d + d + g + (g - g_first)
+    return 2 * (d_pass + g_pass)
+
+
+def test_bench_without_baseline_and_one_model_counts_the_flops_of_a_step(tmp_path):
+    out = tmp_path / "bench.json"
     result = run_cli("bench", "--models", "mlp", "--precision", "fp32", "--image-size", "8x8",
-                     "--seconds", "0.1", "--no-baseline", "--device", "cpu",
+                     "--batch-size", "4", "--accumulation-steps", "2", "--seconds", "0.1",
+                     "--no-baseline", "--device", "cpu", "--json", out,
                      cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     row = [line for line in result.stdout.splitlines() if line.startswith("| `mlp`")][0]
     assert row.split("|")[7].strip() == ""  # no baseline column value
+    (measured,) = json.loads(out.read_text())["results"]
+    assert measured["batch_size"] == 4 and measured["accumulation_steps"] == 2
+    assert measured["flops_per_image"] == pytest.approx(mlp_step_flops_per_image(64, 2), rel=1e-9)
 
 
 @pytest.mark.parametrize(

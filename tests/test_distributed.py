@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -93,11 +94,35 @@ def test_two_ranks_of_b_match_one_rank_of_2b(tmp_path):
             torch.testing.assert_close(rank["g"][name], tensor, rtol=1e-4, atol=1e-6)
 
 
+def _fields(text: str) -> dict[str, str]:
+    return {m[1]: m[2].strip() for m in re.finditer(r"^\s+(\w+)\s+: (.*)$", text, re.M)}
+
+
+def _failure_report(stderr: str) -> dict[str, dict[str, str]]:
+    """torchrun's report: the fields of its first failure ("root") and of the other one."""
+    others, root = stderr[stderr.index("Failures:") :].split("Root Cause (first observed failure):")
+    return {"root": _fields(root), "other": _fields(others)}
+
+
 def test_a_failing_rank_stops_the_others_without_a_hang(tmp_path):
+    """Rank 1 exits with code 3 while rank 0 waits for it (and would wait 120 s more):
+    torchrun names rank 1 as the cause and stops rank 0 with SIGTERM within seconds."""
     started = time.monotonic()
-    result = torchrun(str(WORKER), "fail", str(tmp_path), timeout=120)
-    assert result.returncode != 0
-    assert time.monotonic() - started < 90
+    result = torchrun(str(WORKER), "fail", str(tmp_path), timeout=100)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stderr
+    assert "rank 1: failing on purpose with exit code 3" in result.stderr
+    assert "rank 0: waiting for rank 1 in a barrier" in result.stderr
+    assert "passed the barrier" not in result.stderr and "never stopped" not in result.stderr
+    report = _failure_report(result.stderr)
+    assert report["root"]["rank"] == "1 (local_rank: 1)", result.stderr
+    assert report["root"]["exitcode"].startswith("3 "), result.stderr
+    # rank 0 did not end by itself: torchrun stopped it once rank 1 had failed
+    assert report["other"]["rank"] == "0 (local_rank: 0)", result.stderr
+    assert re.match(r"-15 .*\(SIGTERM\)", report["other"]["exitcode"]), result.stderr
+    assert "Sending process" in result.stderr and "closing signal SIGTERM" in result.stderr
+    # startup on 2 busy cores takes ~10 s; a hang would take the 120 s rank 0 waits
+    assert elapsed < 60, elapsed
 
 
 def test_killed_under_torchrun_then_resumed_continues(tmp_path):
@@ -127,6 +152,62 @@ def test_killed_under_torchrun_then_resumed_continues(tmp_path):
                   "--device", "cpu", cwd=tmp_path)  # fmt: skip
     assert one.returncode == 1 and "same number" in one.stderr
     assert "Traceback" not in one.stderr
+
+
+def test_sigterm_to_the_launcher_stops_both_ranks_after_the_step_and_resumes(tmp_path):
+    """`kill PID` of `gan train --nproc 2`: torchrun passes SIGTERM to both ranks, which
+    agree to stop after the same step and save one checkpoint; --resume auto goes on."""
+    args = [
+        sys.executable, "-m", "gan", "train", "--data", str(MNIST_1K), "--device", "cpu",
+        "--nproc", "2", "--batch-size", "8", "--max-steps", "100000", "--log-every", "1",
+        "--checkpoint-every", "100000", "--sample-every", "100000", "--workdir", str(tmp_path),
+        "--run-name", "t",
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            start_new_session=True)  # fmt: skip
+    history = tmp_path / "logs" / "t" / "history.jsonl"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            if history.exists() and history.stat().st_size:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)  # the launcher alone, as `kill PID` does
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    stops = re.findall(r"^(\[rank 1\] )?\S+ WARNING\s+Stop requested: saving a checkpoint at "
+                       r"step (\d+)\.$", err, re.M)  # fmt: skip
+    assert len(stops) == 2 and {rank for rank, _ in stops} == {"", "[rank 1] "}, err
+    step = int(stops[0][1])
+    assert {int(s) for _, s in stops} == {step} and step >= 1, err  # the same step on both
+    assert out.count(f"Stopped run t at step {step}") == 1, out  # rank 0 reports
+    folder = tmp_path / "checkpoints" / "t"
+    assert sorted(p.name for p in folder.iterdir()) == ["last.pt", f"step-{step:07d}.pt"]
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert state["step"] == step and state["world_size"] == 2 and len(state["rng_ranks"]) == 2
+    assert [json.loads(line)["step"] for line in history.open()] == list(range(1, step + 1))
+    status = json.loads((tmp_path / "logs" / "t" / "status.json").read_text())
+    assert status["status"] == "interrupted" and status["step"] == step
+
+    resumed = run_gan("train", "--resume", "auto", "--nproc", "2", "--max-steps", str(step + 2),
+                      "--workdir", str(tmp_path), "--device", "cpu", cwd=tmp_path)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert (
+        f"at step {step}" in resumed.stderr
+        and f"Finished run t at step {step + 2}" in resumed.stdout
+    )
+    assert [json.loads(line)["step"] for line in history.open()] == list(range(1, step + 3))
+    run = json.loads((tmp_path / "logs" / "t" / "run.json").read_text())
+    assert run["resumed_at_step"] == step
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == step + 2
+
+    # The launcher itself ends as a single process does on SIGTERM: exit 0, no traceback.
+    assert "Traceback" not in err, err
+    assert proc.returncode == 0, err
 
 
 def test_sync_bn_is_refused_on_the_cpu(tmp_path):

@@ -7,6 +7,7 @@ size. Outside torchrun every helper here degrades to its single-process meaning.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
@@ -140,12 +141,21 @@ def launch(nproc: int, argv: list[str]) -> int:
     torchrun stops every process when one fails; each failed process has already printed
     its own one-sentence error, so the launcher adds one line instead of torchrun's report.
     """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
     args = parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "gan", *argv])
     try:
         run(args)
+    except SignalException as exc:  # torchrun passed it on and waited for the processes
+        name = signal.Signals(exc.sigval).name
+        print(
+            f"Stopped by {name}: the {nproc} processes finished their step and saved a "
+            "checkpoint (see above); resume with --resume auto.",
+            file=sys.stderr,
+        )
+        return 0
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()
         print(

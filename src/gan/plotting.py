@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gan.errors import GanError
 from gan.tracking import read_history
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def find_history(target: Path | None, workdir: Path) -> Path:
@@ -56,7 +60,9 @@ def steady_limits(*series: np.ndarray) -> tuple[float, float]:
     return max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad
 
 
-def plot_history(history: Path, out: Path, smoothing: int = 1) -> Path:
+def history_figure(history: Path, smoothing: int = 1) -> Figure:
+    """The figure `plot-history` saves: D and G loss against step (each also raw, faint,
+    under its moving average when smoothing), and FID below where the history has it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,8 +90,8 @@ def plot_history(history: Path, out: Path, smoothing: int = 1) -> Path:
     else:
         fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     for (label, values), color in zip(series.items(), ("tab:blue", "tab:orange"), strict=True):
-        if smoothing > 1:
-            ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)
+        if smoothing > 1:  # a leading underscore keeps the raw curve out of the legend
+            ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8, label=f"_{label} raw")
         ax.plot(steps, smooth(values, smoothing), color=color, label=label, linewidth=1.6)
     ax.set_ylim(*steady_limits(*series.values()))
     ax.set_xlim(0, max(steps.max(), 1))
@@ -98,6 +104,13 @@ def plot_history(history: Path, out: Path, smoothing: int = 1) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right")
     fig.tight_layout()
+    return fig
+
+
+def plot_history(history: Path, out: Path, smoothing: int = 1) -> Path:
+    fig = history_figure(history, smoothing)
+    import matplotlib.pyplot as plt  # after history_figure chose the Agg backend
+
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out)
