@@ -244,3 +244,29 @@ def test_the_bound_counts_pixels_as_well_as_images():
     with pytest.raises(GanError, match=f"more than gan sample makes at once \\({most:,}\\)"):
         bound(most + 1, (3, 256, 256))
     assert math.prod((3, 256, 256)) * most <= MAX_VALUES
+
+
+# ---- a run's own small files, hand-edited or foreign ------------------------------------------
+
+
+def test_gan_runs_and_plot_history_read_foreign_run_files_without_a_traceback(tmp_path):
+    logs = tmp_path / "logs"
+    for run in ("a", "b", "c"):
+        (logs / run).mkdir(parents=True)
+    (logs / "a" / "run.json").write_text('{"total_steps": "x", "dataset": "y", "model": [1]}')
+    (logs / "a" / "status.json").write_text('{"status": 5, "seconds": "x", "started": 7}')
+    (logs / "a" / "history.jsonl").write_text(
+        '{"step": "abc", "d_loss": "x"}\n[1, 2]\n{"step": 3, "d_loss": "x", "g_loss": 1.0}\n'
+        '{"step": 4, "d_loss": 0.5, "g_loss": null, "fid": "bad"}\n'
+    )
+    (logs / "b" / "run.json").write_text("[1, 2]")
+    (logs / "b" / "history.jsonl").write_text('[1]\n"x"\n')
+    (logs / "c" / "eval-0000001.json").write_text('{"fid": "bad", "step": "x"}')
+    listed = cli_in("runs", "--workdir", tmp_path, cwd=tmp_path)
+    assert listed.code == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["RUN", "a", "b", "c"]
+    assert listed.stdout.splitlines()[1].split()[4] == "4"  # the steps that are numbers
+    plotted = cli_in("plot-history", logs / "a", cwd=tmp_path)
+    assert plotted.code == 0, plotted.stderr
+    assert (tmp_path / "assets" / "a" / "losses.png").is_file()
+    expect_error(cli_in("plot-history", logs / "b", cwd=tmp_path), 1, "no logged steps")

@@ -56,7 +56,25 @@ def _history(path: Path) -> list[dict[str, Any]]:
                     continue
     except OSError:
         pass
-    return [r for r in records if isinstance(r, dict)]
+    # A record is kept only with a whole-number step: the files may be hand-edited or foreign.
+    return [r for r in records if isinstance(r, dict) and _whole(r.get("step")) is not None]
+
+
+def _whole(value: Any) -> int | None:
+    return value if type(value) is int and value >= 0 else None
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok and value == value and abs(value) != float("inf") else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _name(table: Any) -> str | None:
+    return _text(table.get("name")) if isinstance(table, dict) else None
 
 
 def _size(*folders: Path) -> int:
@@ -79,11 +97,12 @@ def _size(*folders: Path) -> int:
 def _fids(paths: RunPaths, history: list[dict[str, Any]]) -> tuple[float | None, float | None]:
     """Last and best FID: training's evaluations (--eval-every) and `gan evaluate`'s reports
     (logs/<run>/eval-<step>.json); at equal steps the report (more samples) counts as last."""
-    found = [(int(r["step"]), 0, float(r["fid"])) for r in history if "fid" in r]
+    found = [(r["step"], 0, _number(r.get("fid"))) for r in history]
     for report in paths.logs.glob("eval-*.json"):
         result = _json(report)
-        if isinstance(result.get("fid"), (int, float)) and isinstance(result.get("step"), int):
-            found.append((result["step"], 1, float(result["fid"])))
+        if _whole(result.get("step")) is not None:
+            found.append((result["step"], 1, _number(result.get("fid"))))
+    found = [f for f in found if f[2] is not None]
     if not found:
         return None, None
     return max(found)[2], min(f for _, _, f in found)
@@ -93,7 +112,7 @@ def _status(paths: RunPaths, status: dict[str, Any], step: int, planned: int | N
     if is_locked(paths.logs):
         return "training"
     recorded = status.get("status")
-    if recorded in ENDED:
+    if isinstance(recorded, str) and recorded in ENDED:
         return recorded
     if recorded == "training":
         return "killed"  # it said it was training, and no process holds the lock
@@ -101,8 +120,8 @@ def _status(paths: RunPaths, status: dict[str, Any], step: int, planned: int | N
 
 
 def _seconds(paths: RunPaths, status: dict[str, Any], state: str) -> float | None:
-    if "seconds" in status and state != "training":
-        return float(status["seconds"])
+    if _number(status.get("seconds")) is not None and state != "training":
+        return _number(status["seconds"])
     if "session_started" not in status:
         return None
     try:
@@ -113,7 +132,7 @@ def _seconds(paths: RunPaths, status: dict[str, Any], state: str) -> float | Non
     if state == "killed":  # it last showed life when it last wrote its history
         latest = [p for p in (paths.logs / "history.jsonl", paths.logs / STATUS) if p.exists()]
         end = max(p.stat().st_mtime for p in latest)
-    return float(status.get("seconds_before", 0.0)) + max(end - began, 0.0)
+    return (_number(status.get("seconds_before")) or 0.0) + max(end - began, 0.0)
 
 
 def summarize(paths: RunPaths) -> RunSummary:
@@ -121,8 +140,8 @@ def summarize(paths: RunPaths) -> RunSummary:
     status = read_status(paths.logs)
     history = _history(paths.logs / "history.jsonl")
     steps = step_files(paths.checkpoints)
-    step = max([int(r.get("step", 0)) for r in history] + [s for s, _ in steps] + [0])
-    planned = status.get("planned", info.get("total_steps"))
+    step = max([r["step"] for r in history] + [s for s, _ in steps] + [0])
+    planned = _whole(status.get("planned", info.get("total_steps")))
     last_fid, best_fid = _fids(paths, history)
     state = _status(paths, status, step, planned)
     last = paths.checkpoints / "last.pt"
@@ -130,17 +149,17 @@ def summarize(paths: RunPaths) -> RunSummary:
     return RunSummary(
         run=paths.name,
         status=state,
-        dataset=(info.get("dataset") or {}).get("name"),
-        model=(info.get("model") or {}).get("name"),
+        dataset=_name(info.get("dataset")),
+        model=_name(info.get("model")),
         step=step,
-        planned=int(planned) if isinstance(planned, (int, float)) else None,
+        planned=planned,
         last_fid=last_fid,
         best_fid=best_fid,
-        started=status.get("started") or info.get("started"),
+        started=_text(status.get("started")) or _text(info.get("started")),
         seconds=_seconds(paths, status, state),
         size_bytes=_size(paths.checkpoints, paths.logs, paths.assets),
         checkpoint=str(checkpoint) if checkpoint else None,
-        reason=status.get("reason") if state == "failed" else None,
+        reason=_text(status.get("reason")) if state == "failed" else None,
     )
 
 

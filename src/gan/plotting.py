@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,11 @@ def steady_limits(*series: np.ndarray) -> tuple[float, float]:
     return max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad
 
 
+def _finite(value: object) -> bool:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return ok and math.isfinite(value)  # type: ignore[arg-type]
+
+
 def history_figure(history: Path, smoothing: int = 1) -> Figure:
     """The figure `plot-history` saves: D and G loss against step (each also raw, faint,
     under its moving average when smoothing), and FID below where the history has it."""
@@ -68,15 +74,15 @@ def history_figure(history: Path, smoothing: int = 1) -> Figure:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [r for r in read_history(history) if "step" in r]
+    records = [r for r in read_history(history) if isinstance(r, dict) and _finite(r.get("step"))]
     if not records:
         raise GanError(f"{history} holds no logged steps yet; train longer or check the path.")
     steps = np.array([r["step"] for r in records], dtype=float)
-    series = {
-        "D loss": np.array([r.get("d_loss") for r in records], dtype=float),
-        "G loss": np.array([r.get("g_loss") for r in records], dtype=float),
+    series = {  # a value that is not a number (null for NaN, or foreign) is a gap
+        label: np.array([r.get(key) if _finite(r.get(key)) else np.nan for r in records], float)
+        for label, key in (("D loss", "d_loss"), ("G loss", "g_loss"))
     }
-    fid = [(r["step"], r["fid"]) for r in records if isinstance(r.get("fid"), int | float)]
+    fid = [(r["step"], r["fid"]) for r in records if _finite(r.get("fid"))]
     if fid:
         fig, (ax, ax_fid) = plt.subplots(
             2, 1, figsize=(8, 6.5), dpi=120, sharex=True, height_ratios=(2, 1)
