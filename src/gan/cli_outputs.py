@@ -57,7 +57,7 @@ def sample(
         typer.Option(
             max=100,
             help="Draw latents from a normal truncated at +-PSI (BigGAN): typical images, "
-            "less variety. 0.5 to 2 are typical.",
+            "less variety. At least 0.04; 0.5 to 2 are typical.",
         ),
     ] = None,
     interpolate: Annotated[
