@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 
 from gan.data.mnist import find_split, read_idx_images, read_idx_labels
-from gan.generate import generate_all
 from gan.images import to_unit
 from gan.metrics.features import load_lenet
 from gan.metrics.scores import precision_recall
-from gan.sampling import load_generator, resolve_label
+from gan.models.generate import generate_all
+from gan.outputs.sample import load_generator, resolve_label
 
 
 def cpu_name() -> str:

@@ -20,11 +20,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gan import distributed  # noqa: E402
-from gan.batches import DeviceBatches  # noqa: E402
 from gan.config import Config, OptimConfig, TrainConfig  # noqa: E402
 from gan.data import DataConfig, load_dataset  # noqa: E402
 from gan.models import build_models  # noqa: E402
 from gan.rng import seed_everything  # noqa: E402
+from gan.train.batches import DeviceBatches  # noqa: E402
 from gan.train.loop import Trainer  # noqa: E402
 from gan.train.recipe import build_recipe  # noqa: E402
 from gan.train.runtime import build_runtime  # noqa: E402

@@ -130,8 +130,8 @@ def test_sample_default_output_goes_under_assets(mnist_run):
 
 
 def test_sampling_is_reproducible_by_seed(mnist_run):
-    from gan.generate import generate, generate_all
-    from gan.sampling import load_generator
+    from gan.models.generate import generate, generate_all
+    from gan.outputs.sample import load_generator
 
     generator, state = load_generator(mnist_run / "checkpoints" / "last.pt", torch.device("cpu"))
     assert state["step"] == 12

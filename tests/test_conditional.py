@@ -14,14 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
-from gan.batches import DeviceBatches
-from gan.catalog import MODELS
 from gan.checkpoint import load_checkpoint
 from gan.config import Config, DataConfig, OptimConfig, TrainConfig
+from gan.config.catalog import MODELS
 from gan.data import load_dataset
-from gan.generate import generate_all
 from gan.models import build_models
+from gan.models.generate import generate_all
 from gan.rng import seed_everything
+from gan.train.batches import DeviceBatches
 from gan.train.loop import Trainer
 from gan.train.runtime import build_runtime
 from tests.conftest import MNIST_1K, run_cli, run_gan

@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 from gan import catalog
 from gan.cli import app
 from gan.config import FIELDS, Config, DataConfig, OptimConfig, TrainConfig
-from gan.config_file import config_toml, read_config_file
+from gan.config.file import config_toml, read_config_file
+from gan.config.options import option, section_fields
+from gan.config.values import parse_image_size
 from gan.errors import GanError
-from gan.options import option, section_fields
-from gan.training import resolve
-from gan.values import parse_image_size
+from gan.train.run import resolve
 from tests.conftest import MNIST_1K, run_cli
 
 TINY = ["--data", str(MNIST_1K), "--model", "mlp", "--batch-size", "8", "--device", "cpu"]
@@ -157,15 +157,15 @@ def test_help_does_not_import_torch():
 @pytest.fixture
 def captured(monkeypatch):
     """Run `gan train ...` in-process up to the library call; keep what it was given."""
-    import gan.training
+    import gan.train.run
 
     calls: list[tuple[Config, str | None, frozenset[str]]] = []
 
     def fake_train(config, resume=None, chosen=frozenset()):
         calls.append((config, resume, chosen))
-        return gan.training.TrainResult(None, None, 0, 0.0, False)
+        return gan.train.run.TrainResult(None, None, 0, 0.0, False)
 
-    monkeypatch.setattr(gan.training, "train", fake_train)
+    monkeypatch.setattr(gan.train.run, "train", fake_train)
 
     def run(*args: str | Path) -> tuple[Config, str | None, frozenset[str]]:
         result = CliRunner().invoke(app, ["train", *map(str, args)])
@@ -330,7 +330,7 @@ def test_resume_refuses_a_config_file_that_changes_the_run(tmp_path):
 
 @pytest.mark.parametrize("name", list(catalog.DATASETS))
 def test_every_dataset_default_is_a_valid_option_that_resolves(name):
-    from gan.training import apply_dataset_defaults
+    from gan.train.run import apply_dataset_defaults
 
     spec = catalog.DATASETS.get(name)
     for key, value in spec.defaults:
@@ -343,7 +343,7 @@ def test_every_dataset_default_is_a_valid_option_that_resolves(name):
 
 
 def test_mri_trains_fastgan_with_hinge_and_spectral_norm_by_default():
-    from gan.training import apply_dataset_defaults
+    from gan.train.run import apply_dataset_defaults
 
     config = resolve(apply_dataset_defaults(Config(data=DataConfig(name="mri")), frozenset()))
     assert (config.model.name, config.optim.loss, config.model.spectral_norm) == (
@@ -355,7 +355,7 @@ def test_mri_trains_fastgan_with_hinge_and_spectral_norm_by_default():
 
 
 def test_dataset_defaults_fill_only_what_the_user_left_unset(tmp_path, monkeypatch):
-    import gan.training
+    import gan.train.run
     from gan.config import ModelConfig
 
     entry = catalog.DATASETS.get("mnist")
@@ -384,7 +384,7 @@ def test_dataset_defaults_fill_only_what_the_user_left_unset(tmp_path, monkeypat
         optim=OptimConfig(batch_size=8, lr_g=3e-4),
         train=TrainConfig(max_steps=1, device="cpu", workdir=str(tmp_path), run_name="c"),
     )
-    gan.training.train(config)
+    gan.train.run.train(config)
     assert (record("c")["optim"]["lr_g"], record("c")["optim"]["loss"]) == (3e-4, "hinge")
     # A resumed run keeps what it started with, whatever the dataset's defaults are now.
     monkeypatch.setitem(catalog.DATASETS._items, "mnist", entry)
@@ -395,7 +395,7 @@ def test_dataset_defaults_fill_only_what_the_user_left_unset(tmp_path, monkeypat
 
 
 def test_help_names_the_per_dataset_defaults(monkeypatch):
-    from gan.cli_train import _per_dataset
+    from gan.cli.train import _per_dataset
 
     entry = catalog.DATASETS.get("mri")
     monkeypatch.setitem(

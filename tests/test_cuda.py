@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from gan import speed
-from gan.batches import DeviceBatches
 from gan.config import Config, ModelConfig, OptimConfig, TrainConfig
 from gan.models import build_models
 from gan.rng import seed_everything
+from gan.train.batches import DeviceBatches
 from gan.train.loop import Trainer
 from gan.train.runtime import build_runtime
 

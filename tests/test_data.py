@@ -13,10 +13,10 @@ import torch
 from loguru import logger
 from PIL import Image
 
-from gan.batches import DeviceBatches
 from gan.config import DataConfig
 from gan.data import load_dataset
 from gan.errors import GanError
+from gan.train.batches import DeviceBatches
 from tests.conftest import SHARED_MRI, needs_shared
 
 MNIST_GZ = "t10k-images-idx3-ubyte.gz"

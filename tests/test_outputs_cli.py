@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gan import plotting
 from gan.checkpoint import load_checkpoint
+from gan.outputs import plotting
 from tests.conftest import MNIST_1K, run_cli
 
 

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from gan import training
 from gan.cli import app
 from gan.config import FIELDS
+from gan.train import run as training
 
 runner = CliRunner()
 
@@ -124,7 +124,7 @@ def test_config_files_never_crash(table, monkeypatch, tmp_path):
 
 def _resolve_only(config):
     training.resolve(config)
-    from gan.outputs import RunPaths
+    from gan.runs.folders import RunPaths
 
     return training.TrainResult("x", RunPaths(Path("."), "x"), 0, 0.0, False)
 

@@ -249,7 +249,7 @@ def test_the_digest_covers_every_tensor_and_value():
 
 
 def test_lock_file_names_its_holder(tmp_path):
-    from gan.outputs import RunLock, RunPaths, is_locked
+    from gan.runs.folders import RunLock, RunPaths, is_locked
 
     paths = RunPaths(tmp_path, "r")
     with RunLock(paths):

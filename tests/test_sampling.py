@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gan.generate import slerp, truncated_normal, walk_latents
 from gan.metrics.copies import copy_scores
 from gan.metrics.evaluate import Evaluator
+from gan.models.generate import slerp, truncated_normal, walk_latents
 from tests.conftest import MNIST_1K, run_cli
 
 

@@ -107,7 +107,7 @@ def test_a_second_ctrl_c_aborts_the_step_at_once(tmp_path, mnist_dir):
     assert sorted(p.name for p in folder.iterdir()) == ["last.pt", "step-0000001.pt"]
     for path in (folder / "step-0000001.pt", folder / "last.pt", tmp_path / "checkpoints/last.pt"):
         assert load_checkpoint(path)["step"] == 1  # complete: its digest checks out
-    from gan.overview import list_runs
+    from gan.runs.overview import list_runs
 
     (run,) = list_runs(tmp_path)
     assert run.status == "interrupted"  # not "training": the lock was let go

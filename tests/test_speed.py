@@ -16,12 +16,12 @@ import torch
 from loguru import logger
 
 from gan import speed
-from gan.batches import DeviceBatches
 from gan.config import Config, OptimConfig, TrainConfig
 from gan.devices import _glibc, configure_host_allocator
 from gan.errors import GanError
 from gan.models import build_models
 from gan.rng import seed_everything
+from gan.train.batches import DeviceBatches
 from gan.train.loop import Trainer
 from gan.train.runtime import build_runtime
 from gan.train.step import d_backward

@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 from gan import catalog
-from gan.augment import POLICIES, Augmenter, cutout, translation
-from gan.batches import DeviceBatches
 from gan.config import Config, OptimConfig, TrainConfig
-from gan.losses import LOSSES, gradient_penalty, r1_penalty
 from gan.rng import seed_everything
+from gan.train.augment import POLICIES, Augmenter, cutout, translation
+from gan.train.batches import DeviceBatches
 from gan.train.loop import Trainer
+from gan.train.losses import LOSSES, gradient_penalty, r1_penalty
 from gan.train.recipe import build_recipe
 from gan.train.runtime import build_runtime
 from gan.train.step import d_backward

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from gan.batches import DeviceBatches
 from gan.config import Config, OptimConfig, TrainConfig
 from gan.errors import Diverged
 from gan.rng import seed_everything
+from gan.train.batches import DeviceBatches
 from gan.train.grids import GridWriter
 from gan.train.loop import FitResult, Trainer
 from gan.train.reporter import Reporter
@@ -186,7 +186,7 @@ def test_ema_copies_integer_buffers_of_batchnorm():
 
     seed_everything(0)
     generator, _ = build_models("dcgan-proj", (1, 8, 8), 4)
-    from gan.ema import EMA
+    from gan.train.ema import EMA
 
     ema = EMA(generator, 0.99)
     for _ in range(2):
@@ -216,8 +216,8 @@ def test_components_own_their_state_and_a_restore_continues_exactly():
 
 
 def test_a_non_finite_loss_stops_the_run_before_any_checkpoint_is_written(tmp_path):
-    from gan.cli_support import cli_message
-    from gan.outputs import RunPaths
+    from gan.cli.options import cli_message
+    from gan.runs.folders import RunPaths
     from gan.train.checkpointer import Checkpointer
 
     trainer = make_trainer(max_steps=6, log_every=2)

@@ -11,7 +11,7 @@ import torch
 
 from gan.checkpoint import load_checkpoint, save_atomic
 from gan.errors import GanError
-from gan.generate import truncated_normal
+from gan.models.generate import truncated_normal
 from tests.conftest import MNIST_1K, run_cli
 from tests.test_bad_input import Payload, cli_in, expect_error
 
@@ -236,7 +236,7 @@ def test_sample_options_that_ask_too_much_are_one_sentence(trained, tmp_path, ar
 
 
 def test_the_bound_counts_pixels_as_well_as_images():
-    from gan.sampling import MAX_VALUES, bound
+    from gan.outputs.sample import MAX_VALUES, bound
 
     bound(100_000, (1, 28, 28))
     most = MAX_VALUES // (3 * 256 * 256)

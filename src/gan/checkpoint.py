@@ -215,7 +215,7 @@ def check_header(state: dict[str, Any], path: Path | str) -> None:
 
 def _header_problem(state: dict[str, Any]) -> str | None:
     from gan.config import FIELDS, Config
-    from gan.values import run_name
+    from gan.config.values import run_name
 
     step, name = state["step"], state.get("run_name")
     if type(step) is not int or not 0 <= step <= STEPS_MAX:
@@ -243,7 +243,7 @@ def _header_problem(state: dict[str, Any]) -> str | None:
 
 
 def _model_problem(model: dict[str, Any]) -> str | None:
-    from gan.catalog import MODELS
+    from gan.config.catalog import MODELS
 
     if model.get("name") not in MODELS.names():
         return f"its model {str(model.get('name'))[:40]!r} is not one of {', '.join(MODELS)}"

@@ -1,7 +1,7 @@
 """The exceptions users see: each a sentence saying what is wrong and what to do.
 
 The training library words its errors without command-line flags; the CLI re-words the
-ones that have a flag to suggest (`gan.cli_support.cli_message`).
+ones that have a flag to suggest (`gan.cli.options.cli_message`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from gan.tracking import CONSOLE
+from gan.runs.tracking import CONSOLE
 
 
 class TrainingProgress:

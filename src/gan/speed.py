@@ -17,8 +17,8 @@ import torch
 from loguru import logger
 from torch import nn
 
+from gan.config.sections import PRECISIONS
 from gan.errors import GanError
-from gan.sections import PRECISIONS
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

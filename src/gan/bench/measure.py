@@ -19,7 +19,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from gan import speed
-from gan.batches import DeviceBatches
 from gan.config import Config, ModelConfig, OptimConfig, TrainConfig
 from gan.devices import (
     configure_cuda_allocator,
@@ -29,6 +28,7 @@ from gan.devices import (
 from gan.errors import GanError
 from gan.models import build_models, check_model_fits
 from gan.rng import seed_everything
+from gan.train.batches import DeviceBatches
 from gan.train.loop import Trainer
 from gan.train.runtime import build_runtime, setup_device, setup_speed
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from gan.catalog import DATASETS
 from gan.config import DataConfig
+from gan.config.catalog import DATASETS
 
 
 @dataclass

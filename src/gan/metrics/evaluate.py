@@ -14,10 +14,10 @@ from torch import nn
 
 from gan.atomic import atomic_file, atomic_write
 from gan.errors import GanError
-from gan.generate import generate
 from gan.metrics import ALL_METRICS, FEATURES, METRICS, default_features, scores
 from gan.metrics.copies import copy_check
 from gan.metrics.features import INCEPTION_ENV, file_digest, inception_path
+from gan.models.generate import generate
 
 __all__ = ["Evaluator", "INCEPTION_ENV", "compute", "parse_metrics", "write_report"]
 
@@ -137,7 +137,7 @@ class Evaluator:
 def report_path(checkpoint: Path, result: dict[str, Any]) -> Path:
     """logs/<run>/eval-<step>.json of the checkpoint's run (so it outlives last.pt being
     replaced by a newer run), or `<name>.eval.json` beside a checkpoint kept elsewhere."""
-    from gan.runs import run_paths_for
+    from gan.runs.status import run_paths_for
 
     paths = run_paths_for(checkpoint, {"run_name": result.get("run")})
     if paths is not None and paths.logs.is_dir():
@@ -160,7 +160,7 @@ def evaluation_data(saved: Any, data: str | None) -> Any:
     where they were read, unless --data says; S3 request, cache and download settings are
     this machine's defaults, never the checkpoint's."""
     from gan.config import FIELDS
-    from gan.sections import DataConfig
+    from gan.config.sections import DataConfig
 
     fixed = [f for f in FIELDS.values() if f.section == "data" and f.opt.fixed]
     kept = {f.name: saved.get(f.key) for f in fixed}
@@ -182,7 +182,7 @@ def evaluate_checkpoint(
     from gan.config import Config
     from gan.data import load_dataset
     from gan.devices import release_cached_memory, resolve_device
-    from gan.sampling import load_generator
+    from gan.outputs.sample import load_generator
 
     torch_device = resolve_device(device)
     generator, state = load_generator(checkpoint, torch_device)

@@ -1,4 +1,4 @@
-"""Generator/discriminator pairs, by name (names and summaries: `gan.catalog`)."""
+"""Generator/discriminator pairs, by name (names and summaries: `gan.config.catalog`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from gan.catalog import MODELS
+from gan.config.catalog import MODELS
 from gan.errors import GanError
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from gan.config import FIELDS, Config
-from gan.config_file import config_toml
-from gan.sections import OUTPUTS, S3
-from gan.tracking import RunTracker
+from gan.config.file import config_toml
+from gan.config.sections import OUTPUTS, S3
+from gan.runs.tracking import RunTracker
 
 METRICS = ("hparams/best_fid", "hparams/last_fid", "hparams/steps")
 

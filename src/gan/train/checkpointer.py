@@ -11,7 +11,7 @@ from loguru import logger
 from gan import checkpoint, distributed, rng
 from gan.devices import release_cached_memory
 from gan.errors import Diverged
-from gan.outputs import RunPaths
+from gan.runs.folders import RunPaths
 
 if TYPE_CHECKING:
     from gan.train.loop import Trainer

@@ -8,11 +8,11 @@ import torch
 from torch import nn
 
 from gan import images
-from gan.batches import DeviceBatches
 from gan.devices import release_cached_memory
-from gan.generate import class_rows, generate_all
-from gan.outputs import RunPaths
-from gan.tracking import NullTracker, Tracker
+from gan.models.generate import class_rows, generate_all
+from gan.runs.folders import RunPaths
+from gan.runs.tracking import NullTracker, Tracker
+from gan.train.batches import DeviceBatches
 
 
 class GridWriter:

@@ -16,20 +16,20 @@ import torch
 from loguru import logger
 
 from gan import distributed, rng
-from gan.batches import DeviceBatches
 from gan.config import Config
+from gan.config.values import auto_interval
 from gan.devices import release_cached_memory
 from gan.errors import OutOfMemory
 from gan.models.conditional import is_conditional
 from gan.progress import TrainingProgress
-from gan.signals import StopRequests
+from gan.train.batches import DeviceBatches
 from gan.train.checkpointer import Checkpointer
 from gan.train.grids import GridWriter
 from gan.train.recipe import Recipe, build_recipe
 from gan.train.reporter import Reporter
 from gan.train.runtime import Runtime
+from gan.train.signals import StopRequests
 from gan.train.step import Micro, StepStats, train_step
-from gan.values import auto_interval
 
 
 @dataclass

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 from gan import distributed
-from gan.augment import Augmenter
-from gan.losses import LOSSES, Loss
+from gan.train.augment import Augmenter
+from gan.train.losses import LOSSES, Loss
 
 
 @dataclass

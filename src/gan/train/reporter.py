@@ -12,7 +12,7 @@ from torch import nn
 
 from gan import distributed
 from gan.errors import Diverged
-from gan.tracking import NullTracker, Tracker
+from gan.runs.tracking import NullTracker, Tracker
 from gan.train.step import StepStats
 
 Evaluator = Callable[[nn.Module], dict[str, Any]]

@@ -15,9 +15,9 @@ from torch import nn
 
 from gan import distributed, speed
 from gan.devices import configure_cuda_allocator, configure_host_allocator, resolve_device
-from gan.ema import EMA
 from gan.errors import SyncBatchNormNeedsCuda
 from gan.speed import Speed
+from gan.train.ema import EMA
 
 
 def setup_device(

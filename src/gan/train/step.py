@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gan.losses import gradient_penalty, r1_penalty
+from gan.train.losses import gradient_penalty, r1_penalty
 from gan.train.recipe import Recipe
 from gan.train.runtime import Runtime
 

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gan.catalog import MODELS
-from gan.cli_support import (
+from gan.cli.options import (
     ChannelsLastOption,
     CompileOption,
     DeviceOption,
@@ -16,6 +15,7 @@ from gan.cli_support import (
     precision,
     user_errors,
 )
+from gan.config.catalog import MODELS
 
 
 def _names(text: str, flag: str) -> list[str]:

@@ -59,7 +59,7 @@ def cutout(x: torch.Tensor, draw: Draw, ratio: float = 0.5) -> torch.Tensor:
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
-# The names and summaries (without torch) are in gan.catalog.AUGMENTS.
+# The names and summaries (without torch) are in gan.config.catalog.AUGMENTS.
 POLICIES: dict[str, tuple[Callable[..., torch.Tensor], ...]] = {
     "color": (brightness, saturation, contrast),
     "translation": (translation,),

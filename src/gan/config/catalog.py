@@ -148,7 +148,7 @@ _dataset(
 )
 
 
-# The losses of gan.losses, by name: what D outputs under each.
+# The losses of gan.train.losses, by name: what D outputs under each.
 LOSSES = {
     "ns": "BCE on D's logits, non-saturating -log D(G(z)) for G (the original GAN)",
     "hinge": "hinge on D's logits, -D(G(z)) for G (SAGAN, BigGAN)",

@@ -11,14 +11,14 @@ import torch
 from loguru import logger
 
 from gan import __version__, distributed, speed
-from gan.batches import DeviceBatches
 from gan.config import Config
-from gan.config_file import config_toml
+from gan.config.file import config_toml
 from gan.data import ImageData
 from gan.devices import describe
 from gan.models import build_models
-from gan.outputs import RunPaths
-from gan.tracking import RunTracker
+from gan.runs.folders import RunPaths
+from gan.runs.tracking import RunTracker
+from gan.train.batches import DeviceBatches
 from gan.train.checkpointer import Checkpointer
 from gan.train.grids import GridWriter
 from gan.train.loop import Trainer, images_per_step

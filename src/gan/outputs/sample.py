@@ -15,9 +15,9 @@ from gan import images
 from gan.checkpoint import load_checkpoint
 from gan.devices import release_cached_memory, resolve_device
 from gan.errors import GanError
-from gan.generate import class_grid_rows, class_row_labels, generate_all, walk_latents
 from gan.models import build_models, generator_shapes
-from gan.runs import run_paths_for
+from gan.models.generate import class_grid_rows, class_row_labels, generate_all, walk_latents
+from gan.runs.status import run_paths_for
 
 FORMATS = ("grid", "png", "npy", "gif")
 _CHUNK = 256  # images generated at once, to bound memory for large --num

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gan.errors import GanError
-from gan.tracking import read_history
+from gan.runs.tracking import read_history
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

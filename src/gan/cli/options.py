@@ -11,10 +11,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from gan.config import FIELDS
+from gan.config.options import Field
+from gan.config.sections import SPEED
+from gan.config.values import parse_image_size
 from gan.errors import Diverged, GanError, OutOfMemory, SyncBatchNormNeedsCuda
-from gan.options import Field
-from gan.sections import SPEED
-from gan.values import parse_image_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,7 +24,7 @@ def user_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from gan.tracking import setup_console_logging
+        from gan.runs.tracking import setup_console_logging
 
         setup_console_logging()
         try:

@@ -1,7 +1,7 @@
 """Run configuration: each option declared once, as a dataclass field with its metadata.
 
-The sections and their options are declared in `gan.sections`; the command line, config
-files (`gan.config_file`) and `Config.validate` all read the metadata from there.
+The sections and their options are declared in `gan.config.sections`; the command line, config
+files (`gan.config.file`) and `Config.validate` all read the metadata from there.
 Importing this module does not load torch.
 """
 
@@ -11,9 +11,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from gan.config.options import Field, all_fields
+from gan.config.sections import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from gan.errors import GanError
-from gan.options import Field, all_fields
-from gan.sections import DataConfig, ModelConfig, OptimConfig, TrainConfig
 
 
 @dataclass

@@ -6,7 +6,10 @@ import sys
 
 import typer
 
-from gan import cli_bench, cli_data, cli_outputs, cli_train
+from gan.cli import bench as cli_bench
+from gan.cli import data as cli_data
+from gan.cli import outputs as cli_outputs
+from gan.cli import train as cli_train
 
 app = typer.Typer(
     help="Train generative adversarial networks on MNIST, brain MRI slices and image folders.",

@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
-from gan.cli_support import user_errors
-from gan.cli_train import config_from_command_line, with_config_options
+from gan.cli.options import user_errors
+from gan.cli.train import config_from_command_line, with_config_options
 
 app = typer.Typer(help="Look at a dataset before training on it.", no_args_is_help=True)
 
@@ -51,7 +51,7 @@ app.command("info")(info)
 
 
 def _bps_table(s: dict[str, Any]) -> str:
-    from gan.overview import text_columns
+    from gan.runs.overview import text_columns
 
     lines = [
         f"meta.csv of {s['source']}: {s['rows']:,} rows; {s['matched']:,} match "

@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
-from gan.cli_support import DeviceOption, user_errors
+from gan.cli.options import DeviceOption, user_errors
+from gan.config.sections import SEED_MAX
 from gan.errors import GanError
-from gan.sections import SEED_MAX
 
 
 class ExportFormat(StrEnum):
@@ -78,7 +78,7 @@ def sample(
     device: DeviceOption = "auto",
 ) -> None:
     """Generate images from a checkpoint (no model flags: the checkpoint knows its model)."""
-    from gan import sampling
+    from gan.outputs import sample as sampling
 
     path = sampling.sample(
         checkpoint,
@@ -169,7 +169,7 @@ def export(
 ) -> None:
     """Export the generator (its moving average) alone, with a JSON of shapes, value range,
     classes and training summary beside it."""
-    from gan.export import export as write
+    from gan.outputs.export import export as write
 
     path, meta = write(checkpoint, format.value, out)
     typer.echo(f"{path}\n{meta}")
@@ -189,7 +189,7 @@ def plot_history(
     ] = 1,
 ) -> None:
     """Plot D and G loss against step from a run's history.jsonl."""
-    from gan import plotting
+    from gan.outputs import plotting
 
     history = plotting.find_history(run, Path("."))
     out = out or plotting.default_out(history)
@@ -207,7 +207,7 @@ def runs(
 ) -> None:
     """List the runs of a workdir: what each trains, how far it got, its FID and status
     (training, finished, interrupted, killed or failed)."""
-    from gan import overview
+    from gan.runs import overview
 
     root = workdir.expanduser()
     if not root.is_dir():

@@ -11,8 +11,8 @@ from loguru import logger
 from gan.checkpoint import load_checkpoint, step_files
 from gan.config import FIELDS, Config
 from gan.errors import GanError
-from gan.outputs import RunPaths, default_run_name, has_outputs
-from gan.runs import run_paths_for
+from gan.runs.folders import RunPaths, default_run_name, has_outputs
+from gan.runs.status import run_paths_for
 
 RESUME_MODES = ("auto", "auto-or-new")
 _ALIASES = ("last.pt", "best.pt")

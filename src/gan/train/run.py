@@ -11,25 +11,25 @@ import torch
 from loguru import logger
 
 from gan import distributed, speed
-from gan.aside import set_aside
-from gan.assemble import build_trainer, record_early_stop, write_run_records
 from gan.config import FIELDS, Config
 from gan.data import DATASETS, ImageData, load_dataset
-from gan.defaults import (
+from gan.devices import release_cached_memory
+from gan.errors import GanError
+from gan.models import MODELS, check_model_fits, has_batch_statistics
+from gan.rng import seed_everything
+from gan.runs.aside import set_aside
+from gan.runs.folders import RunPaths, prepare_run
+from gan.runs.resume import find_resume, merge_for_resume, resume_target
+from gan.runs.status import StatusRecorder
+from gan.runs.tracking import RunTracker, setup_console_logging
+from gan.train import board
+from gan.train.build import build_trainer, record_early_stop, write_run_records
+from gan.train.plan import (
     apply_dataset_defaults,
     label_defaults,
     small_data_defaults,
     unset_options,
 )
-from gan.devices import release_cached_memory
-from gan.errors import GanError
-from gan.models import MODELS, check_model_fits, has_batch_statistics
-from gan.outputs import RunPaths, prepare_run
-from gan.resume import find_resume, merge_for_resume, resume_target
-from gan.rng import seed_everything
-from gan.runs import StatusRecorder
-from gan.tracking import RunTracker, setup_console_logging
-from gan.train import board
 from gan.train.runtime import setup_device, setup_speed
 
 if TYPE_CHECKING:

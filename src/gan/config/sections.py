@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gan.catalog import LOSSES, dataset_help, loss_help, model_help
-from gan.options import option
-from gan.values import (
+from gan.config.catalog import LOSSES, dataset_help, loss_help, model_help
+from gan.config.options import option
+from gan.config.values import (
     augment_policy,
     augment_strength,
     device_name,

@@ -20,7 +20,7 @@ from loguru import logger
 
 from gan.checkpoint import STEP_FILE, load_checkpoint
 from gan.errors import GanError
-from gan.outputs import LOCK, RunPaths
+from gan.runs.folders import LOCK, RunPaths
 
 ABANDONED = "abandoned-"
 _STEP_IN_NAME = re.compile(r"-(\d{7})(?=[.-]|$)")  # step-0000060.pt, sample-0000060.png, ...

@@ -92,7 +92,7 @@ def size_text(size: Any) -> str:
 
 def augment_policy(value: Any) -> str:
     """'none', or a comma-separated combination of the catalog's augmentations."""
-    from gan.catalog import AUGMENTS
+    from gan.config.catalog import AUGMENTS
 
     text = value if isinstance(value, str) else ""
     names = list(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from gan.checkpoint import step_files
-from gan.outputs import RunPaths, is_locked
-from gan.runs import ENDED, STATUS, read_status
+from gan.runs.folders import RunPaths, is_locked
+from gan.runs.status import ENDED, STATUS, read_status
 
 
 @dataclass

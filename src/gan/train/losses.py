@@ -105,7 +105,7 @@ class Loss:
         return torch.sign(real.detach() - threshold).sum()
 
 
-# The names and summaries (without torch) are in gan.catalog.LOSSES.
+# The names and summaries (without torch) are in gan.config.catalog.LOSSES.
 LOSSES: Registry[Loss] = Registry("loss")
 LOSSES.register("ns")(Loss(d_bce, g_nonsaturating, "logits", "probability", 0.0))
 LOSSES.register("hinge")(Loss(d_hinge, g_hinge, "logits", "score", 0.0))

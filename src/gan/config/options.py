@@ -2,7 +2,7 @@
 
 `option(default, help, ...)` makes such a field. From the fields, `Field.check` validates a
 value (from the command line, a config file or a caller of the library) against the same
-bounds, and `gan.cli_train` builds the Typer parameters. Whether an option defines a run,
+bounds, and `gan.cli.train` builds the Typer parameters. Whether an option defines a run,
 and so must match on --resume, is the field's `fixed`.
 """
 

@@ -1,5 +1,5 @@
 """A run's life: the status its trainer records, and where a checkpoint's run keeps its
-outputs. (The lock a trainer holds is in `gan.outputs`, beside the folders it guards.)
+outputs. (The lock a trainer holds is in `gan.runs.folders`, beside the folders it guards.)
 
 - **Status:** `logs/<run>/status.json`, written when training starts ("training") and
   when it ends ("finished", "interrupted" or "failed"). A status still saying "training"
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from gan.atomic import atomic_write
-from gan.outputs import RunPaths
-from gan.values import run_name
+from gan.config.values import run_name
+from gan.runs.folders import RunPaths
 
 STATUS = "status.json"
 ENDED = ("finished", "interrupted", "failed")

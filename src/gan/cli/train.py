@@ -11,9 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
-from gan.cli_support import checker, distributed_launch, user_errors
+from gan.cli.options import checker, distributed_launch, user_errors
 from gan.config import FIELDS, Config
-from gan.options import Field
+from gan.config.options import Field
 
 BY_PARAM: dict[str, Field] = {f.param: f for f in FIELDS.values()}
 _SECTION_PANELS = {"data": "Data", "model": "Model", "optim": "Optimizer", "train": "Training"}
@@ -53,7 +53,7 @@ def _off(f: Field) -> str:
 
 def _per_dataset(f: Field) -> str:
     """' Per dataset: mri hinge, bps hinge.' for an option some datasets set otherwise."""
-    from gan.catalog import DATASETS
+    from gan.config.catalog import DATASETS
 
     def show(value: Any) -> str:  # a switch by its flag: "mnist --conditional"
         if f.kind is bool:
@@ -90,7 +90,7 @@ def config_from_command_line(
     ctx: typer.Context, values: dict[str, Any], config_file: Path | None
 ) -> tuple[Config, frozenset[str]]:
     """Defaults, then the file's options, then the flags given; and the keys set by the user."""
-    from gan.config_file import read_config_file
+    from gan.config.file import read_config_file
 
     from_file = read_config_file(config_file) if config_file is not None else {}
     given = ("COMMANDLINE", "ENVIRONMENT")  # not a default
@@ -137,7 +137,7 @@ def train(
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         raise typer.Exit(distributed_launch(nproc))
     run_config, chosen = config_from_command_line(ctx, options, config)
-    from gan import training
+    from gan.train import run as training
 
     result = training.train(run_config, resume, chosen)
     if result.paths is None:  # not rank 0: rank 0 reports

@@ -1,0 +1,16 @@
+"""The configuration, torch-free: each option declared once (`options`, `sections`), its
+values (`values`), the TOML file (`file`), the catalog of names (`catalog`), and `Config`
+itself (`core`). Only this package and the plan (`gan.train.plan`) change a `Config`."""
+
+from gan.config.core import FIELDS, SECTIONS, Config
+from gan.config.sections import DataConfig, ModelConfig, OptimConfig, TrainConfig
+
+__all__ = [
+    "FIELDS",
+    "SECTIONS",
+    "Config",
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+]
