@@ -28,7 +28,7 @@ from gan.images import to_unit
 from gan.metrics.features import load_lenet
 from gan.metrics.scores import precision_recall
 from gan.models.generate import generate_all
-from gan.outputs.sample import load_generator, resolve_label
+from gan.outputs.generator import load_generator, resolve_label
 
 
 def cpu_name() -> str:

@@ -25,6 +25,7 @@ from gan.data import DataConfig, load_dataset  # noqa: E402
 from gan.models import build_models  # noqa: E402
 from gan.rng import seed_everything  # noqa: E402
 from gan.train.batches import DeviceBatches  # noqa: E402
+from gan.train.build import assemble  # noqa: E402
 from gan.train.loop import Trainer  # noqa: E402
 from gan.train.recipe import build_recipe  # noqa: E402
 from gan.train.runtime import build_runtime  # noqa: E402
@@ -51,12 +52,12 @@ def build(mode: str, info: distributed.DistInfo, batch: int, steps: int) -> Trai
         g, d, torch.device("cpu"), ema_decay=0, dist=info, spectral_norm=mode == "r1"
     )
     if mode != "r1":
-        return Trainer(config, runtime, batches)
+        return assemble(config, runtime, batches)
     recipe = build_recipe(
         "hinge", device=torch.device("cpu"), augment=("color", "translation"),
         augment_p="auto", r1_gamma=1.0, r1_every=1, dist=info,
     )  # fmt: skip
-    return Trainer(config, runtime, batches, recipe=recipe)
+    return assemble(config, runtime, batches, recipe=recipe)
 
 
 def fail_one_rank(info: distributed.DistInfo) -> None:

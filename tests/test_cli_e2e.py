@@ -131,7 +131,7 @@ def test_sample_default_output_goes_under_assets(mnist_run):
 
 def test_sampling_is_reproducible_by_seed(mnist_run):
     from gan.models.generate import generate, generate_all
-    from gan.outputs.sample import load_generator
+    from gan.outputs.generator import load_generator
 
     generator, state = load_generator(mnist_run / "checkpoints" / "last.pt", torch.device("cpu"))
     assert state["step"] == 12

@@ -22,7 +22,7 @@ from gan.models import build_models
 from gan.models.generate import generate_all
 from gan.rng import seed_everything
 from gan.train.batches import DeviceBatches
-from gan.train.loop import Trainer
+from gan.train.build import assemble
 from gan.train.runtime import build_runtime
 from tests.conftest import MNIST_1K, run_cli, run_gan
 from tests.s3_server import make_bps_dataset
@@ -169,7 +169,7 @@ def test_conditional_training_learns_what_each_class_looks_like():
     config = Config(optim=OptimConfig(batch_size=32), train=TrainConfig(max_steps=150, seed=0))
     g, d = build_models("mlp", (1, 8, 8), 16, classes=2)
     runtime = build_runtime(g, d, CPU, lr=(1e-3, 1e-3), ema_decay=0)
-    trainer = Trainer(config, runtime, DeviceBatches(images, CPU, 32, 0, labels=labels))
+    trainer = assemble(config, runtime, DeviceBatches(images, CPU, 32, 0, labels=labels))
     for _ in range(150):
         trainer.train_step()
     dark = generate_all(g, 64, seed=1, labels=torch.zeros(64, dtype=torch.long))

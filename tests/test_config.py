@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gan import catalog
 from gan.cli import app
-from gan.config import FIELDS, Config, DataConfig, OptimConfig, TrainConfig
+from gan.config import FIELDS, Config, DataConfig, OptimConfig, TrainConfig, catalog
 from gan.config.file import config_toml, read_config_file
 from gan.config.options import option, section_fields
 from gan.config.values import parse_image_size
 from gan.errors import GanError
-from gan.train.run import resolve
+from gan.train.plan import resolve
 from tests.conftest import MNIST_1K, run_cli
 
 TINY = ["--data", str(MNIST_1K), "--model", "mlp", "--batch-size", "8", "--device", "cpu"]
@@ -330,7 +329,7 @@ def test_resume_refuses_a_config_file_that_changes_the_run(tmp_path):
 
 @pytest.mark.parametrize("name", list(catalog.DATASETS))
 def test_every_dataset_default_is_a_valid_option_that_resolves(name):
-    from gan.train.run import apply_dataset_defaults
+    from gan.train.plan import apply_dataset_defaults
 
     spec = catalog.DATASETS.get(name)
     for key, value in spec.defaults:
@@ -343,7 +342,7 @@ def test_every_dataset_default_is_a_valid_option_that_resolves(name):
 
 
 def test_mri_trains_fastgan_with_hinge_and_spectral_norm_by_default():
-    from gan.train.run import apply_dataset_defaults
+    from gan.train.plan import apply_dataset_defaults
 
     config = resolve(apply_dataset_defaults(Config(data=DataConfig(name="mri")), frozenset()))
     assert (config.model.name, config.optim.loss, config.model.spectral_norm) == (

@@ -14,6 +14,7 @@ from gan.config import Config, ModelConfig, OptimConfig, TrainConfig
 from gan.models import build_models
 from gan.rng import seed_everything
 from gan.train.batches import DeviceBatches
+from gan.train.build import assemble
 from gan.train.loop import Trainer
 from gan.train.runtime import build_runtime
 
@@ -35,7 +36,7 @@ def cuda_trainer(model="dcgan", precision="bf16", batch=16, accumulation=1, comp
     images = torch.randint(0, 256, (256, *shape), dtype=torch.uint8)
     fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
     batches = DeviceBatches(images, device, batch, 0, memory_format=fmt, resident=resident)
-    return Trainer(
+    return assemble(
         config, build_runtime(generator, discriminator, device, settings=settings), batches
     )
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from gan.outputs.sample import load_generator
+from gan.outputs.generator import load_generator
 from tests.conftest import MNIST_1K, ROOT, run_cli
 
 TINY = ["--dataset", "mnist", "--data", str(MNIST_1K), "--device", "cpu", "--batch-size", "8",

@@ -145,7 +145,7 @@ def trained(tmp_path_factory):
 
 def test_trained_model_scores_clearly_better_than_untrained(trained):
     from gan.models import build_models
-    from gan.outputs.sample import load_generator
+    from gan.outputs.generator import load_generator
 
     images = load_dataset(DataConfig(name="mnist", source=str(MNIST_1K))).images
     evaluator = Evaluator(images, None, None, 1000, torch.device("cpu"))

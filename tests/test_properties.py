@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from gan.cli import app
 from gan.config import FIELDS
+from gan.train import plan
 from gan.train import run as training
 
 runner = CliRunner()
@@ -123,7 +124,7 @@ def test_config_files_never_crash(table, monkeypatch, tmp_path):
 
 
 def _resolve_only(config):
-    training.resolve(config)
+    plan.resolve(config)
     from gan.runs.folders import RunPaths
 
     return training.TrainResult("x", RunPaths(Path("."), "x"), 0, 0.0, False)

@@ -22,6 +22,7 @@ from gan.errors import GanError
 from gan.models import build_models
 from gan.rng import seed_everything
 from gan.train.batches import DeviceBatches
+from gan.train.build import assemble
 from gan.train.loop import Trainer
 from gan.train.runtime import build_runtime
 from gan.train.step import d_backward
@@ -45,7 +46,9 @@ def trainer_with(precision="fp32", channels_last=None, compile=False, model=None
                            generator=torch.Generator().manual_seed(1))  # fmt: skip
     fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
     batches = DeviceBatches(images, CPU, batch, seed, memory_format=fmt)
-    return Trainer(config, build_runtime(generator, discriminator, CPU, settings=settings), batches)
+    return assemble(
+        config, build_runtime(generator, discriminator, CPU, settings=settings), batches
+    )
 
 
 # ---- resolving the options ------------------------------------------------------------
@@ -185,7 +188,7 @@ def test_joint_discriminator_pass_gives_the_same_gradients():
         seed_everything(0)
         config = Config(optim=OptimConfig(batch_size=8))
         batches = DeviceBatches(torch.zeros(8, 1, 8, 8, dtype=torch.uint8), CPU, 8, 0)
-        trainer = Trainer(config, build_runtime(TinyG(), d_class(), CPU), batches)
+        trainer = assemble(config, build_runtime(TinyG(), d_class(), CPU), batches)
         assert trainer.runtime.joint_d is (d_class is JointTinyD)
         loss, real_p, fake_p, _ = d_backward(
             trainer.runtime, trainer.recipe, [reals], [z], keep_fakes=False

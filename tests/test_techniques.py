@@ -9,12 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from gan import catalog
-from gan.config import Config, OptimConfig, TrainConfig
+from gan.config import Config, OptimConfig, TrainConfig, catalog
 from gan.rng import seed_everything
 from gan.train.augment import POLICIES, Augmenter, cutout, translation
 from gan.train.batches import DeviceBatches
-from gan.train.loop import Trainer
+from gan.train.build import assemble
 from gan.train.losses import LOSSES, gradient_penalty, r1_penalty
 from gan.train.recipe import build_recipe
 from gan.train.runtime import build_runtime
@@ -52,7 +51,7 @@ def trainer(loss="ns", batch=8, accumulation=1, seed=0, d=None, precision="fp32"
     from gan.speed import Speed
 
     runtime = build_runtime(TinyG(), d or TinyD(), CPU, settings=Speed(precision, False, False))
-    return Trainer(
+    return assemble(
         config,
         runtime,
         DeviceBatches(images, CPU, batch, seed),

@@ -13,6 +13,7 @@ from gan.config import Config, OptimConfig, TrainConfig
 from gan.errors import Diverged
 from gan.rng import seed_everything
 from gan.train.batches import DeviceBatches
+from gan.train.build import assemble
 from gan.train.grids import GridWriter
 from gan.train.loop import FitResult, Trainer
 from gan.train.reporter import Reporter
@@ -55,7 +56,7 @@ def make_trainer(batch=8, accumulation=1, seed=0, tracker=None, **train) -> Trai
     batches = DeviceBatches(images, CPU, batch, seed)
     runtime = build_runtime(TinyG(), TinyD(), CPU, ema_decay=config.train.ema_decay)
     t = config.train
-    return Trainer(
+    return assemble(
         config,
         runtime,
         batches,

@@ -150,7 +150,7 @@ def test_evaluate_takes_no_s3_cache_or_download_settings_from_a_checkpoint(train
 
     handed = forged(trained, tmp_path, plant)
     from gan.config import Config
-    from gan.metrics.evaluate import evaluation_data
+    from gan.outputs.evaluate import evaluation_data
 
     data = evaluation_data(Config.from_dict(load_checkpoint(handed)["config"]), None)
     assert (data.download, data.cache_dir, data.no_sign_request, data.s3_workers) == (
@@ -236,7 +236,7 @@ def test_sample_options_that_ask_too_much_are_one_sentence(trained, tmp_path, ar
 
 
 def test_the_bound_counts_pixels_as_well_as_images():
-    from gan.outputs.sample import MAX_VALUES, bound
+    from gan.outputs.generator import MAX_VALUES, bound
 
     bound(100_000, (1, 28, 28))
     most = MAX_VALUES // (3 * 256 * 256)

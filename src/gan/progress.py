@@ -1,10 +1,12 @@
-"""A rich progress bar for training: step, images/s, losses, ETA."""
+"""The console: log lines through rich, and progress bars for training and downloads."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from loguru import logger
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -14,7 +16,19 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from gan.runs.tracking import CONSOLE
+CONSOLE = Console(stderr=True)
+_LOG_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
+
+
+def setup_console_logging(level: str = "INFO", prefix: str = "") -> None:
+    """Send loguru through rich's console so log lines print above the progress bar."""
+    logger.remove()
+    logger.add(
+        lambda message: CONSOLE.file.write(str(message)) and CONSOLE.file.flush(),
+        level=level,
+        format=prefix.replace("{", "{{").replace("}", "}}") + _LOG_FORMAT,
+        colorize=CONSOLE.is_terminal,
+    )
 
 
 class TrainingProgress:

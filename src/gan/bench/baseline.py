@@ -13,9 +13,9 @@ import time
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from gan import losses
 from gan.devices import synchronize
 from gan.models import build_models
+from gan.train import losses
 
 
 def baseline_images_per_s(

@@ -29,6 +29,7 @@ from gan.errors import GanError
 from gan.models import build_models, check_model_fits
 from gan.rng import seed_everything
 from gan.train.batches import DeviceBatches
+from gan.train.build import assemble
 from gan.train.loop import Trainer
 from gan.train.runtime import build_runtime, setup_device, setup_speed
 
@@ -51,7 +52,7 @@ def _trainer(
     runtime = build_runtime(generator, discriminator, device, settings=settings)
     fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
     batches = DeviceBatches(images, device, job["batch_size"], 0, memory_format=fmt)
-    return Trainer(config, runtime, batches)
+    return assemble(config, runtime, batches)
 
 
 def _counted_step(trainer: Trainer) -> int:

@@ -9,6 +9,7 @@ import typer
 from gan.cli import bench as cli_bench
 from gan.cli import data as cli_data
 from gan.cli import outputs as cli_outputs
+from gan.cli import runs as cli_runs
 from gan.cli import train as cli_train
 
 app = typer.Typer(
@@ -25,7 +26,7 @@ app.command()(cli_outputs.sample)
 app.command()(cli_outputs.evaluate)
 app.command()(cli_outputs.export)
 app.command("plot-history")(cli_outputs.plot_history)
-app.command()(cli_outputs.runs)
+app.command()(cli_runs.runs)
 app.command()(cli_bench.bench)
 app.add_typer(cli_data.app, name="data")
 

@@ -8,8 +8,7 @@ from typing import Any
 
 import typer
 
-from gan.cli.options import user_errors
-from gan.cli.train import config_from_command_line, with_config_options
+from gan.cli.options import config_from_command_line, user_errors, with_config_options
 
 app = typer.Typer(help="Look at a dataset before training on it.", no_args_is_help=True)
 

@@ -1,5 +1,5 @@
-"""`gan sample`, `gan evaluate`, `gan export`, `gan plot-history` and `gan runs`: commands
-that read a run's outputs."""
+"""`gan sample`, `gan evaluate`, `gan export` and `gan plot-history`: commands that make
+something from a run's checkpoints or history."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import typer
 
 from gan.cli.options import DeviceOption, user_errors
 from gan.config.sections import SEED_MAX
-from gan.errors import GanError
 
 
 class ExportFormat(StrEnum):
@@ -28,53 +27,58 @@ class SampleFormat(StrEnum):
     gif = "gif"
 
 
+Checkpoint = Annotated[Path, typer.Argument(help="A checkpoint, e.g. checkpoints/last.pt.")]
+SampleNum = Annotated[
+    int | None,
+    typer.Option(min=1, max=100_000, help="How many images (default 64), or walks (default 8)."),
+]
+SampleOut = Annotated[Path | None, typer.Option(help="Output file (grid, npy) or folder (png).")]
+SampleRow = Annotated[int | None, typer.Option(min=1, max=100_000, help="Images per grid row.")]
+SampleSeed = Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for the latents.")]
+SampleFormatOption = Annotated[
+    SampleFormat,
+    typer.Option(
+        "--format",
+        help="grid: one PNG; png: one PNG per image; npy: NxCxHxW in [0, 1]; "
+        "gif: a latent walk, one frame a step (with --interpolate).",
+    ),
+]
+Truncation = Annotated[
+    float | None,
+    typer.Option(
+        max=100,
+        help="Draw latents from a normal truncated at +-PSI (BigGAN): typical images, "
+        "less variety. At least 0.04; 0.5 to 2 are typical.",
+    ),
+]
+Interpolate = Annotated[
+    int | None,
+    typer.Option(
+        max=1000,
+        help="Walk between random latents in STEPS steps (spherical interpolation): "
+        "one walk a row, --num walks.",
+    ),
+]
+Label = Annotated[
+    str | None,
+    typer.Option(
+        help="Images of this class only (a conditional checkpoint: e.g. 7, Fe). Without "
+        "it, a conditional model's grid has one class per row.",
+    ),
+]
+
+
 @user_errors
 def sample(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint, e.g. checkpoints/last.pt.")],
-    num: Annotated[
-        int | None,
-        typer.Option(
-            min=1, max=100_000, help="How many images (default 64), or walks (default 8)."
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Output file (grid, npy) or folder (png).")
-    ] = None,
-    nrow: Annotated[
-        int | None, typer.Option(min=1, max=100_000, help="Images per grid row.")
-    ] = None,
-    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for the latents.")] = 0,
-    format: Annotated[
-        SampleFormat,
-        typer.Option(
-            "--format",
-            help="grid: one PNG; png: one PNG per image; npy: NxCxHxW in [0, 1]; "
-            "gif: a latent walk, one frame a step (with --interpolate).",
-        ),
-    ] = SampleFormat.grid,
-    truncation: Annotated[
-        float | None,
-        typer.Option(
-            max=100,
-            help="Draw latents from a normal truncated at +-PSI (BigGAN): typical images, "
-            "less variety. At least 0.04; 0.5 to 2 are typical.",
-        ),
-    ] = None,
-    interpolate: Annotated[
-        int | None,
-        typer.Option(
-            max=1000,
-            help="Walk between random latents in STEPS steps (spherical interpolation): "
-            "one walk a row, --num walks.",
-        ),
-    ] = None,
-    label: Annotated[
-        str | None,
-        typer.Option(
-            help="Images of this class only (a conditional checkpoint: e.g. 7, Fe). Without "
-            "it, a conditional model's grid has one class per row.",
-        ),
-    ] = None,
+    checkpoint: Checkpoint,
+    num: SampleNum = None,
+    out: SampleOut = None,
+    nrow: SampleRow = None,
+    seed: SampleSeed = 0,
+    format: SampleFormatOption = SampleFormat.grid,
+    truncation: Truncation = None,
+    interpolate: Interpolate = None,
+    label: Label = None,
     device: DeviceOption = "auto",
 ) -> None:
     """Generate images from a checkpoint (no model flags: the checkpoint knows its model)."""
@@ -125,7 +129,8 @@ def evaluate(
     device: DeviceOption = "auto",
 ) -> None:
     """Score a checkpoint: FID, KID, precision/recall; the last line printed is JSON."""
-    from gan.metrics.evaluate import evaluate_checkpoint, parse_metrics, write_report
+    from gan.metrics.evaluate import parse_metrics
+    from gan.outputs.evaluate import evaluate_checkpoint, write_report
 
     result = evaluate_checkpoint(
         checkpoint,
@@ -194,28 +199,3 @@ def plot_history(
     history = plotting.find_history(run, Path("."))
     out = out or plotting.default_out(history)
     typer.echo(str(plotting.plot_history(history, out, smooth)))
-
-
-@user_errors
-def runs(
-    workdir: Annotated[
-        Path, typer.Option(help="The folder holding checkpoints/, logs/ and assets/.")
-    ] = Path("."),
-    json_out: Annotated[
-        bool, typer.Option("--json", help="A JSON list of objects, one a run (key 'run').")
-    ] = False,
-) -> None:
-    """List the runs of a workdir: what each trains, how far it got, its FID and status
-    (training, finished, interrupted, killed or failed)."""
-    from gan.runs import overview
-
-    root = workdir.expanduser()
-    if not root.is_dir():
-        raise GanError(f"--workdir {root} is not a folder; give the folder you trained in.")
-    found = overview.list_runs(root)
-    if json_out:
-        typer.echo(json.dumps([r.to_dict() for r in found], indent=2))
-    elif not found:
-        typer.echo(f"No runs under {root} (train one with gan train).")
-    else:
-        typer.echo(overview.table(found))

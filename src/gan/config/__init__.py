@@ -2,12 +2,13 @@
 values (`values`), the TOML file (`file`), the catalog of names (`catalog`), and `Config`
 itself (`core`). Only this package and the plan (`gan.train.plan`) change a `Config`."""
 
-from gan.config.core import FIELDS, SECTIONS, Config
+from gan.config.core import FIELDS, SECTIONS, Chosen, Config
 from gan.config.sections import DataConfig, ModelConfig, OptimConfig, TrainConfig
 
 __all__ = [
     "FIELDS",
     "SECTIONS",
+    "Chosen",
     "Config",
     "DataConfig",
     "ModelConfig",

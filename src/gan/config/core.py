@@ -38,6 +38,11 @@ class Config:
                 sections[f.section][f.name] = tuple(value) if isinstance(value, list) else value
         return cls(**{name: SECTIONS[name](**values) for name, values in sections.items()})
 
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> Config:
+        """The defaults with `section.field` keys set to the given (checked) values."""
+        return cls().replace(values)
+
     def get(self, key: str) -> Any:
         section, name = key.split(".")
         return getattr(getattr(self, section), name)
@@ -57,6 +62,18 @@ class Config:
                 f.check(self.get(f.key))
             except ValueError as exc:
                 raise GanError(f"{f.flag}: {exc}.") from None
+
+
+class Chosen(frozenset):
+    """The options a user set (`section.field` keys), each with where it came from:
+    `sources[key]` is "flag", "config file", ... (the plan records it in run.json)."""
+
+    sources: dict[str, str]
+
+    def __new__(cls, sources: dict[str, str]) -> Chosen:
+        chosen = super().__new__(cls, sources)
+        chosen.sources = dict(sources)
+        return chosen
 
 
 def _plain(value: Any) -> Any:

@@ -26,7 +26,7 @@ from loguru import logger
 from gan import __version__
 from gan.atomic import atomic_write, temp_name
 from gan.errors import GanError
-from gan.runs.status import run_paths_for
+from gan.runs.folders import run_paths_for
 
 FORMATS = {"safetensors": ".safetensors", "exported": ".pt2", "onnx": ".onnx"}
 MAX_BATCH = 65536
@@ -86,7 +86,7 @@ def example_inputs(generator: torch.nn.Module, classes: int, batch: int = 2) -> 
 
 def export(checkpoint: Path, fmt: str, out: Path | None = None) -> tuple[Path, Path]:
     """Write the generator in `fmt` and its JSON; returns both paths."""
-    from gan.outputs.sample import load_generator
+    from gan.outputs.generator import load_generator
 
     if fmt not in FORMATS:
         raise GanError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}.")

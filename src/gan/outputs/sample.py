@@ -12,47 +12,19 @@ import torch
 from loguru import logger
 
 from gan import images
-from gan.checkpoint import load_checkpoint
 from gan.devices import release_cached_memory, resolve_device
 from gan.errors import GanError
-from gan.models import build_models, generator_shapes
 from gan.models.generate import class_grid_rows, class_row_labels, generate_all, walk_latents
-from gan.runs.status import run_paths_for
+from gan.outputs.generator import (
+    MIN_TRUNCATION,
+    bound,
+    load_generator,
+    resolve_label,
+)
+from gan.runs.folders import run_paths_for
 
 FORMATS = ("grid", "png", "npy", "gif")
 _CHUNK = 256  # images generated at once, to bound memory for large --num
-MAX_IMAGES = 100_000  # as --num allows
-MAX_VALUES = 2**28  # pixel values made at once: 1 GiB as float32
-MIN_TRUNCATION = 0.04  # BigGAN's smallest; below it almost every draw is rejected
-
-
-def load_generator(path: Path | str, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """Rebuild G from the model config stored in a checkpoint; no model flags needed.
-    The weights must match the model's shapes before the model is given memory."""
-    state = load_checkpoint(path)
-    model = state["model"]
-    shape, classes = tuple(model["image_shape"]), len(model.get("classes") or [])
-    # Prefer the moving average of G's weights, as training grids do.
-    weights = state.get("generator_ema") or state["generator"]
-    mismatch = GanError(
-        f"{path} does not match model {model['name']!r} as this gan builds it; "
-        "it may come from another version of the model."
-    )
-    try:
-        expected = generator_shapes(model["name"], shape, model["latent_dim"], classes)
-    except GanError:
-        raise
-    except Exception:  # a model that cannot be built at this size
-        raise mismatch from None
-    stored = {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}
-    if stored != expected or len(stored) != len(weights):
-        raise mismatch
-    generator, _ = build_models(model["name"], shape, model["latent_dim"], classes)
-    try:
-        generator.load_state_dict(weights)
-    except RuntimeError:
-        raise mismatch from None
-    return generator.to(device).eval(), state
 
 
 _GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -106,29 +78,6 @@ def _safe(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "class"
 
 
-def resolve_label(text: str, classes: list[str], checkpoint: Path) -> int:
-    """The index of class `text` (exact, then ignoring case, then by numeric value)."""
-    if not classes:
-        raise GanError(
-            f"--label needs a checkpoint trained with --conditional; {checkpoint} was "
-            "trained without labels."
-        )
-    for same in (str.__eq__, lambda a, b: a.lower() == b.lower(), _same_number):
-        found = [i for i, name in enumerate(classes) if same(text.strip(), name)]
-        if found:
-            return found[0]
-    raise GanError(
-        f"--label {text!r} is not a class of {checkpoint}; it knows {', '.join(classes)}."
-    )
-
-
-def _same_number(a: str, b: str) -> bool:
-    try:
-        return float(a) == float(b)
-    except ValueError:
-        return False
-
-
 @dataclass
 class Plan:
     """What `gan sample` makes: latents (or a count), labels, the grid's row length."""
@@ -137,18 +86,6 @@ class Plan:
     nrow: int | None
     latents: torch.Tensor | None = None
     labels: torch.Tensor | None = None
-
-
-def bound(count: int, image_shape: tuple[int, ...]) -> None:
-    """Refuse, before anything is drawn, more images than gan sample makes at once."""
-    size = math.prod(image_shape)
-    most = min(MAX_IMAGES, MAX_VALUES // size)
-    if count > most:
-        raise GanError(
-            f"The options ask for {count:,} images of {'x'.join(map(str, image_shape[1:]))}, "
-            f"more than gan sample makes at once ({most:,}); ask for fewer with --num, --nrow "
-            "or --interpolate, and run it again with another --seed for more."
-        )
 
 
 def _plan(generator, num, nrow, seed, truncation, interpolate, label, shape) -> Plan:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gan.atomic import atomic_write
+from gan.config.values import run_name
 from gan.errors import GanError
 
 
@@ -191,3 +192,26 @@ def _prepare_folders(paths: RunPaths, root: Path, run_name: str | None, resume: 
             probe.unlink()
     except OSError as exc:
         raise _unwritable(exc, root) from None
+
+
+def run_paths_for(checkpoint: Path, state: dict[str, Any]) -> RunPaths | None:
+    """The run a checkpoint belongs to, from where it lies: `W/checkpoints/<run>/*.pt` is
+    run <run> whatever name it stores (a copied run is its copy), and
+    `W/checkpoints/last.pt` the run whose name it stores. None for a checkpoint kept
+    elsewhere (a copied file, or one set aside into abandoned-*/)."""
+    given = Path(os.path.expanduser(str(checkpoint)))
+    for path in (given, given.absolute()):  # relative where the path given allows it
+        folder = path.parent
+        if folder.parent.name == "checkpoints" and _valid_name(folder.name):
+            return RunPaths(folder.parent.parent, folder.name)
+        if folder.name == "checkpoints" and _valid_name(state.get("run_name")):
+            return RunPaths(folder.parent, state["run_name"])
+    return None
+
+
+def _valid_name(name: Any) -> bool:
+    try:
+        run_name(name)
+    except ValueError:
+        return False
+    return True

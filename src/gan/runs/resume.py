@@ -1,4 +1,5 @@
-"""Finding the checkpoint to resume from and reconciling its config with the command line."""
+"""Finding the checkpoint to resume from, and the run it goes on as. (Merging its config
+with the options given is a step of the plan, `gan.train.plan.resumed_options`.)"""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ from typing import Any
 from loguru import logger
 
 from gan.checkpoint import load_checkpoint, step_files
-from gan.config import FIELDS, Config
 from gan.errors import GanError
-from gan.runs.folders import RunPaths, default_run_name, has_outputs
-from gan.runs.status import run_paths_for
+from gan.runs.folders import RunPaths, default_run_name, has_outputs, run_paths_for
 
 RESUME_MODES = ("auto", "auto-or-new")
 _ALIASES = ("last.pt", "best.pt")
@@ -123,27 +122,3 @@ def _same_folder(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
     except OSError:
         return False
-
-
-def merge_for_resume(saved: Config, given: Config, chosen: set[str]) -> Config:
-    """The checkpoint's config with the options the user chose (`section.field` keys) applied.
-
-    Options that define the run (`fixed` in their declaration) must match the checkpoint;
-    the rest (step budget, intervals, learning rates, device, data location) may change.
-    """
-    for key in sorted(chosen):
-        f = FIELDS[key]
-        old, new = saved.get(key), given.get(key)
-        old, new = (tuple(v) if isinstance(v, list) else v for v in (old, new))
-        if f.opt.fixed and new != old:
-            raise GanError(
-                f"{f.flag} {_show(new)} differs from the checkpoint's {_show(old)}; a resumed "
-                f"run must keep it (drop {f.flag}, or start a new run with another --run-name)."
-            )
-    return saved.replace({key: given.get(key) for key in chosen})
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, tuple):
-        return "x".join(map(str, value))
-    return str(value)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from gan.atomic import atomic_write
-from gan.config.values import run_name
 from gan.runs.folders import RunPaths
 
 STATUS = "status.json"
@@ -67,26 +66,3 @@ class StatusRecorder:
 
     def ended(self, status: str, step: int, planned: int, reason: str | None = None) -> None:
         self._write({"status": status, "step": step, "planned": planned, "reason": reason})
-
-
-def run_paths_for(checkpoint: Path, state: dict[str, Any]) -> RunPaths | None:
-    """The run a checkpoint belongs to, from where it lies: `W/checkpoints/<run>/*.pt` is
-    run <run> whatever name it stores (a copied run is its copy), and
-    `W/checkpoints/last.pt` the run whose name it stores. None for a checkpoint kept
-    elsewhere (a copied file, or one set aside into abandoned-*/)."""
-    given = Path(os.path.expanduser(str(checkpoint)))
-    for path in (given, given.absolute()):  # relative where the path given allows it
-        folder = path.parent
-        if folder.parent.name == "checkpoints" and _valid_name(folder.name):
-            return RunPaths(folder.parent.parent, folder.name)
-        if folder.name == "checkpoints" and _valid_name(state.get("run_name")):
-            return RunPaths(folder.parent, state["run_name"])
-    return None
-
-
-def _valid_name(name: Any) -> bool:
-    try:
-        run_name(name)
-    except ValueError:
-        return False
-    return True

@@ -10,23 +10,8 @@ from typing import Any, Protocol
 
 import torch
 from loguru import logger
-from rich.console import Console
 
 from gan.atomic import atomic_write
-
-CONSOLE = Console(stderr=True)
-_LOG_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
-
-
-def setup_console_logging(level: str = "INFO", prefix: str = "") -> None:
-    """Send loguru through rich's console so log lines print above the progress bar."""
-    logger.remove()
-    logger.add(
-        lambda message: CONSOLE.file.write(str(message)) and CONSOLE.file.flush(),
-        level=level,
-        format=prefix.replace("{", "{{").replace("}", "}}") + _LOG_FORMAT,
-        colorize=CONSOLE.is_terminal,
-    )
 
 
 class Tracker(Protocol):

@@ -1,39 +1,106 @@
-"""Assembling a run: models, runtime, batch stream and loop components; its records."""
+"""Building a run before its loop: models, runtime, batch stream, recipe, and the loop's
+components, each made from its section of the config, in this one place."""
 
 from __future__ import annotations
 
-import platform
-import time
-from pathlib import Path
 from typing import Any
 
 import torch
 from loguru import logger
 
-from gan import __version__, distributed, speed
+from gan import distributed, speed
 from gan.config import Config
-from gan.config.file import config_toml
 from gan.data import ImageData
 from gan.devices import describe
 from gan.models import build_models
 from gan.runs.folders import RunPaths
-from gan.runs.tracking import RunTracker
+from gan.runs.tracking import Tracker
 from gan.train.batches import DeviceBatches
 from gan.train.checkpointer import Checkpointer
 from gan.train.grids import GridWriter
-from gan.train.loop import Trainer, images_per_step
+from gan.train.loop import Trainer
 from gan.train.recipe import Recipe, build_recipe
 from gan.train.reporter import Reporter
 from gan.train.runtime import Runtime, build_runtime
 
 
-def _log_setup(
+def images_per_step(config: Config, world_size: int, n_critic: int) -> int:
+    """Images drawn from the data per step: micro-batch x K x processes x D steps."""
+    o = config.optim
+    return o.batch_size * o.accumulation_steps * world_size * n_critic
+
+
+def assemble(
+    config: Config,
+    runtime: Runtime,
+    batches: DeviceBatches,
+    recipe: Recipe | None = None,
+    *,
+    paths: RunPaths | None = None,
+    tracker: Tracker | None = None,
+    header: dict[str, Any] | None = None,
+    evaluator: Any = None,
+    **given: Any,
+) -> Trainer:
+    """The trainer with its components (`checkpointer`, `reporter`, `grids`), each made
+    from its config section unless `given` ready; only rank 0's write files."""
+    t, rt = config.train, runtime
+    recipe = recipe or build_recipe(device=rt.device, seed=t.seed, dist=rt.dist)
+    per_step = images_per_step(config, rt.dist.world_size, recipe.n_critic)
+    parts = {
+        "checkpointer": lambda: Checkpointer.from_config(t, paths, header or {}, rt.device),
+        "reporter": lambda: Reporter.from_config(
+            t, per_step, tracker, evaluator, rt.dist, recipe.loss.shown
+        ),
+        "grids": lambda: GridWriter.from_config(
+            t, tuple(batches.images.shape[1:]), rt, paths, tracker
+        ),
+    }
+    made = {name: given.get(name) or make() for name, make in parts.items()}
+    return Trainer(config, runtime, batches, recipe=recipe, images_per_step=per_step, **made)
+
+
+def build_trainer(
+    config: Config,
     data: ImageData,
     device: torch.device,
     paths: RunPaths | None,
+    tracker: Tracker | None,
     info: distributed.DistInfo,
     settings: speed.Speed,
-) -> None:
+) -> Trainer:
+    """The runtime, the batch stream and the components of this run's loop."""
+    _log_setup(data, device, paths, info, settings)
+    runtime, sizes = _runtime(config, data, device, info, settings)
+    o, t = config.optim, config.train
+    fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
+    labels = data.labels if config.model.conditional else None
+    batches = DeviceBatches(
+        data.images, device, o.batch_size, t.seed, info.rank, info.world_size, fmt, labels=labels
+    )
+    if not batches.resident:
+        logger.info("The images do not fit on {}: streaming them from pinned host memory.", device)
+    recipe = _recipe(config, device, info)
+    header = {"model": _model_record(config, data), "dataset": data.summary()}
+    evaluator = _evaluator(config, data, device, info)
+    trainer = assemble(
+        config, runtime, batches, recipe, paths=paths, tracker=tracker, header=header,
+        evaluator=evaluator,
+    )  # fmt: skip
+    logger.info(
+        "Model {}: G {:,} parameters, D {:,}; {} steps of {} images (batch {} x {} x {} proc)",
+        config.model.name,
+        *sizes,
+        trainer.total_steps(),
+        trainer.images_per_step,
+        o.batch_size,
+        o.accumulation_steps,
+        info.world_size,
+    )
+    return trainer
+
+
+def _log_setup(data, device, paths, info, settings) -> None:
     if paths is not None:
         logger.info("Run {}: outputs in {}", paths.name, paths.workdir.resolve())
     procs = f"; {info.world_size} processes" if info.active else ""
@@ -42,25 +109,18 @@ def _log_setup(
     logger.info("Data: {} images of {} from {}", len(data.images), size, data.source)
 
 
-def build_trainer(
-    config: Config,
-    data: ImageData,
-    device: torch.device,
-    paths: RunPaths | None,
-    tracker: RunTracker | None,
-    info: distributed.DistInfo,
-    settings: speed.Speed,
-) -> Trainer:
-    """The runtime, the batch stream and the components of this run's loop."""
-    _log_setup(data, device, paths, info, settings)
+def _runtime(config: Config, data: ImageData, device, info, settings) -> tuple[Runtime, tuple]:
+    """G and D of the model section, on the device, with their optimizers and EMA; and
+    their parameter counts."""
     m, o, t = config.model, config.optim, config.train
-    image_shape = tuple(data.images.shape[1:])
     classes = len(data.classes) if m.conditional else 0
-    generator, discriminator = build_models(m.name, image_shape, m.latent_dim, classes)
+    generator, discriminator = build_models(m.name, tuple(data.images.shape[1:]), m.latent_dim,
+                                            classes)  # fmt: skip
     if classes:  # unlabelled samples follow the data's class frequencies
         counts = torch.tensor(list(data.class_counts().values()), dtype=torch.float32)
         generator.class_weights.copy_(counts)
-    runtime = build_runtime(
+    sizes = (_count(generator), _count(discriminator))
+    return build_runtime(
         generator,
         discriminator,
         device,
@@ -72,15 +132,13 @@ def build_trainer(
         sync_bn=t.sync_bn,
         spectral_norm=m.spectral_norm,
         compile_d=not (o.r1_gamma > 0 or o.loss == "wgan-gp"),  # no double backward compiled
-    )
-    fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
-    labels = data.labels if classes else None
-    batches = DeviceBatches(
-        data.images, device, o.batch_size, t.seed, info.rank, info.world_size, fmt, labels=labels
-    )
-    if not batches.resident:
-        logger.info("The images do not fit on {}: streaming them from pinned host memory.", device)
-    recipe = build_recipe(
+    ), sizes
+
+
+def _recipe(config: Config, device: torch.device, info: distributed.DistInfo) -> Recipe:
+    """The loss, penalties and augmentation of the optimizer section."""
+    o, t = config.optim, config.train
+    return build_recipe(
         o.loss,
         device=device,
         seed=t.seed,
@@ -93,62 +151,15 @@ def build_trainer(
         n_critic=o.n_critic,
         dist=info,
     )
-    components = _components(config, data, runtime, recipe, paths, tracker)
-    trainer = Trainer(config, runtime, batches, recipe=recipe, **components)
-    logger.info(
-        "Model {}: G {:,} parameters, D {:,}; {} steps of {} images (batch {} x {} x {} proc)",
-        m.name,
-        _count(generator),
-        _count(discriminator),
-        trainer.total_steps(),
-        trainer.images_per_step,
-        o.batch_size,
-        o.accumulation_steps,
-        info.world_size,
-    )
-    return trainer
 
 
-def _components(
-    config: Config,
-    data: ImageData,
-    runtime: Runtime,
-    recipe: Recipe,
-    paths: RunPaths | None,
-    tracker: RunTracker | None,
-) -> dict[str, Any]:
-    """The checkpointer, reporter and grid writer; only rank 0's write files."""
-    m, t, info = config.model, config.train, runtime.dist
-    image_shape = tuple(data.images.shape[1:])
-    model = {"name": m.name, "image_shape": list(image_shape), "latent_dim": m.latent_dim}
+def _model_record(config: Config, data: ImageData) -> dict[str, Any]:
+    """What a checkpoint says of its model, so `gan sample` needs no model flags."""
+    m = config.model
+    model = {"name": m.name, "image_shape": list(data.images.shape[1:]), "latent_dim": m.latent_dim}
     if m.conditional:
         model["classes"] = list(data.classes)
-    header = {"model": model, "dataset": data.summary()}
-    per_step = images_per_step(config, info.world_size, recipe.n_critic)
-    evaluator = _evaluator(config, data, runtime.device, info)
-    return {
-        "checkpointer": Checkpointer(t.checkpoint_every, t.keep_checkpoints, paths, header),
-        "reporter": Reporter(
-            per_step,
-            t.log_every,
-            tracker,
-            evaluator,
-            t.eval_every,
-            info,
-            recipe.loss.shown,
-        ),
-        "grids": GridWriter(
-            t.sample_every,
-            t.seed,
-            image_shape,
-            runtime.G.latent_shape,
-            runtime.device,
-            paths,
-            tracker,
-            info.is_main,
-            getattr(runtime.G, "num_classes", 0),
-        ),
-    }
+    return model
 
 
 def _evaluator(config: Config, data: ImageData, device: torch.device, info: distributed.DistInfo):
@@ -161,46 +172,6 @@ def _evaluator(config: Config, data: ImageData, device: torch.device, info: dist
     evaluator = Evaluator(data.images, t.eval_features, None, t.eval_samples, device)
     logger.info("FID every {} steps with {} features", t.eval_every, evaluator.name)
     return evaluator
-
-
-def write_run_records(
-    paths: RunPaths, config: Config, trainer: Trainer, resumed: Path | None
-) -> None:
-    config = config.replace({"train.run_name": paths.name})
-    paths.write_config_toml(config_toml(config))  # `gan train --config` of it trains it again
-    rt = trainer.runtime
-    paths.write_run_json(
-        {
-            **config.to_dict(),
-            **trainer.checkpointer.header,
-            "run_name": paths.name,
-            "device": str(rt.device),
-            "speed": rt.speed.to_dict(),  # precision, layout and compile as resolved
-            "data_on_device": trainer.batches.resident,
-            "total_steps": trainer.total_steps(),
-            "images_per_step": trainer.images_per_step,
-            "world_size": rt.dist.world_size,
-            "global_batch": trainer.images_per_step,
-            "resumed_from": str(resumed) if resumed else None,
-            "resumed_at_step": trainer.step if resumed else None,
-            "versions": {
-                "gan": __version__,
-                "torch": torch.__version__,
-                "python": platform.python_version(),
-            },
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-    )
-
-
-def record_early_stop(paths: RunPaths, config: Config, step: int) -> None:
-    """A run stopped by its time limit or a signal: config.toml now trains it to this step,
-    with the same planned length (so that schedules that follow it, ADA's ramp, match)."""
-    stopped = config.replace(
-        {"train.run_name": paths.name, "train.stop_at": step, "train.time_limit": None}
-    )
-    paths.write_config_toml(config_toml(stopped))
-    logger.info("{} records the run up to step {} (stop_at).", paths.logs / "config.toml", step)
 
 
 def _count(module: torch.nn.Module) -> int:

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from loguru import logger
 
-from gan import checkpoint, distributed, rng
+from gan import checkpoint
+from gan.config import TrainConfig
 from gan.devices import release_cached_memory
-from gan.errors import Diverged
 from gan.runs.folders import RunPaths
-
-if TYPE_CHECKING:
-    from gan.train.loop import Trainer
 
 
 class Checkpointer:
-    """Writes the trainer's state every `every` steps, on rank 0, never with NaN weights.
+    """Writes what it is handed every `every` steps, on rank 0 (`paths` None elsewhere).
 
     `header` (the config, model and dataset descriptions) goes into every checkpoint, so
     `gan sample` and `--resume` need nothing else. Its own state is the last step saved.
@@ -30,39 +27,41 @@ class Checkpointer:
         keep: int,
         paths: RunPaths | None = None,
         header: dict[str, Any] | None = None,
+        device: torch.device | None = None,
     ) -> None:
         self.every, self.keep, self.paths = every, keep, paths
         self.header = header or {}
+        self.device = device or torch.device("cpu")
         self.saved_step = -1
+
+    @classmethod
+    def from_config(
+        cls, train: TrainConfig, paths: RunPaths | None, header: dict[str, Any], device
+    ) -> Checkpointer:
+        return cls(train.checkpoint_every, train.keep_checkpoints, paths, header, device)
 
     def due(self, step: int) -> bool:
         return step % self.every == 0
 
-    def save(self, trainer: Trainer, best: bool = False) -> Path | None:
-        """A collective under DDP: every process hands over its RNG state; rank 0 writes."""
-        latest = trainer.latest
-        if latest is not None and not bool(torch.isfinite(latest.d_loss + latest.g_loss)):
-            raise Diverged(trainer.step, trainer.step)  # keep the good checkpoints
-        rt = trainer.runtime
-        rng_states = distributed.gather(rng.capture(rt.device), rt.dist)
-        self.saved_step = trainer.step  # on every rank: the final save is a collective too
-        if self.paths is None or not rt.dist.is_main:
+    def save(self, step: int, state: dict[str, Any] | None, best: bool = False) -> Path | None:
+        """Write `state` (the trainer's, on rank 0; None elsewhere) as the checkpoint of
+        `step`, publish it as last.pt (and best.pt), and prune the oldest step files."""
+        self.saved_step = step  # on every rank: the final save is a collective too
+        if self.paths is None or state is None:
             return None
         state = {
             "format_version": checkpoint.FORMAT_VERSION,
             "run_name": self.paths.name,
             **self.header,
-            **trainer.state_dict(rng_states),
+            **state,
         }
-        path = checkpoint.save_atomic(
-            state, checkpoint.step_path(self.paths.checkpoints, trainer.step)
-        )
+        path = checkpoint.save_atomic(state, checkpoint.step_path(self.paths.checkpoints, step))
         checkpoint.publish(path, self.paths.run_last)
         checkpoint.publish(path, self.paths.last)  # the workdir's newest, of any run
         if best:
             checkpoint.publish(path, self.paths.checkpoints / "best.pt")
-            logger.info("New best FID {:.4g} at step {}: best.pt", state["best_fid"], trainer.step)
+            logger.info("New best FID {:.4g} at step {}: best.pt", state["best_fid"], step)
         checkpoint.prune(self.paths.checkpoints, self.keep)
-        release_cached_memory(rt.device)
+        release_cached_memory(self.device)
         logger.info("Saved checkpoint {}", path)
         return path

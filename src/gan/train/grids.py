@@ -8,11 +8,13 @@ import torch
 from torch import nn
 
 from gan import images
+from gan.config import TrainConfig
 from gan.devices import release_cached_memory
 from gan.models.generate import class_rows, generate_all
 from gan.runs.folders import RunPaths
 from gan.runs.tracking import NullTracker, Tracker
 from gan.train.batches import DeviceBatches
+from gan.train.runtime import Runtime
 
 
 class GridWriter:
@@ -39,6 +41,20 @@ class GridWriter:
             self.labels, self.nrow = class_rows(classes, count)
             count = len(self.labels)
         self.latents = torch.randn(count, *latent_shape, generator=gen).to(device)
+
+    @classmethod
+    def from_config(
+        cls,
+        train: TrainConfig,
+        image_shape: tuple[int, ...],
+        runtime: Runtime,
+        paths: RunPaths | None,
+        tracker: Tracker | None,
+    ) -> GridWriter:
+        """Grids of the run's G every `train.sample_every` steps (rank 0 writes them)."""
+        classes = getattr(runtime.G, "num_classes", 0)
+        return cls(train.sample_every, train.seed, image_shape, runtime.G.latent_shape,
+                   runtime.device, paths, tracker, runtime.dist.is_main, classes)  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         return {"fixed_latents": self.latents.cpu()}

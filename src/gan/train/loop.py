@@ -19,13 +19,13 @@ from gan import distributed, rng
 from gan.config import Config
 from gan.config.values import auto_interval
 from gan.devices import release_cached_memory
-from gan.errors import OutOfMemory
+from gan.errors import Diverged, OutOfMemory
 from gan.models.conditional import is_conditional
 from gan.progress import TrainingProgress
 from gan.train.batches import DeviceBatches
 from gan.train.checkpointer import Checkpointer
 from gan.train.grids import GridWriter
-from gan.train.recipe import Recipe, build_recipe
+from gan.train.recipe import Recipe
 from gan.train.reporter import Reporter
 from gan.train.runtime import Runtime
 from gan.train.signals import StopRequests
@@ -41,38 +41,26 @@ class FitResult:
     interrupted: bool  # stopped by a signal
 
 
-def images_per_step(config: Config, world_size: int, n_critic: int) -> int:
-    """Images drawn from the data per step: micro-batch x K x processes x D steps."""
-    o = config.optim
-    return o.batch_size * o.accumulation_steps * world_size * n_critic
-
-
 class Trainer:
+    """The loop. Its components come ready (`gan.train.build` makes them from the config):
+    it builds none of them, and calls each at its interval."""
+
     def __init__(
         self,
         config: Config,
         runtime: Runtime,
         batches: DeviceBatches,
         *,
-        recipe: Recipe | None = None,
-        checkpointer: Checkpointer | None = None,
-        reporter: Reporter | None = None,
-        grids: GridWriter | None = None,
+        recipe: Recipe,
+        images_per_step: int,
+        checkpointer: Checkpointer,
+        reporter: Reporter,
+        grids: GridWriter,
     ) -> None:
         t, o, rt = config.train, config.optim, runtime
         self.config, self.runtime, self.batches = config, runtime, batches
-        self.recipe = recipe or build_recipe(device=rt.device, seed=t.seed, dist=rt.dist)
-        self.images_per_step = images_per_step(config, rt.dist.world_size, self.recipe.n_critic)
-        self.checkpointer = checkpointer or Checkpointer(t.checkpoint_every, t.keep_checkpoints)
-        self.reporter = reporter or Reporter(self.images_per_step, t.log_every, dist=rt.dist)
-        self.grids = grids or GridWriter(
-            t.sample_every,
-            t.seed,
-            tuple(batches.images.shape[1:]),
-            rt.G.latent_shape,
-            rt.device,
-            classes=getattr(rt.G, "num_classes", 0),
-        )
+        self.recipe, self.images_per_step = recipe, images_per_step
+        self.checkpointer, self.reporter, self.grids = checkpointer, reporter, grids
         self.step = 0
         self.latest: StepStats | None = None
         # Latents come from their own generator, identical on every process, each taking
@@ -182,8 +170,19 @@ class Trainer:
         if dist.active:  # every process must join the checkpoint's gather
             best = self.reporter.evaluated and distributed.any_true(best, dist, self.runtime.device)
         if self.checkpointer.due(self.step) or best:
-            self.checkpointer.save(self, best=best)
+            self.save(best=best)
             self.reporter.new_best = False
+
+    def save(self, best: bool = False) -> Path | None:
+        """A checkpoint of this step, never of NaN weights. A collective under DDP: every
+        process hands over its RNG states; rank 0 builds the state and writes."""
+        latest = self.latest
+        if latest is not None and not bool(torch.isfinite(latest.d_loss + latest.g_loss)):
+            raise Diverged(self.step, self.step)  # keep the good checkpoints
+        rt = self.runtime
+        rng_states = distributed.gather(rng.capture(rt.device), rt.dist)
+        state = self.state_dict(rng_states) if rt.dist.is_main else None
+        return self.checkpointer.save(self.step, state, best)
 
     def _finish(self, stopping: bool, signalled: bool, started: float) -> FitResult:
         if signalled:
@@ -194,7 +193,7 @@ class Trainer:
             self.grids.write(self.runtime.sampling_generator, self.step)
         path = None
         if not self.checkpointer.due(self.step) and self.checkpointer.saved_step != self.step:
-            path = self.checkpointer.save(self)
+            path = self.save()
         release_cached_memory(self.runtime.device)
         elapsed = time.perf_counter() - started
         return FitResult(self.step, elapsed, self.reporter.last, path, signalled)

@@ -1,13 +1,74 @@
-"""How a new run's unset options get their values, beyond the declared defaults: the
-dataset's own (chosen by measurement, `catalog`), and those that depend on the data once
-loaded (augmentation for small data; no --conditional for data without labels)."""
+"""The plan: a run's config, resolved once, in two phases of pure functions.
+
+- **Before the data** (`before_data`): the options given (flags, a `--config` file, a
+  library call), merged into the resumed checkpoint's config, or else completed by the
+  dataset's own defaults; then the dataset's model, length and image size.
+- **Once the data is loaded** (`after_data`): augmentation for small data, no labels for
+  data without them (new runs only), and the image size the data has.
+
+Each step returns the options it sets; a phase applies them with one `Config.replace` and
+records which step set each (`Plan.sources`, written to run.json). Each check runs once.
+Nothing else changes a `Config`.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from loguru import logger
 
 from gan.config import FIELDS, Config
-from gan.data import DATASETS, ImageData
+from gan.config.catalog import DATASETS, MODELS
+from gan.errors import GanError
+from gan.train.checks import check_labels, check_penalties, check_same_data
+
+Changes = dict[str, Any]
+
+# Which step set an option (run.json's "sources").
+FLAG, FILE, ARGUMENT = "flag", "config file", "argument"
+RESUMED, DATASET, SMALL_DATA, LABELS, DATA = (
+    "checkpoint",
+    "dataset default",
+    "small-data rule",
+    "labels rule",
+    "data",
+)
+SMALL_DATA_IMAGES = 2000  # fewer images than this: augmentation by default (ADA's regime)
+SMALL_DATA_AUGMENT = "translation,cutout"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A resolved config, where each of its options came from, and what was checked."""
+
+    config: Config
+    sources: dict[str, str] = field(default_factory=dict)
+    resumed: bool = False
+    checked: tuple[Any, ...] | None = None  # the model fit checked, to check it once
+
+    def recorded(self) -> dict[str, str]:
+        """The step that set each option that differs from its declared default."""
+        return {
+            key: self.sources.get(key, RESUMED if self.resumed else "default")
+            for key, f in FIELDS.items()
+            if _plain(self.config.get(key)) != _plain(f.default)
+        }
+
+
+def _plain(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+class _View:
+    """The config as the steps so far have changed it, without building it."""
+
+    def __init__(self, base: Config, changes: Changes) -> None:
+        self.base, self.changes = base, changes
+
+    def get(self, key: str) -> Any:
+        return self.changes[key] if key in self.changes else self.base.get(key)
 
 
 def unset_options(config: Config) -> frozenset[str]:
@@ -15,39 +76,204 @@ def unset_options(config: Config) -> frozenset[str]:
     return frozenset(key for key, f in FIELDS.items() if config.get(key) == f.default)
 
 
-def apply_dataset_defaults(config: Config, chosen: frozenset[str]) -> Config:
+def chosen_sources(config: Config, chosen: frozenset[str] | None) -> dict[str, str]:
+    """The options the caller chose (default: those not at their declared defaults)."""
+    if chosen is None:
+        chosen = frozenset(FIELDS) - unset_options(config)
+    return dict.fromkeys(chosen, ARGUMENT)
+
+
+# ---- phase 1: before the data ----------------------------------------------------------------
+
+
+def resumed_options(saved: Config, given: Config, chosen: Mapping[str, str]) -> Changes:
+    """The options the user chose, over the checkpoint's config. Options that define the
+    run (`fixed` in their declaration) must match it; the rest (budget, intervals,
+    learning rates, device, data location) may change. A resumed run goes on unless told
+    where to stop."""
+    for key in sorted(chosen):
+        f = FIELDS[key]
+        old, new = _plain(saved.get(key)), _plain(given.get(key))
+        if f.opt.fixed and new != old:
+            raise GanError(
+                f"{f.flag} {_show(new)} differs from the checkpoint's {_show(old)}; a resumed "
+                f"run must keep it (drop {f.flag}, or start a new run with another --run-name)."
+            )
+    changes = {key: given.get(key) for key in chosen}
+    if "train.stop_at" not in chosen:
+        changes["train.stop_at"] = None
+    return changes
+
+
+def dataset_defaults(view: Any, chosen: Mapping[str, str]) -> Changes:
     """The dataset's own defaults (catalog `defaults`) for the options the user left unset."""
-    spec = DATASETS.get(config.data.name)
+    spec = DATASETS.get(view.get("data.name"))
+    keep = set(chosen)
     budget = {"train.epochs", "train.max_steps"}
-    if budget & chosen:  # the user's budget replaces the dataset's, whichever form it takes
-        chosen = chosen | budget
-    return config.replace({key: value for key, value in spec.defaults if key not in chosen})
+    if budget & keep:  # the user's budget replaces the dataset's, whichever form it takes
+        keep |= budget
+    return {key: value for key, value in spec.defaults if key not in keep}
 
 
-SMALL_DATA = 2000  # fewer images than this: augmentation by default (ADA's regime)
-SMALL_DATA_AUGMENT = "translation,cutout"
+def dataset_resolution(view: Any) -> Changes:
+    """The dataset's model, length (epochs, when no budget is given) and image size."""
+    spec = DATASETS.get(view.get("data.name"))
+    model = view.get("model.name") or spec.default_model
+    MODELS.get(model)  # unknown names fail here with the list of valid ones
+    epochs = view.get("train.epochs")
+    if epochs is None and view.get("train.max_steps") is None:
+        epochs = spec.default_epochs
+    size = view.get("data.image_size") or spec.default_image_size
+    return {"model.name": model, "train.epochs": epochs, "data.image_size": size}
 
 
-def small_data_defaults(config: Config, data: ImageData, chosen: frozenset[str]) -> Config:
+def before_data(
+    given: Config,
+    chosen: Mapping[str, str],
+    saved: Config | None = None,
+    outputs: Changes | None = None,
+) -> Plan:
+    """Phase 1, for a validated `given`. `saved`: the config of the checkpoint a run
+    resumes (validated when it was loaded); `outputs`: where it goes on (workdir and run
+    name, never taken from the checkpoint)."""
+    sources = dict(chosen)
+    if saved is None:
+        base, changes = given, dataset_defaults(given, chosen)
+        sources |= dict.fromkeys(changes, DATASET)
+    else:
+        base, changes = saved, resumed_options(saved, given, chosen) | (outputs or {})
+    changes |= _only_new(dataset_resolution(_View(base, changes)), base, changes, sources)
+    config = base.replace(changes)
+    checked = _check_before_data(config)
+    return Plan(config, sources, saved is not None, checked)
+
+
+def _only_new(found: Changes, base: Config, changes: Changes, sources: dict[str, str]):
+    view = _View(base, changes)
+    new = {key: value for key, value in found.items() if view.get(key) != value}
+    sources |= dict.fromkeys(new, DATASET)
+    return new
+
+
+# ---- phase 2: once the data is loaded --------------------------------------------------------
+
+
+def small_data(view: Any, data: Any, chosen: Mapping[str, str]) -> Changes:
     """Adaptive augmentation for a new run on few images, unless the user chose otherwise:
     p starts at 0 and rises only when D starts to tell the reals apart by heart."""
-    if len(data.images) >= SMALL_DATA or {"optim.augment", "optim.augment_p"} & chosen:
-        return config
-    if config.optim.augment != "none":  # the dataset's own defaults already augment
-        return config
+    if len(data.images) >= SMALL_DATA_IMAGES or {"optim.augment", "optim.augment_p"} & set(chosen):
+        return {}
+    if view.get("optim.augment") != "none":  # the dataset's own defaults already augment
+        return {}
     logger.info(
         "{} images (< {}): adaptive augmentation {} (--augment none to turn it off).",
         len(data.images),
-        SMALL_DATA,
+        SMALL_DATA_IMAGES,
         SMALL_DATA_AUGMENT,
     )
-    return config.replace({"optim.augment": SMALL_DATA_AUGMENT, "optim.augment_p": "auto"})
+    return {"optim.augment": SMALL_DATA_AUGMENT, "optim.augment_p": "auto"}
 
 
-def label_defaults(config: Config, data: ImageData, chosen: frozenset[str]) -> Config:
+def labels(view: Any, data: Any, chosen: Mapping[str, str]) -> Changes:
     """A dataset whose default is --conditional (mnist) trains without labels when this
     copy of it has none, unless the user asked for --conditional."""
-    if not config.model.conditional or "model.conditional" in chosen or data.labels is not None:
-        return config
+    if not view.get("model.conditional") or "model.conditional" in chosen:
+        return {}
+    if data.labels is not None:
+        return {}
     logger.info("{} has no labels: training without --conditional.", data.source)
-    return config.replace({"model.conditional": False})
+    return {"model.conditional": False}
+
+
+def after_data(plan: Plan, data: Any, state: dict[str, Any] | None = None, path=None) -> Plan:
+    """Phase 2: the rules that need the loaded data (new runs only), the data's image size,
+    then the checks that need the data. `state`: the resumed checkpoint, whose data must
+    be the same."""
+    config, sources, changes = plan.config, dict(plan.sources), {}
+    if not plan.resumed:
+        chosen = {k: v for k, v in sources.items() if v in (FLAG, FILE, ARGUMENT)}
+        steps: tuple[tuple[Callable[..., Changes], str], ...] = (
+            (small_data, SMALL_DATA),
+            (labels, LABELS),
+        )
+        for step, name in steps:
+            found = step(_View(config, changes), data, chosen)
+            changes |= found
+            sources |= dict.fromkeys(found, name)
+    size = tuple(data.images.shape[2:])
+    if tuple(config.data.image_size or ()) != size:
+        changes["data.image_size"] = size
+        sources["data.image_size"] = DATA
+    config = config.replace(changes)
+    image_shape = tuple(data.images.shape[1:])
+    checked = _check_fits(config, image_shape, plan.checked)
+    check_labels(config, data)
+    if state is not None:
+        check_same_data(data, state, path)
+    return Plan(config, sources, plan.resumed, checked)
+
+
+def named(plan: Plan, run_name: str) -> Plan:
+    """The plan with the name of the folder the run writes into."""
+    if plan.config.train.run_name == run_name:
+        return plan
+    sources = {**plan.sources, "train.run_name": plan.sources.get("train.run_name", "run folder")}
+    return Plan(plan.config.replace({"train.run_name": run_name}), sources, plan.resumed,
+                plan.checked)  # fmt: skip
+
+
+def stopped_at(config: Config, step: int) -> Config:
+    """A run stopped by its time limit or a signal, as config.toml records it: trained to
+    this step, with the same planned length (schedules that follow it, ADA's ramp, match)."""
+    return config.replace({"train.stop_at": step, "train.time_limit": None})
+
+
+# ---- checks ----------------------------------------------------------------------------------
+
+
+def _check_before_data(config: Config) -> tuple[Any, ...] | None:
+    """What can be checked before any data is loaded (a long download saved)."""
+    spec = DATASETS.get(config.data.name)
+    if config.model.conditional and spec.labels is None:
+        raise GanError(
+            f"Dataset {config.data.name!r} has no labels, so --conditional cannot be used; "
+            "leave it out, or use a dataset with labels (mnist, bps, or a folder with one "
+            "subfolder per class)."
+        )
+    if config.data.image_size is None:
+        return None
+    channels = spec.channels or 1  # the channel count does not change which sizes fit
+    return _check_fits(config, (channels, *config.data.image_size), None)
+
+
+def _check_fits(config: Config, image_shape: tuple[int, ...], done: tuple | None) -> tuple:
+    """The model makes this size, and the penalties suit it; once per model and size."""
+    from gan.models import check_model_fits
+
+    m, o = config.model, config.optim
+    key = (m.name, tuple(image_shape[1:]), m.latent_dim, o.loss, o.r1_gamma)
+    if key != done:
+        check_model_fits(m.name, image_shape, m.latent_dim)
+        check_penalties(config, image_shape)
+    return key
+
+
+# ---- the same steps, one at a time (for tests and library callers) ----------------------------
+
+
+def apply_dataset_defaults(config: Config, chosen: frozenset[str]) -> Config:
+    return config.replace(dataset_defaults(config, dict.fromkeys(chosen, ARGUMENT)))
+
+
+def resolve(config: Config) -> Config:
+    """The dataset's model, length and image size filled in, validated and checked."""
+    config.validate()
+    config = config.replace(dataset_resolution(config))
+    _check_before_data(config)
+    return config
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    return str(value)

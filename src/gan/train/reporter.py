@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from gan import distributed
+from gan.config import TrainConfig
 from gan.errors import Diverged
 from gan.runs.tracking import NullTracker, Tracker
 from gan.train.step import StepStats
@@ -51,6 +52,20 @@ class Reporter:
         self.rates: dict[str, float] = {}  # the learning rates in use, set by the trainer
         self._sums: dict[str, torch.Tensor] = {}
         self._steps, self._start = 0, time.perf_counter()
+
+    @classmethod
+    def from_config(
+        cls,
+        train: TrainConfig,
+        images_per_step: int,
+        tracker: Tracker | None,
+        evaluator: Evaluator | None,
+        dist: distributed.DistInfo,
+        shown: str,
+    ) -> Reporter:
+        """`shown`: what D outputs under the run's loss (probability or score)."""
+        every = train.eval_every
+        return cls(images_per_step, train.log_every, tracker, evaluator, every, dist, shown)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_fid": self.best_fid}

@@ -1,0 +1,62 @@
+"""The checks of a plan (`gan.train.plan`): each says in one sentence what does not fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from gan.config import Config
+from gan.config.catalog import DATASETS, MODELS
+from gan.errors import GanError
+
+
+def check_penalties(config: Config, image_shape: tuple[int, ...]) -> None:
+    """R1 and WGAN-GP penalise D's gradient image by image; BatchNorm in D couples them."""
+    from gan.models import has_batch_statistics
+
+    o, m = config.optim, config.model
+    if o.r1_gamma == 0 and o.loss != "wgan-gp":
+        return
+    if has_batch_statistics(m.name, image_shape, m.latent_dim):
+        free = [n for n in MODELS if not has_batch_statistics(n, (1, 32, 32), m.latent_dim)]
+        raise GanError(
+            f"Model {m.name!r} has BatchNorm in its discriminator, which mixes the images "
+            f"that --r1-gamma and --loss wgan-gp penalise one by one; choose --model "
+            f"{' or '.join(free)}, or leave the penalty out."
+        )
+
+
+def check_labels(config: Config, data: Any) -> None:
+    """--conditional needs a label for every image, and more than one class to be useful."""
+    if not config.model.conditional:
+        return
+    if data.labels is None:
+        where = DATASETS.get(config.data.name).labels or "labels"
+        raise GanError(
+            f"--conditional needs {where}, and {data.source} has none; add them or leave "
+            "--conditional out."
+        )
+    if len(data.classes) < 2:
+        logger.warning(
+            "The data has one class ({}): --conditional will learn nothing from it.",
+            ", ".join(data.classes),
+        )
+
+
+def check_same_data(data: Any, state: dict[str, Any], path: Path | None) -> None:
+    """A resumed run trains on the images it started with."""
+    saved, now = state.get("dataset", {}), data.summary()
+    for key, what in (("num_images", "num images"), ("image_shape", "image shape")):
+        if saved.get(key) is not None and saved[key] != now[key]:
+            raise GanError(
+                f"The data has {what} {now[key]} but {path} was trained on {saved[key]}; "
+                "resume with the same data or start a new run."
+            )
+    classes = state.get("model", {}).get("classes")
+    if classes is not None and list(data.classes) != list(classes):
+        raise GanError(
+            f"The data has the classes {', '.join(data.classes)} but {path} was trained on "
+            f"{', '.join(classes)}; resume with the same data or start a new run."
+        )
