@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,11 @@ from loguru import logger
 
 from gan.config import DataConfig
 from gan.data import ImageData, label_images
-from gan.data.decode import decode_all, report_failures, require_path, stack
+from gan.data.decode import decode_all, first_tiff_page, report_failures, require_path, stack
+from gan.data.limits import MAX_TABLE_BYTES
 from gan.data.s3 import explain, is_s3, make_client, split_uri
-from gan.data.sources import s3_settings
+from gan.data.s3_cache import safe_key
+from gan.data.sources import files_inside, s3_settings
 from gan.data.stream import Decoder, fetch_decoded
 from gan.errors import GanError
 
@@ -31,51 +34,69 @@ COLUMNS = ("filename", "dose_Gy", "particle_type", "hr_post_exposure")
 TIFF_SUFFIXES = (".tif", ".tiff")
 
 
-def _meta_text(config: DataConfig, source: str) -> str:
+def _meta_bytes(config: DataConfig, source: str) -> tuple[bytes, str]:
+    """meta.csv's bytes (refused when over MAX_TABLE_BYTES) and where it lies."""
+    too_big = "{} is {:,} bytes, more than a meta.csv may be ({:,}); check that it is one."
     if is_s3(source):
         bucket, prefix = split_uri(source)
         key = prefix.rstrip("/") + "/meta.csv" if prefix else "meta.csv"
-        client = make_client(s3_settings(config))
+        where, client = f"s3://{bucket}/{key}", make_client(s3_settings(config))
         try:
-            return client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8-sig")
+            response = client.get_object(Bucket=bucket, Key=key)
+            if response["ContentLength"] > MAX_TABLE_BYTES:
+                raise GanError(too_big.format(where, response["ContentLength"], MAX_TABLE_BYTES))
+            return response["Body"].read(), where
+        except GanError:
+            raise
         except Exception as exc:
-            error = explain(exc, f"s3://{bucket}/{key}")
+            error = explain(exc, where)
             if "does not exist" in str(error):
                 raise GanError(
-                    f"s3://{bucket}/{key} was not found; BPS data needs a meta.csv next to "
-                    "the TIFF images."
+                    f"{where} was not found; BPS data needs a meta.csv next to the TIFF images."
                 ) from None
             raise error from None
     path = require_path(Path(source)) / "meta.csv"
     if not path.is_file():
         raise GanError(f"{path} was not found; BPS data needs a meta.csv next to the TIFF images.")
-    return path.read_text(encoding="utf-8-sig")
+    if path.stat().st_size > MAX_TABLE_BYTES:
+        raise GanError(too_big.format(path, path.stat().st_size, MAX_TABLE_BYTES))
+    return path.read_bytes(), str(path)
+
+
+def _meta_text(config: DataConfig, source: str) -> str:
+    data, where = _meta_bytes(config, source)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise GanError(
+            f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8."
+        ) from None
 
 
 def read_meta(text: str, where: str) -> list[dict[str, Any]]:
     """Parse meta.csv into typed rows; say which columns are missing."""
     reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise GanError(
-            f"{where} lacks the column(s) {', '.join(missing)}; BPS needs {', '.join(COLUMNS)}."
-        )
-    rows = []
-    for line, row in enumerate(reader, start=2):
-        try:
-            rows.append(
-                {
-                    "filename": row["filename"].strip(),
-                    "dose_Gy": float(row["dose_Gy"]),
-                    "particle_type": row["particle_type"].strip(),
-                    "hr_post_exposure": int(float(row["hr_post_exposure"])),
-                }
-            )
-        except (TypeError, ValueError):
+    try:
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
             raise GanError(
-                f"{where} line {line} has a malformed value; fix or remove it."
-            ) from None
-    return rows
+                f"{where} lacks the column(s) {', '.join(missing)}; BPS needs {', '.join(COLUMNS)}."
+            )
+        return [_row(row, where, line) for line, row in enumerate(reader, start=2)]
+    except csv.Error as exc:
+        raise GanError(f"{where} cannot be read as CSV ({exc}); fix it.") from None
+
+
+def _row(row: dict[str, Any], where: str, line: int) -> dict[str, Any]:
+    try:
+        return {
+            "filename": row["filename"].strip(),
+            "dose_Gy": float(row["dose_Gy"]),
+            "particle_type": row["particle_type"].strip(),
+            "hr_post_exposure": int(float(row["hr_post_exposure"])),
+        }
+    except (TypeError, ValueError, OverflowError):
+        raise GanError(f"{where} line {line} has a malformed value; fix or remove it.") from None
 
 
 def split_of(filename: str, fractions: tuple[float, float, float]) -> str:
@@ -143,10 +164,7 @@ def meta_summary(config: DataConfig) -> dict[str, Any]:
 
 def decode_tiff(file: Any, size: tuple[int, int], clip: tuple[float, float]) -> np.ndarray:
     """16-bit TIFF -> percentile-clipped float in [0, 1] -> resized (antialiased) -> uint8."""
-    import tifffile
-
-    stream = file if isinstance(file, Path) else file.open("rb")
-    raw = np.squeeze(tifffile.imread(stream))
+    raw = np.squeeze(first_tiff_page(file))
     if raw.ndim == 3:  # a stray channel axis: keep the first plane
         raw = raw[0] if raw.shape[0] < raw.shape[-1] else raw[..., 0]
     if raw.ndim != 2 or min(raw.shape) < 2:
@@ -171,6 +189,36 @@ def _describe(config: DataConfig) -> str:
     return " ".join(parts) or "no filters"
 
 
+def _from_s3(config: DataConfig, source: str, rows: list[dict[str, Any]], decoder: Decoder):
+    """(arrays, images per file, file names, skipped, summary) of the rows' objects."""
+    bucket, prefix = split_uri(source)
+    base = prefix.rstrip("/") + "/" if prefix else ""
+    refused = [(r["filename"], "names a key outside the prefix") for r in rows
+               if not safe_key(r["filename"])]  # fmt: skip
+    wanted = {base + r["filename"] for r in rows if safe_key(r["filename"])}
+    decoded = fetch_decoded(source, TIFF_SUFFIXES, s3_settings(config), decoder, wanted)
+    extra = dict(decoded.summary)
+    names = decoded.relative
+    skipped = report_failures(refused + decoded.failures, source)
+    if len(names) < len(wanted):
+        logger.warning(
+            "{} file(s) named in meta.csv are not in {}.", len(wanted) - len(names), source
+        )
+        extra["missing_files"] = len(wanted) - len(names)
+    return decoded.arrays, decoded.counts, names, skipped, extra
+
+
+def _from_folder(source: str, rows: list[dict[str, Any]], decode: Callable[[Any], Any]):
+    """(arrays, images per file, file names, skipped, summary) of the rows' files; names
+    that leave the folder or are not regular files are skipped with the unreadable ones."""
+    root = require_path(Path(source))
+    kept, refused = files_inside(root, [r["filename"] for r in rows])
+    names = [rows[i]["filename"] for i in kept]
+    counts: list[int] = []
+    arrays, skipped = decode_all([root / n for n in names], decode, source, counts, refused)
+    return arrays, counts, names, skipped, {}
+
+
 def load_bps(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     source = config.source or PUBLIC_PREFIX
     if config.source is None:  # the public bucket is read anonymously
@@ -181,31 +229,17 @@ def load_bps(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
         raise GanError(f"No BPS images in {source} match {_describe(config)}; relax the filters.")
     matched = len(rows)
     rows = rows[: config.limit] if config.limit is not None else rows
-    size = size or (128, 128)
+    size, clip = size or (128, 128), config.clip_percentiles
     extra: dict[str, Any] = {"filters": _describe(config), "matched": matched}
     if config.limit is not None:
         extra["limit"] = config.limit
-    clip = config.clip_percentiles
-    counts: list[int] = []
     if is_s3(source):  # decoded in the download workers, as the objects arrive
-        bucket, prefix = split_uri(source)
-        base = prefix.rstrip("/") + "/" if prefix else ""
         decoder = Decoder(lambda f: [decode_tiff(f, size, clip)], f"bps-tiff:{size}:{clip}")
-        wanted = {base + r["filename"] for r in rows}
-        decoded = fetch_decoded(source, TIFF_SUFFIXES, s3_settings(config), decoder, wanted)
-        arrays, counts, names = decoded.arrays, decoded.counts, decoded.relative
-        extra |= decoded.summary
-        skipped = report_failures(decoded.failures, source)
-        if len(names) < len(rows):
-            logger.warning(
-                "{} file(s) named in meta.csv are not in {}.", len(rows) - len(names), source
-            )
-            extra["missing_files"] = len(rows) - len(names)
+        found = _from_s3(config, source, rows, decoder)
     else:
-        root = require_path(Path(source))
-        files = [root / r["filename"] for r in rows]
-        names = [r["filename"] for r in rows]
-        arrays, skipped = decode_all(files, lambda f: [decode_tiff(f, size, clip)], source, counts)
+        found = _from_folder(source, rows, lambda f: [decode_tiff(f, size, clip)])
+    arrays, counts, names, skipped, more = found
+    extra |= more
     if skipped:
         extra["skipped_files"] = skipped
     data = ImageData(stack(arrays, source), "bps", source, extra)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,13 @@ import torch.nn.functional as F
 from loguru import logger
 from PIL import Image
 
+from gan.data.limits import MAX_IMAGE_BYTES, bounded, check_pixels, usable_cores
 from gan.errors import GanError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# What PIL may identify those files as; any other format (PSD, ICO, XBM, EPS, ...) is refused,
+# whatever the file's name. (PIL's JPEG reader also opens MPO: a JPEG with several pictures.)
+PIL_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")
 
 
 def require_path(path: Path, flag: str = "--data") -> Path:
@@ -29,16 +34,24 @@ def require_path(path: Path, flag: str = "--data") -> Path:
 
 
 def find_files(root: Path, suffixes: Iterable[str]) -> list[Path]:
-    """Files under root (recursively, hidden ones skipped) whose name ends with a suffix."""
+    """Files under root (recursively, hidden ones skipped) whose name ends with a suffix.
+    Named pipes, devices and sockets are left out (reading one could block forever)."""
     suffixes = tuple(s.lower() for s in suffixes)
     if root.is_file():
         return [root] if root.name.lower().endswith(suffixes) else []
-    found = []
+    found, odd = [], []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if not name.startswith(".") and name.lower().endswith(suffixes):
-                found.append(Path(dirpath) / name)
+                path = Path(dirpath) / name
+                regular = path.is_file() or not path.exists()  # missing: reported when read
+                (found if regular else odd).append(path)
+    if odd:
+        logger.warning(
+            "Skipped {} entries under {} that are not regular files (first: {}).",
+            len(odd), root, odd[0],
+        )  # fmt: skip
     return found
 
 
@@ -54,17 +67,25 @@ def _to_uint8(img: Image.Image, channels: int) -> Image.Image:
     return img.convert("L" if channels == 1 else "RGB")
 
 
-def open_binary(file: Any) -> Any:
-    """A path for PIL and friends, or an in-memory file (an s3 object read with --no-cache)."""
-    return file if isinstance(file, Path) else file.open("rb")
+@contextmanager
+def _open_image(path: Any) -> Iterator[Image.Image]:
+    """An image of a supported format, opened and its declared size checked: nothing is
+    decoded yet. An in-memory file (an s3 object read with --no-cache) is closed after, so
+    that nothing left for the garbage collector keeps the object's bytes alive."""
+    with (
+        nullcontext(path) if isinstance(path, Path) else path.open("rb") as file,
+        Image.open(file, formats=PIL_FORMATS) as img,
+    ):
+        check_pixels(img.width, img.height)
+        yield img
 
 
 def read_image(path: Any, channels: int, size: tuple[int, int] | None) -> np.ndarray:
     """One image file -> uint8 array C x H x W, resized to (H, W) when size is given."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(open_binary(path)) as img:
-            img.load()
+        with _open_image(path) as img:
+            img.load()  # the first frame (page) only
             img = _to_uint8(img, channels)
     if size is not None and img.size != (size[1], size[0]):
         img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=None)
@@ -73,12 +94,61 @@ def read_image(path: Any, channels: int, size: tuple[int, int] | None) -> np.nda
 
 
 def image_info(path: Any) -> tuple[str, tuple[int, int]] | None:
-    """(mode, (H, W)) from the header alone, or None when the file cannot be opened."""
+    """(mode, (H, W)) from the header alone, or None when the file cannot be opened (or
+    declares more pixels than `read_image` would decode)."""
     try:
-        with Image.open(open_binary(path)) as img:
-            return img.mode, (img.height, img.width)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with _open_image(path) as img:
+                return img.mode, (img.height, img.width)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, RuntimeWarning):
+        return None  # RuntimeWarning: PIL's DecompressionBombWarning, raised as an error
+
+
+_INFLATE = {8: "zlib", 32946: "zlib", 50013: "zlib", 34925: "lzma"}  # TIFF compression codes
+
+
+def _check_segments(tif: Any, page: Any) -> None:
+    """A zlib or LZMA strip (or tile) must not inflate past the page's declared size: without
+    imagecodecs, tifffile inflates each one whole, however far that goes."""
+    import lzma
+    import zlib
+
+    kind = _INFLATE.get(int(page.compression))
+    if kind is None:
+        return
+    handle, cap = tif.filehandle, page.nbytes + 1
+    for offset, count in zip(page.dataoffsets, page.databytecounts, strict=False):
+        handle.seek(offset)
+        data = handle.read(min(count, handle.size))
+        inflater = zlib.decompressobj() if kind == "zlib" else lzma.LZMADecompressor()
+        try:
+            if len(inflater.decompress(data, cap)) >= cap:
+                raise ValueError(f"a compressed strip inflates past the page's {cap - 1} bytes")
+        except (zlib.error, lzma.LZMAError):
+            continue  # a corrupt segment: tifffile says so itself
+
+
+def first_tiff_page(file: Any) -> np.ndarray:
+    """The TIFF's first page (never the rest of a multi-page file), its declared size checked
+    before anything is decoded, decoded in this thread (files are decoded in a pool)."""
+    import tifffile
+
+    with (
+        nullcontext(file) if isinstance(file, Path) else file.open("rb") as stream,
+        tifffile.TiffFile(stream) as tif,
+    ):
+        page = tif.pages.first
+        if page.dtype is None:
+            raise ValueError("the first page has a sample format this reader does not know")
+        check_pixels(page.imagewidth, page.imagelength * page.imagedepth, "the first page")
+        limit = bounded(MAX_IMAGE_BYTES, 3)  # the page, its float copy, their resizing
+        if page.nbytes > limit:
+            raise ValueError(
+                f"the first page declares {page.nbytes:,} bytes; the limit is {limit:,}"
+            )
+        _check_segments(tif, page)
+        return page.asarray(maxworkers=1)
 
 
 def decode_all(
@@ -86,11 +156,14 @@ def decode_all(
     decode: Callable[[Any], list[np.ndarray]],
     root: Any,
     counts: list[int] | None = None,
+    refused: Sequence[tuple[Any, str]] = (),
 ) -> tuple[list[np.ndarray], int]:
-    """Decode files in a small thread pool; unreadable ones are skipped, counted and warned of.
-    `counts`, when given, receives the number of images each file gave (0: skipped)."""
+    """Decode files in a thread pool, one thread per core; unreadable ones are skipped,
+    counted and warned of, in one warning with the `refused` ones (never opened: (name,
+    reason)). `counts`, when given, receives the number of images each file gave (0:
+    skipped)."""
     arrays: list[np.ndarray] = []
-    failures: list[tuple[Path, str]] = []
+    failures: list[tuple[Any, str]] = list(refused)
 
     def attempt(path: Path) -> list[np.ndarray] | str:
         try:
@@ -98,7 +171,7 @@ def decode_all(
         except Exception as exc:  # any decoder failure means "this file is unreadable"
             return f"{type(exc).__name__}: {exc}".strip()
 
-    workers = min(8, (os.cpu_count() or 1) * 2)
+    workers = usable_cores()  # decoding is CPU-bound: more threads than cores only queue
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for path, result in zip(paths, pool.map(attempt, paths), strict=True):
             if isinstance(result, str):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -14,6 +16,7 @@ from loguru import logger
 from gan.config import DataConfig
 from gan.data import ImageData
 from gan.data.decode import require_path, resize_batch
+from gan.data.limits import MAX_IDX_BYTES, bounded, check_pixels
 from gan.data.s3 import fetch, is_s3
 from gan.data.sources import s3_settings
 from gan.errors import GanError
@@ -25,39 +28,106 @@ _TRAIN_SIZE = 55_000  # seed 001: 55,000 train / 5,000 validation
 _SPLIT_SEED = 1234
 
 
-def _read(path: Any) -> bytes:
+def _size(path: Any) -> int:
+    """Bytes stored (compressed or not): a file's size, or an in-memory object's length."""
+    return path.stat().st_size if isinstance(path, Path) else len(path.read_bytes())
+
+
+@contextmanager
+def _open(path: Any) -> Iterator[BinaryIO]:
+    """The file as a stream, decompressed as it is read when gzipped."""
+    stream = path.open("rb")  # a Path, or a MemoryFile (an s3 object read with --no-cache)
     try:
-        raw = path.read_bytes()
-        return gzip.decompress(raw) if path.name.endswith(".gz") else raw
+        yield gzip.GzipFile(fileobj=stream) if path.name.endswith(".gz") else stream
+    finally:
+        stream.close()
+
+
+def _read(path: Any, header: int, payload: Callable[[bytes], int]) -> tuple[bytes, bytes]:
+    """(header bytes, payload bytes) of an IDX file. `payload(header)` says how many bytes
+    the header declares (raising GanError when too many); never more than that (plus one,
+    to tell a longer file) is inflated or read."""
+    try:
+        with _open(path) as stream:
+            head = stream.read(header)
+            if len(head) < header:
+                return head, b""
+            size = payload(head)
+            return head, stream.read(size + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise GanError(f"MNIST file {path} cannot be read ({exc}); replace it.") from None
 
 
+def _idx_limit(path: Any) -> int:
+    """The payload bytes an IDX file may declare; a plain file larger than that is refused
+    before it is read."""
+    limit = bounded(MAX_IDX_BYTES)
+    if not path.name.endswith(".gz") and _size(path) > limit + 16:
+        raise GanError(
+            f"MNIST file {path} is {_size(path):,} bytes, more than the {limit:,} an IDX "
+            "file may hold here; replace it."
+        )
+    return limit
+
+
 def read_idx_labels(path: Any, count: int) -> np.ndarray:
     """Parse an IDX1 label file (optionally gzipped) of `count` digits into uint8."""
-    raw = _read(path)
-    if len(raw) < 8 or int.from_bytes(raw[:4], "big") != 0x801:
+    _idx_limit(path)
+    mismatch = GanError(
+        f"MNIST labels {path} do not match the {count} images beside them; replace them."
+    )
+
+    def declared(head: bytes) -> int:
+        if int.from_bytes(head[:4], "big") != 0x801:
+            raise GanError(f"MNIST file {path} is not an IDX label file; replace it.")
+        if int.from_bytes(head[4:8], "big") != count:
+            raise mismatch
+        return count
+
+    head, raw = _read(path, 8, declared)
+    if len(head) < 8:
         raise GanError(f"MNIST file {path} is not an IDX label file; replace it.")
-    labels = np.frombuffer(raw, dtype=np.uint8, offset=8)
-    if int.from_bytes(raw[4:8], "big") != count or len(labels) != count or labels.max() > 9:
-        raise GanError(
-            f"MNIST labels {path} do not match the {count} images beside them; replace them."
-        )
+    labels = np.frombuffer(raw, dtype=np.uint8)
+    if len(labels) != count or labels.max() > 9:
+        raise mismatch
     return labels
 
 
 def read_idx_images(path: Any) -> np.ndarray:
     """Parse an IDX3 image file (optionally gzipped) into a uint8 array N x H x W."""
-    raw = _read(path)
-    if len(raw) < 16 or int.from_bytes(raw[:4], "big") != 0x803:
-        raise GanError(f"MNIST file {path} is not an IDX image file; replace it.")
-    n, h, w = (int.from_bytes(raw[i : i + 4], "big") for i in (4, 8, 12))
-    if len(raw) != 16 + n * h * w:
+    limit = _idx_limit(path)
+    not_idx = GanError(f"MNIST file {path} is not an IDX image file; replace it.")
+
+    def declared(head: bytes) -> int:
+        if int.from_bytes(head[:4], "big") != 0x803:
+            raise not_idx
+        n, h, w = (int.from_bytes(head[i : i + 4], "big") for i in (4, 8, 12))
+        try:
+            check_pixels(w, h, "each image")
+        except ValueError as exc:
+            raise GanError(f"MNIST file {path}: {exc}; replace it.") from None
+        if n < 1 or n * h * w > limit:
+            raise GanError(
+                f"MNIST file {path} declares {n:,} images of {h}x{w} ({n * h * w:,} bytes), "
+                f"not between 1 image and the limit of {limit:,} bytes; replace it."
+            )
+        return n * h * w
+
+    head, raw = _read(path, 16, declared)
+    if len(head) < 16:
+        raise not_idx
+    n, h, w = (int.from_bytes(head[i : i + 4], "big") for i in (4, 8, 12))
+    if len(raw) > n * h * w:
         raise GanError(
-            f"MNIST file {path} is truncated or corrupt ({len(raw) - 16} pixel bytes "
+            f"MNIST file {path} is corrupt (more pixel bytes than the {n} images of {h}x{w} "
+            "its header declares); replace it."
+        )
+    if len(raw) < n * h * w:
+        raise GanError(
+            f"MNIST file {path} is truncated or corrupt ({len(raw)} pixel bytes "
             f"for {n} images of {h}x{w}); replace it."
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, h, w)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(n, h, w)
 
 
 def find_split(root: Path, split: str, names: dict[str, str] = _SPLITS) -> Path | None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
 
+from gan.data.limits import MAX_HEADER_BYTES, check_volume
+
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _FOREGROUND = 0.1  # of the normalised range: what counts as tissue rather than background
 _MIN_FOREGROUND_FRACTION = 0.02  # slices with less tissue than this are skipped
+_PEEK = 544  # a NIfTI-2 header (540 bytes) and the 4 that say whether extensions follow
 
 
 def normalise_volume(data: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
@@ -25,27 +30,86 @@ def normalise_volume(data: np.ndarray, low: float = 0.5, high: float = 99.5) -> 
     return np.clip((data - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
+@contextmanager
+def _stream(path: Any) -> Iterator[BinaryIO]:
+    """The volume's bytes as a stream, decompressed as it is read (never all at once), and
+    closed after (an in-memory object's bytes are then no longer held by it)."""
+    with path.open("rb") as raw:  # a Path, or a MemoryFile (an s3 object read with --no-cache)
+        if not path.name.lower().endswith(".gz"):
+            yield raw
+            return
+        with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+            yield stream
+
+
+def _check_header(path: Any):
+    """The image class of the volume, once its header has been read (with nothing else) and
+    found within the limits: 3 or 4 dims, the voxels of one volume, and the bytes of the
+    header and its extensions, which nibabel would otherwise read as declared."""
+    import nibabel
+
+    with _stream(path) as stream:
+        block = stream.read(_PEEK)
+        klass = next(
+            (k for k in (nibabel.Nifti1Image, nibabel.Nifti2Image)
+             if k.header_class.may_contain_header(block)),
+            None,
+        )  # fmt: skip
+        if klass is None:
+            raise ValueError("not a NIfTI-1 or NIfTI-2 header")
+        size = klass.header_class.template_dtype.itemsize
+        header = klass.header_class(block[:size], check=False)
+        check_volume(header.get_data_shape(), header.get_data_dtype().itemsize)
+        offset = float(header["vox_offset"])
+        if not 0 <= offset <= MAX_HEADER_BYTES:
+            raise ValueError(f"the voxels are declared to start at byte {offset:.0f}")
+        if block[size : size + 1] not in (b"", b"\x00"):  # extensions follow the header
+            block += stream.read(max(0, int(offset) - len(block)))
+            _check_extensions(block, size + 4, int(offset), header.endianness)
+    return klass
+
+
+def _check_extensions(block: bytes, start: int, end: int, endian: str) -> None:
+    """Each extension must fit between the header and the voxels."""
+    if end <= start or len(block) < end:
+        raise ValueError("the header's extensions do not end before the voxels")
+    position = start
+    while end - position >= 16:
+        esize = int.from_bytes(block[position : position + 4], "little" if endian == "<" else "big")
+        if not 16 <= esize <= end - position:
+            raise ValueError(f"a header extension declares {esize} bytes")
+        position += esize
+
+
+def _first_volume(path: Any) -> np.ndarray:
+    """The volume (the first of a 4-D series) as float32, reoriented to RAS; only its own
+    voxels are read."""
+    klass = _check_header(path)
+    if isinstance(path, Path):
+        return _read(klass.from_filename(str(path)))
+    with _stream(path) as stream:  # an object read into memory (--no-cache)
+        return _read(klass.from_stream(stream))
+
+
+def _read(image: Any) -> np.ndarray:
+    from nibabel.orientations import apply_orientation, io_orientation
+
+    shape = image.shape
+    if min(shape[:3]) < 2:
+        raise ValueError(f"expected a 3-D volume, got shape {shape}")
+    proxy = image.dataobj
+    data = np.asarray(proxy[..., 0] if len(shape) == 4 else proxy, dtype=np.float32)
+    # What nibabel.as_closest_canonical does, to the one volume read.
+    return apply_orientation(data, io_orientation(image.affine))
+
+
 def axial_slices(path: Any, size: tuple[int, int] | None) -> list[np.ndarray]:
     """Read a volume and return its brain-containing axial slices as 1 x H x W uint8 arrays.
 
     Slices are shown anterior at the top, in the neurological convention (the patient's
     left on the image's left), after reorienting the volume to RAS.
     """
-    import nibabel
-
-    if isinstance(path, Path):
-        image = nibabel.load(str(path))
-    else:  # an object read into memory (--no-cache)
-        data = path.read_bytes()
-        image = nibabel.Nifti1Image.from_bytes(
-            gzip.decompress(data) if path.name.endswith(".gz") else data
-        )
-    image = nibabel.as_closest_canonical(image)
-    data = np.asarray(image.dataobj, dtype=np.float32)
-    if data.ndim == 4:
-        data = data[..., 0]
-    if data.ndim != 3 or min(data.shape) < 2:
-        raise ValueError(f"expected a 3-D volume, got shape {data.shape}")
+    data = _first_volume(path)
     if not np.isfinite(data).all():
         data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
     volume = normalise_volume(data)

@@ -2,12 +2,12 @@
 
 boto3's default credential chain applies (environment, AWS_PROFILE, instance role), as do
 AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 (MinIO, Ceph, a local server) and AWS_REGION.
-Retries are botocore's own ("standard" mode), not a loop of ours.
+Retries are botocore's own ("standard" mode), but for an object body cut short, which
+botocore cannot retry (`s3_cache.get_body`).
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -17,11 +17,24 @@ from typing import Any, TypeVar
 
 from loguru import logger
 
-from gan.data.s3_cache import Manifest, cached_path, download
+from gan.data.limits import MAX_OBJECT_BYTES, bounded
+from gan.data.s3_cache import (
+    CacheError,
+    Manifest,
+    MemoryFile,
+    S3Object,
+    cacheable,
+    cached_path,
+    download,
+    get_body,
+    read_all,
+)
 from gan.errors import GanError
 
 T = TypeVar("T")
 DEFAULT_WORKERS = 32  # real S3 answers each GET after tens of ms: many requests in flight
+_BUSY = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling",
+         "500", "502", "503", "504"}  # fmt: skip
 
 
 def is_s3(source: str | None) -> bool:
@@ -48,30 +61,6 @@ class S3Settings:
     cache_dir: Path | None = None  # None: default_cache_dir()
     use_cache: bool = True
     limit: int | None = None  # the first N objects after filtering, in key order
-
-
-@dataclass(frozen=True)
-class S3Object:
-    key: str
-    size: int
-    etag: str
-
-
-class MemoryFile:
-    """An object held in memory (--no-cache) that decoders can open like a path."""
-
-    def __init__(self, uri: str, data: bytes) -> None:
-        self.uri, self.data = uri, data
-        self.name = uri.rsplit("/", 1)[-1]
-
-    def open(self, mode: str = "rb") -> io.BytesIO:
-        return io.BytesIO(self.data)
-
-    def read_bytes(self) -> bytes:
-        return self.data
-
-    def __str__(self) -> str:
-        return self.uri
 
 
 @dataclass
@@ -120,6 +109,27 @@ def make_client(settings: S3Settings):
         ) from None
 
 
+def _refused(code: str, uri: str) -> GanError:
+    """One sentence for an error S3 answered with (after botocore's retries)."""
+    if code in ("NoSuchBucket",):
+        return GanError(f"The bucket of {uri} does not exist; check the name.")
+    if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
+        return GanError(
+            f"Access to {uri} was denied; check your credentials and the bucket's policy, "
+            "or add --no-sign-request if the bucket is public."
+        )
+    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
+        return GanError(f"The AWS credentials were rejected for {uri} ({code}); renew them.")
+    if code in ("NoSuchKey", "404"):
+        return GanError(f"{uri} does not exist in the bucket; check the key.")
+    if code in _BUSY:
+        return GanError(
+            f"S3 answered {code} for {uri} on every retry (busy or unavailable); run "
+            "again later (files already downloaded stay cached)."
+        )
+    return GanError(f"S3 refused a request for {uri} ({code}); check the URI and access.")
+
+
 def explain(exc: Exception, uri: str) -> GanError:
     """Turn a boto3/botocore exception into one sentence with what to do."""
     from botocore import exceptions as bx
@@ -130,19 +140,7 @@ def explain(exc: Exception, uri: str) -> GanError:
             "AWS_SECRET_ACCESS_KEY, or add --no-sign-request for a public bucket."
         )
     if isinstance(exc, bx.ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in ("NoSuchBucket",):
-            return GanError(f"The bucket of {uri} does not exist; check the name.")
-        if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
-            return GanError(
-                f"Access to {uri} was denied; check your credentials and the bucket's policy, "
-                "or add --no-sign-request if the bucket is public."
-            )
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
-            return GanError(f"The AWS credentials were rejected for {uri} ({code}); renew them.")
-        if code in ("NoSuchKey", "404"):
-            return GanError(f"{uri} does not exist in the bucket; check the key.")
-        return GanError(f"S3 refused a request for {uri} ({code}); check the URI and access.")
+        return _refused(str(exc.response.get("Error", {}).get("Code", "")), uri)
     if isinstance(
         exc,
         bx.EndpointConnectionError
@@ -159,6 +157,11 @@ def explain(exc: Exception, uri: str) -> GanError:
         )
     if isinstance(exc, bx.BotoCoreError):
         return GanError(f"Reading {uri} failed ({exc}); check the S3 settings.")
+    if isinstance(exc, OSError):  # the local cache: not writable, full, read-only
+        return GanError(
+            f"Writing {uri} into the local cache failed ({exc.strerror or exc}); free some "
+            "space or point --cache-dir at a writable folder."
+        )
     return GanError(f"Reading {uri} failed ({type(exc).__name__}: {exc}).")
 
 
@@ -183,27 +186,18 @@ def list_objects(client, bucket: str, prefix: str, suffixes: Iterable[str]) -> l
     return sorted(found, key=lambda o: o.key)
 
 
-def _safe_key(key: str) -> bool:
-    """Keys are paths in the cache: refuse ones that would land outside it."""
-    parts = key.split("/")
-    return not key.startswith("/") and not {"", ".", ".."} & set(parts) and "\\" not in key
-
-
 def select_objects(
     client, uri: str, suffixes: Iterable[str], settings: S3Settings, keys: set[str] | None
 ) -> list[S3Object]:
-    """The objects to ingest: a suffix, in `keys` when given, a key that stays inside the
-    cache, and the first --limit of them in key order."""
+    """The objects to ingest: a suffix, in `keys` when given, a key the cache can hold as a
+    file (with or without the cache: the same objects either way), not too large to hold in
+    memory with --no-cache, and the first --limit of them in key order."""
     bucket, prefix = split_uri(uri)
     objects = list_objects(client, bucket, prefix, suffixes)
     if keys is not None:
         objects = [o for o in objects if o.key in keys]
-    unsafe = [o.key for o in objects if not _safe_key(o.key)]
-    if unsafe:
-        logger.warning(
-            "Skipped {} object(s) whose keys leave the prefix (first: {}).", len(unsafe), unsafe[0]
-        )
-        objects = [o for o in objects if _safe_key(o.key)]
+    in_memory = None if settings.use_cache else bounded(MAX_OBJECT_BYTES)
+    objects = cacheable(objects, settings.cache_dir or default_cache_dir(), bucket, in_memory)
     if not objects:
         raise GanError(f"No images were found under {uri}; check the prefix and file types.")
     if settings.limit is not None:
@@ -212,24 +206,19 @@ def select_objects(
 
 
 def make_local(
-    client,
-    bucket: str,
-    obj: S3Object,
-    path: Path,
-    manifest: Manifest,
-    settings: S3Settings,
-    fresh: bool,
-) -> Path | MemoryFile:
+    client, bucket: str, obj: S3Object, path: Path, manifest: Manifest, settings: S3Settings,
+    fresh: bool
+) -> Path | MemoryFile:  # fmt: skip
     """One object as a decoder can open it: its cached file (downloaded unless `fresh`), or
     with --no-cache its bytes in memory. Failures are one sentence."""
     try:
         if not settings.use_cache:
-            body = client.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
+            body = get_body(client, bucket, obj, lambda stream: read_all(stream, obj.size))
             return MemoryFile(f"s3://{bucket}/{obj.key}", body)
         if not fresh:
             download(client, bucket, obj, path, manifest)
         return path
-    except GanError:
+    except (GanError, CacheError):
         raise
     except Exception as exc:
         raise explain(exc, f"s3://{bucket}/{obj.key}") from None
@@ -283,13 +272,28 @@ def fetch(
         "{}: {} objects, {:.1f} MB; {} to download", uri, len(objects), total / 1e6, len(todo)
     )
 
-    def get(index: int) -> Path | MemoryFile:
+    def get(index: int) -> Path | MemoryFile | str:
         i = todo[index]
-        return make_local(client, bucket, objects[i], paths[i], manifest, settings, False)
+        try:
+            return make_local(client, bucket, objects[i], paths[i], manifest, settings, False)
+        except CacheError as exc:  # this object only: skipped, the others go on
+            return str(exc)
 
     sizes = [objects[i].size for i in todo]
     finish = manifest.save if settings.use_cache else lambda: None
     got = in_parallel(uri, "download", sizes, get, settings.workers, finish)
+    failed = {todo[j]: why for j, why in enumerate(got) if isinstance(why, str)}
+    keep = _kept(uri, objects, failed)
     files: list[Any] = paths if settings.use_cache else got  # --no-cache: every object, in order
-    relative = [o.key[len(prefix) :].lstrip("/") for o in objects]
-    return Fetched(files, uri, len(objects), total, len(todo), len(objects) - len(todo), relative)
+    relative = [objects[i].key[len(prefix) :].lstrip("/") for i in keep]
+    done, reused = len(todo) - len(failed), len(objects) - len(todo)
+    return Fetched([files[i] for i in keep], uri, len(objects), total, done, reused, relative)
+
+
+def _kept(uri: str, objects: list[S3Object], failed: dict[int, str]) -> list[int]:
+    """The indices of the objects that did not fail; one warning about those that did."""
+    if failed:
+        index, why = min(failed.items())
+        logger.warning("Skipped {} object(s) under {} (first: {}: {}).",
+                       len(failed), uri, objects[index].key, why)  # fmt: skip
+    return [i for i in range(len(objects)) if i not in failed]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from gan.config import DataConfig
 from gan.data.decode import find_files, require_path
 from gan.data.s3 import S3Settings, fetch, is_s3
+from gan.data.s3_cache import safe_key
 from gan.errors import GanError
 
 
@@ -38,3 +41,35 @@ def gather(
         pairs = sorted(zip(relative, files, strict=True))[: config.limit]
         relative, files = [r for r, _ in pairs], [f for _, f in pairs]
     return str(root), files, relative, {}
+
+
+def _refusal(root: Path, inside: Path, name: str) -> str | None:
+    """Why `name` may not be read under root, or None."""
+    if not safe_key(name):
+        return "names a path outside the dataset"
+    try:
+        path = root / name
+        if not path.resolve().is_relative_to(inside):
+            return "leads outside the dataset"
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None  # missing: the decoder reports it as unreadable
+    except (OSError, RuntimeError, ValueError) as exc:  # RuntimeError: a symlink loop
+        return f"cannot be looked up ({exc})"
+    return None if stat.S_ISREG(mode) else "is not a regular file"
+
+
+def files_inside(root: Path, names: Sequence[str]) -> tuple[list[int], list[tuple[str, str]]]:
+    """Which of `names` (paths read from a file such as meta.csv) may be read under `root`:
+    (their indices, (name, reason) for the others). A name must stay inside the root, also
+    once symlinks are followed, and be a regular file, not a fifo, a device or a folder."""
+    inside = root.resolve()
+    kept: list[int] = []
+    refused: list[tuple[str, str]] = []
+    for index, name in enumerate(names):
+        reason = _refusal(root, inside, name)
+        if reason is None:
+            kept.append(index)
+        else:
+            refused.append((name, reason))
+    return kept, refused

@@ -3,6 +3,8 @@ that fetched it, so raw objects never pile up, and the decoded result is cached.
 
 - **--no-cache:** a worker holds one raw object at a time; peak memory is the decoded
   dataset plus the objects in flight (about --s3-workers of them).
+- **Decoding** runs in the download workers, but never in more of them at once than there
+  are cores: downloads wait on the network, decoding on the CPU.
 - **With the cache:** raw objects land in the cache as before, and the decoded images are
   cached too, in one file keyed by the objects' ETags and the decoder's settings: a second
   run with the same objects and settings lists the prefix, reads that file, and neither
@@ -14,16 +16,23 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
+import os
+import threading
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from loguru import logger
+from numpy.lib import format as npformat
 
 from gan.atomic import atomic_file
 from gan.data import s3
-from gan.data.s3_cache import Manifest, cached_path
+from gan.data.limits import memory_budget, usable_cores
+from gan.data.s3_cache import CacheError, Manifest, cached_path
 
 DECODED = ".decoded"  # the folder of decoded results inside the cache root
 VERSION = 1  # bump when the decoded file's layout changes
@@ -54,14 +63,44 @@ def _digest(bucket: str, decoder: Decoder, objects: list[s3.S3Object]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+_HEADERS = {(1, 0): npformat.read_array_header_1_0, (2, 0): npformat.read_array_header_2_0}
+
+
+def _plausible(path) -> bool:
+    """Whether every member of the .npz declares exactly the bytes it holds (a damaged or
+    planted file could declare any shape, and np.load allocates what the header declares)."""
+    budget = memory_budget() or 1 << 62
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        if sum(m.compress_size for m in members) > os.path.getsize(path):
+            return False
+        for member in members:
+            if member.compress_type != zipfile.ZIP_STORED or member.file_size > budget:
+                return False  # np.savez stores its members uncompressed
+            with archive.open(member) as stream:
+                read_header = _HEADERS.get(npformat.read_magic(stream))
+                if read_header is None:
+                    return False
+                shape, _, dtype = read_header(stream)
+                if dtype.hasobject or math.prod(shape) * dtype.itemsize != (
+                    member.file_size - stream.tell()
+                ):
+                    return False
+    return True
+
+
 def _load_decoded(path) -> tuple[list[np.ndarray], list[int], list[tuple[str, str]]] | None:
+    """The decoded images cached at `path`, or None: absent, or damaged (decode again)."""
     try:
+        if not _plausible(path):
+            return None
         with np.load(path, allow_pickle=False) as saved:
             images, counts = saved["images"], saved["counts"].tolist()
-            failures = [tuple(f) for f in json.loads(str(saved["failures"]))]
-    except (OSError, ValueError, KeyError):
-        return None  # absent, or damaged: decode again
-    if len(images) != sum(counts):
+            failures = [(str(uri), str(why)) for uri, why in json.loads(str(saved["failures"]))]
+        shaped = (images.ndim == 4 and images.dtype == np.uint8) or images.shape == (0,)
+        if not shaped or len(images) != sum(counts):
+            return None
+    except (OSError, ValueError, KeyError, TypeError, EOFError, MemoryError, zipfile.BadZipFile):
         return None
     return list(images), counts, failures
 
@@ -106,23 +145,52 @@ def fetch_decoded(
         summary |= {"s3_downloaded": 0, "s3_cached": len(objects), "decoded_cached": True}
         return Decoded(arrays, counts, relative, failures, summary)
 
+    arrays, counts, failures, fresh, unplaced = _ingest(
+        client, uri, objects, settings, decoder, cache_root
+    )
+    if settings.use_cache and not unplaced:  # an object the cache had no room for: not final
+        _save_decoded(decoded_path, arrays, counts, failures)
+    summary |= {"s3_downloaded": fresh.count(False), "s3_cached": fresh.count(True)}
+    return Decoded(arrays, counts, relative, failures, summary)
+
+
+def _ingest(
+    client, uri: str, objects: list[s3.S3Object], settings: s3.S3Settings, decoder: Decoder,
+    cache_root: Path,
+) -> tuple[list[np.ndarray], list[int], list[tuple[str, str]], list[bool], list[int]]:  # fmt: skip
+    """Download (unless cached) and decode every object, in as many workers at once as
+    there are cores: (arrays, counts, failures, which were cached, the indices of objects
+    the cache had no place for)."""
+    bucket, _ = s3.split_uri(uri)
     paths = [cached_path(cache_root, bucket, o.key) for o in objects]
     manifest = Manifest(cache_root, bucket)
     fresh = manifest.fresh_all(paths, objects) if settings.use_cache else [False] * len(paths)
-    todo = fresh.count(False)
+    total, todo = sum(o.size for o in objects), fresh.count(False)
     logger.info("{}: {} objects, {:.1f} MB; {} to download", uri, len(objects), total / 1e6, todo)
+    decoding = threading.BoundedSemaphore(usable_cores())  # downloads in parallel, decodes not
+    unplaced: list[int] = []
 
     def work(index: int) -> list[np.ndarray] | str:
         args = (client, bucket, objects[index], paths[index], manifest, settings, fresh[index])
-        source = s3.make_local(*args)
         try:
-            return decoder.decode(source)
+            source = s3.make_local(*args)
+        except CacheError as exc:  # this object has no place in the cache: skipped
+            unplaced.append(index)
+            return str(exc)
+        try:
+            with decoding:
+                return decoder.decode(source)
         except Exception as exc:  # any decoder failure means "this object is unreadable"
             return f"{type(exc).__name__}: {exc}".strip()
 
     finish = manifest.save if settings.use_cache else lambda: None
     sizes = [o.size for o in objects]
     results = s3.in_parallel(uri, "ingest", sizes, work, settings.workers, finish)
+    return *_gather(bucket, objects, results), fresh, unplaced
+
+
+def _gather(bucket: str, objects: list[s3.S3Object], results: list[Any]):
+    """(every image in object order, images per object, (uri, reason) per failed object)."""
     arrays: list[np.ndarray] = []
     counts: list[int] = []
     failures: list[tuple[str, str]] = []
@@ -133,7 +201,4 @@ def fetch_decoded(
         else:
             arrays.extend(result or [])
             counts.append(len(result or []))
-    if settings.use_cache:
-        _save_decoded(decoded_path, arrays, counts, failures)
-    summary |= {"s3_downloaded": fresh.count(False), "s3_cached": fresh.count(True)}
-    return Decoded(arrays, counts, relative, failures, summary)
+    return arrays, counts, failures
