@@ -1,3 +1,3 @@
-from gan.cli import app
+from gan.cli import main
 
-app()
+main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -31,8 +32,16 @@ app.command()(cli_bench.bench)
 app.add_typer(cli_data.app, name="data")
 
 
-def main() -> None:  # pragma: no cover - console entry for `python -m gan`
-    app(prog_name="gan")
+def main(argv: list[str] | None = None) -> None:
+    """`main.py`: the CLI, and `main.py CKPT [OPTIONS]` writes a checkpoint's grid, as
+    `gan sample CKPT` does (the form the uv/Typer project this tool grew from used)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands = {c.name or c.callback.__name__ for c in app.registered_commands}
+    commands |= {g.name for g in app.registered_groups}
+    first = args[0] if args else ""
+    if first not in commands and not first.startswith("-") and Path(first).expanduser().is_file():
+        args.insert(0, "sample")
+    app(args=args, prog_name="gan")
 
 
 if __name__ == "__main__":  # pragma: no cover

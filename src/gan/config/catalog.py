@@ -148,18 +148,39 @@ _dataset(
 )
 
 
-# The losses of gan.train.losses, by name: what D outputs under each.
+@dataclass(frozen=True)
+class Entry:
+    """A loss or augmentation by name: its summary, and where its code is."""
+
+    summary: str
+    target: str  # "module:attribute", imported on first use
+
+    def load(self) -> Any:
+        return _load(self.target)
+
+
+# The losses (gan.train.losses), by name: what D outputs under each.
 LOSSES = {
-    "ns": "BCE on D's logits, non-saturating -log D(G(z)) for G (the original GAN)",
-    "hinge": "hinge on D's logits, -D(G(z)) for G (SAGAN, BigGAN)",
-    "lsgan": "least squares on D's scores, targets 1 for reals and 0 for fakes",
-    "wgan-gp": "Wasserstein critic scores with a gradient penalty (Gulrajani et al. 2017)",
+    "ns": Entry(
+        "BCE on D's logits, non-saturating -log D(G(z)) for G (the original GAN)",
+        "gan.train.losses:NS",
+    ),
+    "hinge": Entry("hinge on D's logits, -D(G(z)) for G (SAGAN, BigGAN)", "gan.train.losses:HINGE"),
+    "lsgan": Entry(
+        "least squares on D's scores, targets 1 for reals and 0 for fakes", "gan.train.losses:LSGAN"
+    ),
+    "wgan-gp": Entry(
+        "Wasserstein critic scores with a gradient penalty (Gulrajani et al. 2017)",
+        "gan.train.losses:WGAN_GP",
+    ),
 }
-# DiffAugment's transform families (Zhao et al. 2020), by name.
+# DiffAugment's transform families (Zhao et al. 2020), by name (gan.train.augment).
 AUGMENTS = {
-    "color": "brightness, saturation and contrast",
-    "translation": "shifts of up to 1/8 of the image, zero-filled",
-    "cutout": "a zeroed square of half the image's size",
+    "color": Entry("brightness, saturation and contrast", "gan.train.augment:COLOR"),
+    "translation": Entry(
+        "shifts of up to 1/8 of the image, zero-filled", "gan.train.augment:TRANSLATION"
+    ),
+    "cutout": Entry("a zeroed square of half the image's size", "gan.train.augment:CUTOUT"),
 }
 
 
@@ -177,4 +198,4 @@ def model_help() -> str:
 
 def loss_help() -> str:
     """The help of --loss: every loss with what D outputs under it."""
-    return "Loss: " + "; ".join(f"{name}: {text}" for name, text in LOSSES.items()) + "."
+    return "Loss: " + "; ".join(f"{name}: {e.summary}" for name, e in LOSSES.items()) + "."

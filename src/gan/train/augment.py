@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from gan import distributed
+from gan.config import catalog
 
 Draw = Callable[..., torch.Tensor]  # draw(*shape) -> uniform [0, 1) on the device
 
@@ -59,12 +60,15 @@ def cutout(x: torch.Tensor, draw: Draw, ratio: float = 0.5) -> torch.Tensor:
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
-# The names and summaries (without torch) are in gan.config.catalog.AUGMENTS.
-POLICIES: dict[str, tuple[Callable[..., torch.Tensor], ...]] = {
-    "color": (brightness, saturation, contrast),
-    "translation": (translation,),
-    "cutout": (cutout,),
-}
+# The transforms of each family; the names and summaries are the catalog's
+# (`gan.config.catalog.AUGMENTS`, the one list of them).
+COLOR = (brightness, saturation, contrast)
+TRANSLATION = (translation,)
+CUTOUT = (cutout,)
+
+
+def policy(name: str) -> tuple[Callable[..., torch.Tensor], ...]:
+    return catalog.AUGMENTS[name].load()
 
 
 class Augmenter:
@@ -107,7 +111,7 @@ class Augmenter:
         if not self.policy or self.off:
             return x
         for name in self.policy:
-            for transform in POLICIES[name]:
+            for transform in policy(name):
                 apply = (self._draw(len(x), 1, 1, 1) < self.p).to(x.dtype)
                 x = x + apply * (transform(x, self._draw) - x)
         return x
@@ -148,3 +152,6 @@ class Augmenter:
             self._signs = state["ada_signs"].to(self.device)
             self._seen = int(state["ada_seen"])
             self.ramp_images = float(state.get("ada_ramp_images", self.ramp_images))
+
+
+POLICIES = {name: policy(name) for name in catalog.AUGMENTS}  # (this module is loaded now)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from gan.registry import Registry
+from gan.config import catalog
+from gan.errors import GanError
 
 
 def d_bce(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -105,11 +106,24 @@ class Loss:
         return torch.sign(real.detach() - threshold).sum()
 
 
-# The names and summaries (without torch) are in gan.config.catalog.LOSSES.
-LOSSES: Registry[Loss] = Registry("loss")
-LOSSES.register("ns")(Loss(d_bce, g_nonsaturating, "logits", "probability", 0.0))
-LOSSES.register("hinge")(Loss(d_hinge, g_hinge, "logits", "score", 0.0))
-LOSSES.register("lsgan")(Loss(d_lsgan, g_lsgan, "scores", "score", 0.5))
-LOSSES.register("wgan-gp")(
-    Loss(d_wasserstein, g_wasserstein, "scores", "score", None, gradient_penalty=True)
-)
+NS = Loss(d_bce, g_nonsaturating, "logits", "probability", 0.0)
+HINGE = Loss(d_hinge, g_hinge, "logits", "score", 0.0)
+LSGAN = Loss(d_lsgan, g_lsgan, "scores", "score", 0.5)
+WGAN_GP = Loss(d_wasserstein, g_wasserstein, "scores", "score", None, gradient_penalty=True)
+
+
+class _ByName:
+    """The losses by the names the catalog gives them (`gan.config.catalog.LOSSES`, the
+    one list of names and summaries)."""
+
+    def get(self, name: str) -> Loss:
+        entry = catalog.LOSSES.get(name)
+        if entry is None:
+            raise GanError(f"Unknown loss {name!r}; choose one of: {', '.join(catalog.LOSSES)}.")
+        return entry.load()
+
+    def names(self) -> list[str]:
+        return sorted(catalog.LOSSES)
+
+
+LOSSES = _ByName()

@@ -42,6 +42,11 @@ class TrainResult:
     seconds: float
     interrupted: bool
 
+    @property
+    def checkpoint(self) -> Path | None:
+        """The run's newest checkpoint (checkpoints/<run>/last.pt)."""
+        return self.paths.run_last if self.paths is not None else None
+
 
 @dataclass
 class Resumed:

@@ -1,0 +1,47 @@
+"""`gan.train(...)`, the Python API's way to train: `gan train`'s flags as keywords."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from gan.config import FIELDS, Chosen, Config
+from gan.errors import GanError
+from gan.train.run import TrainResult
+from gan.train.run import train as run
+
+
+def train(
+    config: Config | None = None, *, resume: str | None = None, **options: Any
+) -> TrainResult:
+    """Train a run (or continue one with `resume="auto"` or a checkpoint path), as `gan
+    train` does, and return its `TrainResult` (`.checkpoint`, `.run`, `.step`, ...).
+
+    `options` are `gan train`'s flags as keywords (`dataset="mri"`, `max_steps=200`,
+    `image_size="64x64"`), checked as the command line checks them; they win over
+    `config`. Options left out take the dataset's defaults, as on the command line."""
+    given = _differing(config) if config is not None else set()
+    values = {key: config.get(key) for key in FIELDS if key in given}
+    values |= _options(options)
+    return run(Config.from_values(values), resume, Chosen(dict.fromkeys(values, "argument")))
+
+
+def _differing(config: Config) -> set[str]:
+    return {key for key, f in FIELDS.items() if config.get(key) != f.default}
+
+
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    """Keyword options (the flags' names) as checked `section.field` values."""
+    by_param = {f.param: f for f in FIELDS.values()}
+    values = {}
+    for name, value in options.items():
+        f = by_param.get(name)
+        if f is None:
+            close = difflib.get_close_matches(name, by_param, n=1)
+            hint = f"did you mean {close[0]}?" if close else "gan train --help lists them"
+            raise GanError(f"{name} is not an option of gan train ({hint}).")
+        try:
+            values[f.key] = f.check(list(value) if f.many and isinstance(value, tuple) else value)
+        except ValueError as exc:
+            raise GanError(f"{name}: {exc}.") from None
+    return values
