@@ -394,7 +394,7 @@ def test_dataset_defaults_fill_only_what_the_user_left_unset(tmp_path, monkeypat
 
 
 def test_help_names_the_per_dataset_defaults(monkeypatch):
-    from gan.cli.train import _per_dataset
+    from gan.cli.options import _per_dataset
 
     entry = catalog.DATASETS.get("mri")
     monkeypatch.setitem(
