@@ -15,6 +15,22 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 SHARED_MNIST = SHARED_DATA / "MNIST" / "raw"
 SHARED_MRI = SHARED_DATA / "mri" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 
+
+def _compile_installed_packages() -> None:
+    """Where PYTHONDONTWRITEBYTECODE is set, Python writes no .pyc files, so every `gan`
+    subprocess of the suite would compile PyTorch's sources again (seconds each). Write
+    them once, as `uv sync --compile-bytecode` would; with them there, this is a quick
+    check of modification times."""
+    if not sys.dont_write_bytecode:
+        return
+    import compileall
+    import sysconfig
+
+    compileall.compile_dir(sysconfig.get_paths()["purelib"], quiet=2)
+
+
+_compile_installed_packages()
+
 needs_shared = pytest.mark.skipif(
     not (SHARED_MNIST.is_dir() and SHARED_MRI.is_file()),
     reason="../shared/data (full MNIST test split, MNI T1 volume) is not beside this clone",
