@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-
 from gan.config import Config
 from gan.config.catalog import DATASETS, MODELS
 from gan.errors import GanError
@@ -39,6 +37,8 @@ def check_labels(config: Config, data: Any) -> None:
             "--conditional out."
         )
     if len(data.classes) < 2:
+        from loguru import logger  # here: gan --help does not load it
+
         logger.warning(
             "The data has one class ({}): --conditional will learn nothing from it.",
             ", ".join(data.classes),

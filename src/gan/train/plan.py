@@ -17,8 +17,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from loguru import logger
-
 from gan.config import FIELDS, Config
 from gan.config.catalog import DATASETS, MODELS
 from gan.errors import GanError
@@ -165,6 +163,8 @@ def small_data(view: Any, data: Any, chosen: Mapping[str, str]) -> Changes:
         return {}
     if view.get("optim.augment") != "none":  # the dataset's own defaults already augment
         return {}
+    from loguru import logger  # here: gan --help does not load it
+
     logger.info(
         "{} images (< {}): adaptive augmentation {} (--augment none to turn it off).",
         len(data.images),
@@ -181,6 +181,8 @@ def labels(view: Any, data: Any, chosen: Mapping[str, str]) -> Changes:
         return {}
     if data.labels is not None:
         return {}
+    from loguru import logger  # here: gan --help does not load it
+
     logger.info("{} has no labels: training without --conditional.", data.source)
     return {"model.conditional": False}
 
