@@ -298,7 +298,7 @@ def test_a_run_stopped_by_its_time_limit_is_reproduced_up_to_its_last_step(tmp_p
     # With adaptive augmentation (1,000 digits): its ramp follows the planned length, which
     # the record keeps (stop_at, not max_steps).
     first = run_cli("train", *TINY, "--augment-p", "auto", "--augment", "translation",
-                    "--ada-target", "0.05", "--time-limit", "0.5", "--run-name", "t",
+                    "--ada-target", "0.05", "--time-limit", "2", "--run-name", "t",
                     cwd=tmp_path)  # fmt: skip
     assert first.returncode == 0, first.stderr
     steps = _losses(tmp_path, "t")[-1][0]
