@@ -334,9 +334,12 @@ def test_host_allocator_setting_keeps_freed_memory_and_stops_per_step_page_fault
     # On some machines glibc's dynamic mmap threshold already keeps the heap (untuned
     # counts of ~3,700 over 20 steps on a Zen 5 with kernel 6.18, against ~21,000 in
     # other processes of the same run).
+    # Tuned runs have been seen to fault two steps' pages and one more (12,289 on a Zen 4
+    # while another process ran): the heap's growth can come in two goes. Three steps'
+    # worth of 20 still tells a kept heap from one faulted in again on every step.
     step = 3 * 8 * 2**20 // resource.getpagesize()  # the pages one step touches
-    assert tuned["faults"] <= 2 * step, got
-    if default["faults"] > 2 * step:  # here glibc as shipped faults on every step
+    assert tuned["faults"] <= 3 * step, got
+    if default["faults"] > 10 * step:  # here glibc as shipped faults on most steps
         assert default["faults"] > 3 * max(tuned["faults"], 100), got
 
 
