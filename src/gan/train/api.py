@@ -3,27 +3,42 @@
 from __future__ import annotations
 
 import difflib
+import os
+from pathlib import Path
 from typing import Any
 
 from gan.config import FIELDS, Chosen, Config
+from gan.config.file import read_config_file
 from gan.errors import GanError
 from gan.train.run import TrainResult
 from gan.train.run import train as run
 
 
 def train(
-    config: Config | None = None, *, resume: str | None = None, **options: Any
+    config: Config | str | os.PathLike | None = None,
+    *,
+    resume: str | None = None,
+    **options: Any,
 ) -> TrainResult:
     """Train a run (or continue one with `resume="auto"` or a checkpoint path), as `gan
     train` does, and return its `TrainResult` (`.checkpoint`, `.run`, `.step`, ...).
 
     `options` are `gan train`'s flags as keywords (`dataset="mri"`, `max_steps=200`,
     `image_size="64x64"`), checked as the command line checks them; they win over
-    `config`. Options left out take the dataset's defaults, as on the command line."""
-    given = _differing(config) if config is not None else set()
-    values = {key: config.get(key) for key in FIELDS if key in given}
-    values |= _options(options)
-    return run(Config.from_values(values), resume, Chosen(dict.fromkeys(values, "argument")))
+    `config`: a `Config`, or the path of a TOML file as `gan train --config` reads (a
+    run's `logs/<run>/config.toml` trains it again). Options left out take the dataset's
+    defaults, as on the command line."""
+    if isinstance(config, str | os.PathLike):
+        values = read_config_file(Path(config))
+        sources = dict.fromkeys(values, "config file")
+    else:
+        given = _differing(config) if config is not None else set()
+        values = {key: config.get(key) for key in FIELDS if key in given}
+        sources = dict.fromkeys(values, "argument")
+    keywords = _options(options)
+    values |= keywords
+    sources |= dict.fromkeys(keywords, "argument")
+    return run(Config.from_values(values), resume, Chosen(sources))
 
 
 def _differing(config: Config) -> set[str]:
