@@ -215,7 +215,9 @@ USAGE_ERRORS = [
     (("--run-name", ".."), ("--run-name",)),
     (("--seed", "99999999999999999999999"), ("--seed", "0<=x<=4294967295")),
     (("--max-steps", "10000000000000"), ("--max-steps", "not in the range")),
-    (("--time-limit", "0"), ("--time-limit", "0<x")),
+    (("--time-limit", "0"), ("--time-limit", "more than 0 s")),
+    (("--time-limit", "5 minutes"), ("--time-limit", "a duration such as 300, 90s, 5m")),
+    (("--time-budget", "-1"), ("--time-budget", "more than 0 s")),
     (("--split-fractions", "0.5,0.5,0.5"), ("--split-fractions", "sum to 1")),
     (("--precision", "fp64"), ("--precision", "fp64")),
 ]

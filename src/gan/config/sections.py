@@ -14,6 +14,7 @@ from gan.config.values import (
     augment_policy,
     augment_strength,
     device_name,
+    duration,
     fractions,
     interval_or_auto,
     joined,
@@ -21,6 +22,7 @@ from gan.config.values import (
     parse_image_size,
     percentiles,
     run_name,
+    seconds_text,
     size_text,
 )
 
@@ -200,12 +202,32 @@ class TrainConfig:
     max_steps: int | None = option(
         None, "Stop after this many optimizer steps.", min=1, max=STEPS_MAX
     )
+    time_budget: float | None = option(
+        None,
+        "Train for this long (300, 5m, 1h30m) with every schedule fitted to it: a short "
+        "warm-up measures the step rate and fixes the planned steps (--planned-steps, "
+        "recorded in config.toml), which the learning-rate decay, ADA's ramp and the grids "
+        "follow. Replaces --epochs and --max-steps.",
+        convert=duration,
+        show=seconds_text,
+        metavar="DURATION",
+        fixed=True,
+    )
+    planned_steps: int | None = option(
+        None,
+        "The steps a --time-budget's warm-up planned; given (as config.toml records it), "
+        "the run trains exactly that plan, without a warm-up.",
+        min=1,
+        max=STEPS_MAX,
+        fixed=True,
+    )
     time_limit: float | None = option(
         None,
-        "Stop after this many seconds of training (checkpointed).",
-        min=0,
-        max=1_000_000_000,
-        min_open=True,
+        "Stop after this long of training (300, 5m, 1h30m), checkpointed; the planned "
+        "schedules do not change (--time-budget fits them to the time).",
+        convert=duration,
+        show=seconds_text,
+        metavar="DURATION",
     )
     stop_at: int | None = option(
         None,

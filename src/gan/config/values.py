@@ -130,6 +130,50 @@ def interval_or_auto(value: Any) -> str | int:
     return number
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(h|m|s)", re.IGNORECASE)
+_SECONDS = {"h": 3600, "m": 60, "s": 1}
+DURATION_MAX = 10**9  # seconds: about 32 years
+
+
+def duration(value: Any) -> float:
+    """Seconds, from a number (300) or text: '300', '300s', '5m', '1h30m', '1.5h'."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and _is_number(value.strip()):
+        seconds = float(value.strip())
+    elif isinstance(value, str) and value.strip():
+        text = value.strip().replace(" ", "")
+        parts = list(_DURATION.finditer(text))
+        if "".join(m[0] for m in parts) != text or len({m[2].lower() for m in parts}) < len(parts):
+            raise ValueError(f"{value!r} is not a duration such as 300, 90s, 5m or 1h30m")
+        seconds = sum(float(m[1]) * _SECONDS[m[2].lower()] for m in parts)
+    else:
+        raise ValueError(f"{value!r} is not a duration such as 300, 90s, 5m or 1h30m")
+    if not (math.isfinite(seconds) and 0 < seconds <= DURATION_MAX):
+        raise ValueError(f"{value!r} must be more than 0 s and at most {DURATION_MAX:,} s")
+    return seconds
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def seconds_text(seconds: float) -> str:
+    """A duration as `duration` reads it back: 300 -> '5m', 5400 -> '1h30m', 2.5 -> '2.5s'."""
+    if seconds != int(seconds) or seconds < 60:
+        return f"{seconds:g}s"
+    whole, parts = int(seconds), []
+    for unit, size in _SECONDS.items():
+        if whole >= size:
+            parts.append(f"{whole // size}{unit}")
+            whole %= size
+    return "".join(parts)
+
+
 def auto_interval(value: str | int, total_steps: int, times: int = 10) -> int:
     """The steps between grids: `value`, or for 'auto' the run's planned length / `times`."""
     return -(-max(total_steps, 1) // times) if value == "auto" else int(value)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -17,6 +19,22 @@ class Reshape(nn.Module):
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}"
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout, about twice as fast on the CPU (forward and backward): the mask comes
+    from uniform draws (`torch.rand`, vectorised) rather than `bernoulli_`, whose CPU
+    kernel draws element by element, and took a fifth of the MNIST default's step. The
+    same distribution and the same generator (the global one, in the checkpoint); other
+    devices keep PyTorch's fused kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu":
+            return F.dropout(x, self.p, self.training, self.inplace)
+        if self.p == 1:
+            return x * 0
+        mask = torch.rand(x.shape, device=x.device) >= self.p
+        return x * mask.to(x.dtype).mul_(1 / (1 - self.p))
 
 
 class HeadedDiscriminator(nn.Module):

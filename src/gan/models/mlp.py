@@ -6,7 +6,7 @@ import math
 
 from torch import nn
 
-from gan.models.blocks import HeadedDiscriminator, Reshape
+from gan.models.blocks import Dropout, HeadedDiscriminator, Reshape
 
 
 class MLPGenerator(nn.Module):
@@ -36,10 +36,10 @@ class MLPDiscriminator(HeadedDiscriminator):
             nn.Flatten(),
             nn.Linear(math.prod(image_shape), 512),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Dropout(0.4),
+            Dropout(0.4),
             nn.Linear(512, 256),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Dropout(0.4),
+            Dropout(0.4),
             nn.Linear(256, 1),
         )
 

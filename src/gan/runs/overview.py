@@ -29,6 +29,7 @@ class RunSummary:
     best_fid: float | None
     started: str | None
     seconds: float | None  # training wall time, over all sessions
+    seconds_left: float | None  # a run training now: its planned steps left at its last rate
     size_bytes: int
     checkpoint: str | None  # checkpoints/<run>/last.pt, or its newest step file
     reason: str | None  # why a failed run failed
@@ -135,6 +136,18 @@ def _seconds(paths: RunPaths, status: dict[str, Any], state: str) -> float | Non
     return (_number(status.get("seconds_before")) or 0.0) + max(end - began, 0.0)
 
 
+def _left(history: list[dict[str, Any]], info: dict[str, Any], planned: int | None):
+    """The planned steps not yet trained, at the images/s of the last record."""
+    per_step = _whole(info.get("images_per_step"))
+    if not history or planned is None or not per_step:
+        return None
+    last = history[-1]
+    rate = _number(last.get("images_per_s"))
+    if rate is None or rate <= 0:
+        return None
+    return max(planned - last["step"], 0) * per_step / rate
+
+
 def summarize(paths: RunPaths) -> RunSummary:
     info = _json(paths.logs / "run.json")
     status = read_status(paths.logs)
@@ -157,6 +170,7 @@ def summarize(paths: RunPaths) -> RunSummary:
         best_fid=best_fid,
         started=_text(status.get("started")) or _text(info.get("started")),
         seconds=_seconds(paths, status, state),
+        seconds_left=_left(history, info, planned) if state == "training" else None,
         size_bytes=_size(paths.checkpoints, paths.logs, paths.assets),
         checkpoint=str(checkpoint) if checkpoint else None,
         reason=_text(status.get("reason")) if state == "failed" else None,
@@ -205,7 +219,7 @@ def _duration(seconds: float | None) -> str:
 def table(runs: list[RunSummary]) -> str:
     """The runs as aligned text columns, one line each."""
     header = ("RUN", "STATUS", "DATASET", "MODEL", "STEPS", "LAST FID", "BEST FID", "STARTED")
-    header += ("TIME", "SIZE")
+    header += ("TIME", "LEFT", "SIZE")
     rows = [header]
     for r in runs:
         steps = f"{r.step}/{r.planned}" if r.planned else str(r.step)
@@ -213,7 +227,7 @@ def table(runs: list[RunSummary]) -> str:
         started = (r.started or "-")[:16].replace("T", " ")
         rows.append(
             (r.run, r.status, r.dataset or "-", r.model or "-", steps, *fid, started)
-            + (_duration(r.seconds), _size_text(r.size_bytes))
+            + (_duration(r.seconds), _duration(r.seconds_left), _size_text(r.size_bytes))
         )
     return "\n".join(text_columns(rows))
 

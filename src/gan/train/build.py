@@ -88,10 +88,10 @@ def build_trainer(
         evaluator=evaluator,
     )  # fmt: skip
     logger.info(
-        "Model {}: G {:,} parameters, D {:,}; {} steps of {} images (batch {} x {} x {} proc)",
+        "Model {}: G {:,} parameters, D {:,}; {} of {} images (batch {} x {} x {} proc)",
         config.model.name,
         *sizes,
-        trainer.total_steps(),
+        f"{trainer.total_steps()} steps" if trainer.planned else "steps to fill the budget",
         trainer.images_per_step,
         o.batch_size,
         o.accumulation_steps,

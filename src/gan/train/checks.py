@@ -5,9 +5,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gan.config import Config
+from gan.config import Config, TrainConfig
 from gan.config.catalog import DATASETS, MODELS
 from gan.errors import GanError
+
+BUDGET_MIN_S = 2.0  # the warm-up: its first steps, then at least half a second timed
+
+
+def check_budget(train: TrainConfig) -> None:
+    """A --time-budget plans the run's length itself, after a warm-up it must leave room for."""
+    if train.time_budget is None:
+        if train.planned_steps is not None:
+            raise GanError(
+                "--planned-steps is the plan of a --time-budget; give the budget with it, or "
+                "use --max-steps for a run of that many steps."
+            )
+        return
+    given = [flag for flag, value in (("--epochs", train.epochs),
+             ("--max-steps", train.max_steps)) if value is not None]  # fmt: skip
+    if given:
+        raise GanError(
+            f"--time-budget plans the run's length itself, so it cannot be combined with "
+            f"{' or '.join(given)}; give one of them (--stop-at ends a run early without "
+            "changing its plan)."
+        )
+    if train.time_budget < BUDGET_MIN_S and train.planned_steps is None:
+        raise GanError(
+            f"--time-budget {train.time_budget:g}s is too short for the warm-up that measures "
+            f"the step rate; give at least {BUDGET_MIN_S:g}s, or plan by --max-steps."
+        )
 
 
 def check_penalties(config: Config, image_shape: tuple[int, ...]) -> None:

@@ -89,12 +89,16 @@ class GridWriter:
         images.save_grid(reals, self.paths.assets / "reals.png", self.nrow)
         self.tracker.image("reals", images.grid(reals, self.nrow), 0)
 
+    def render(self, generator: nn.Module) -> torch.Tensor:
+        """G's images of the grid's fixed latents (and classes)."""
+        return generate_all(
+            generator, latents=self.latents, labels=self.labels, batch_size=len(self.latents)
+        )
+
     def write(self, generator: nn.Module, step: int) -> None:
         if not self.is_main:
             return
-        fakes = generate_all(
-            generator, latents=self.latents, labels=self.labels, batch_size=len(self.latents)
-        )
+        fakes = self.render(generator)
         self.tracker.image("samples", images.grid(fakes, self.nrow), step)
         if self.paths is not None:
             images.save_grid(fakes, self.paths.assets / f"samples-{step:07d}.png", self.nrow)

@@ -17,6 +17,7 @@ from loguru import logger
 
 from gan import distributed, rng
 from gan.config import Config
+from gan.config.sections import STEPS_MAX
 from gan.config.values import auto_interval
 from gan.devices import release_cached_memory
 from gan.errors import Diverged, OutOfMemory
@@ -57,22 +58,42 @@ class Trainer:
         reporter: Reporter,
         grids: GridWriter,
     ) -> None:
-        t, o, rt = config.train, config.optim, runtime
+        t, rt = config.train, runtime
         self.config, self.runtime, self.batches = config, runtime, batches
         self.recipe, self.images_per_step = recipe, images_per_step
         self.checkpointer, self.reporter, self.grids = checkpointer, reporter, grids
         self.step = 0
         self.latest: StepStats | None = None
+        self.budget: dict[str, Any] | None = None  # what a --time-budget's warm-up measured
         # Latents come from their own generator, identical on every process, each taking
         # its slice: N processes x batch B draw exactly what one process x batch N*B would.
         self.latent_rng = torch.Generator(device=rt.device).manual_seed(t.seed + 3)
+        self._fit_schedules()
+
+    def _fit_schedules(self) -> None:
+        """The intervals and ramps that follow the run's planned length."""
+        t, o = self.config.train, self.config.optim
         self.grids.every = auto_interval(t.sample_every, self.total_steps())
         # ADA may take `ada_ramp` of the run's images to move p from 0 to 1.
         ramp = o.ada_ramp * self.total_steps() * self.images_per_step
         self.recipe.augment.ramp_images = max(ramp, 1.0)
 
+    def replan(self, config: Config) -> None:
+        """Train to the planned length of `config` (a --time-budget's fixed plan) from now
+        on: every schedule follows it."""
+        self.config = config
+        self._fit_schedules()
+
+    @property
+    def planned(self) -> bool:
+        """The run's length is known (a --time-budget fixes it after its warm-up)."""
+        t = self.config.train
+        return t.time_budget is None or t.planned_steps is not None
+
     def total_steps(self) -> int:
         t = self.config.train
+        if t.time_budget is not None:  # before the warm-up fixes the plan: open-ended
+            return t.planned_steps if t.planned_steps is not None else STEPS_MAX
         if t.max_steps is not None and t.epochs is None:
             return t.max_steps
         by_epochs = math.ceil((t.epochs or 1) * self.batches.num_images / self.images_per_step)
@@ -133,7 +154,9 @@ class Trainer:
             return FitResult(self.step, 0.0, {}, None, False)
         if self.step == 0:
             self.grids.save_reals(self.batches)
+        self.reporter.begin()
         started, stops, stopping = time.perf_counter(), StopRequests(), False
+        told = self.config.train.time_budget is not None  # its plan line said so already
         try:
             with stops, TrainingProgress(total, self.step, self.runtime.dist.is_main) as progress:
                 while self.step < total and not stopping:
@@ -144,6 +167,7 @@ class Trainer:
                     record = self.reporter.after_step(stats, self.step, total, position, generator)
                     if record is not None:
                         progress.show(record)
+                        told = told or self._tell_length(record, started, total)
                     stopping = self._agree_to_stop(stops, started, record is not None)
                     if stopping:
                         self.reporter.flush(self.step, position)
@@ -152,6 +176,22 @@ class Trainer:
             release_cached_memory(self.runtime.device)
             raise OutOfMemory(self.config.optim.batch_size) from None
         return self._finish(stopping, stops.requested, started)
+
+    def _tell_length(self, record: dict[str, Any], started: float, total: int) -> bool:
+        """Once, some seconds in: how long the planned steps take at this machine's speed
+        (a step-planned run's length is the machine's; --time-budget fits the plan to it)."""
+        if time.perf_counter() - started < 5.0 or not self.runtime.dist.is_main:
+            return False
+        left = record["seconds_left"]
+        if left > 60:
+            logger.info(
+                "At {:,.0f} images/s the run's {:,} steps end in about {} (--time-budget "
+                "fits a run's plan to a time instead).",
+                record["images_per_s"],
+                total,
+                _minutes(left),
+            )
+        return True
 
     def _agree_to_stop(self, stops: StopRequests, started: float, synced: bool) -> bool:
         """A signal or the time limit; processes agree at reporting steps (already a sync)."""
@@ -214,6 +254,7 @@ class Trainer:
             "rng_ranks": rng_states,
             "latent_rng": self.latent_rng.get_state(),
             "world_size": self.runtime.dist.world_size,
+            "time_budget": self.budget,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -223,6 +264,7 @@ class Trainer:
         self.grids.load_state_dict(state)
         self.reporter.load_state_dict(state)
         self.step = int(state["step"])
+        self.budget = state.get("time_budget")
         self.batches.position = int(state["images_seen"])
         rank = self.runtime.dist.rank
         ranks = state.get("rng_ranks") or [state["rng"]]
@@ -234,3 +276,8 @@ class Trainer:
             logger.warning(
                 "Random states were not restored (the checkpoint is from another device)."
             )
+
+
+def _minutes(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"

@@ -20,7 +20,7 @@ from typing import Any
 from gan.config import FIELDS, Config
 from gan.config.catalog import DATASETS, MODELS
 from gan.errors import GanError
-from gan.train.checks import check_labels, check_penalties, check_same_data
+from gan.train.checks import check_budget, check_labels, check_penalties, check_same_data
 
 Changes = dict[str, Any]
 
@@ -33,6 +33,9 @@ RESUMED, DATASET, SMALL_DATA, LABELS, DATA = (
     "labels rule",
     "data",
 )
+BUDGET_SET = "time budget"
+# The forms a run's length takes: the user's replaces the dataset's, whichever it is.
+BUDGET = frozenset({"train.epochs", "train.max_steps", "train.time_budget", "train.planned_steps"})
 SMALL_DATA_IMAGES = 2000  # fewer images than this: augmentation by default (ADA's regime)
 SMALL_DATA_AUGMENT = "translation,cutout"
 
@@ -94,8 +97,9 @@ def resumed_options(saved: Config, given: Config, chosen: Mapping[str, str]) -> 
         old, new = _plain(saved.get(key)), _plain(given.get(key))
         if f.opt.fixed and new != old:
             raise GanError(
-                f"{f.flag} {_show(new)} differs from the checkpoint's {_show(old)}; a resumed "
-                f"run must keep it (drop {f.flag}, or start a new run with another --run-name)."
+                f"{f.flag} {_show(f, new)} differs from the checkpoint's {_show(f, old)}; a "
+                f"resumed run must keep it (drop {f.flag}, or start a new run with another "
+                "--run-name)."
             )
     changes = {key: given.get(key) for key in chosen}
     if "train.stop_at" not in chosen:
@@ -107,9 +111,8 @@ def dataset_defaults(view: Any, chosen: Mapping[str, str]) -> Changes:
     """The dataset's own defaults (catalog `defaults`) for the options the user left unset."""
     spec = DATASETS.get(view.get("data.name"))
     keep = set(chosen)
-    budget = {"train.epochs", "train.max_steps"}
-    if budget & keep:  # the user's budget replaces the dataset's, whichever form it takes
-        keep |= budget
+    if BUDGET & keep:  # the user's budget replaces the dataset's, whichever form it takes
+        keep |= BUDGET
     return {key: value for key, value in spec.defaults if key not in keep}
 
 
@@ -119,7 +122,8 @@ def dataset_resolution(view: Any) -> Changes:
     model = view.get("model.name") or spec.default_model
     MODELS.get(model)  # unknown names fail here with the list of valid ones
     epochs = view.get("train.epochs")
-    if epochs is None and view.get("train.max_steps") is None:
+    unplanned = view.get("train.max_steps") is None and view.get("train.time_budget") is None
+    if epochs is None and unplanned:
         epochs = spec.default_epochs
     size = view.get("data.image_size") or spec.default_image_size
     return {"model.name": model, "train.epochs": epochs, "data.image_size": size}
@@ -224,6 +228,13 @@ def named(plan: Plan, run_name: str) -> Plan:
                 plan.checked)  # fmt: skip
 
 
+def budgeted(plan: Plan, steps: int) -> Plan:
+    """The plan with the steps its --time-budget's warm-up fixed."""
+    sources = {**plan.sources, "train.planned_steps": BUDGET_SET}
+    config = plan.config.replace({"train.planned_steps": steps})
+    return Plan(config, sources, plan.resumed, plan.checked)
+
+
 def stopped_at(config: Config, step: int) -> Config:
     """A run stopped by its time limit or a signal, as config.toml records it: trained to
     this step, with the same planned length (schedules that follow it, ADA's ramp, match)."""
@@ -235,6 +246,7 @@ def stopped_at(config: Config, step: int) -> Config:
 
 def _check_before_data(config: Config) -> tuple[Any, ...] | None:
     """What can be checked before any data is loaded (a long download saved)."""
+    check_budget(config.train)
     spec = DATASETS.get(config.data.name)
     if config.model.conditional and spec.labels is None:
         raise GanError(
@@ -275,7 +287,9 @@ def resolve(config: Config) -> Config:
     return config
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, tuple):
+def _show(f: Any, value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, tuple) and f.opt.show is str:
         return "x".join(map(str, value))
-    return str(value)
+    return f.opt.show(value)

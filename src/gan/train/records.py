@@ -34,6 +34,7 @@ def write_run_records(
             "speed": rt.speed.to_dict(),  # precision, layout and compile as resolved
             "data_on_device": trainer.batches.resident,
             "total_steps": trainer.total_steps(),
+            "time_budget": trainer.budget,  # the warm-up's measurements and plan
             "images_per_step": trainer.images_per_step,
             "world_size": rt.dist.world_size,
             "global_batch": trainer.images_per_step,

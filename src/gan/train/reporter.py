@@ -51,7 +51,7 @@ class Reporter:
         self.last: dict[str, Any] = {}
         self.rates: dict[str, float] = {}  # the learning rates in use, set by the trainer
         self._sums: dict[str, torch.Tensor] = {}
-        self._steps, self._start = 0, time.perf_counter()
+        self._steps, self._start, self._total = 0, time.perf_counter(), 0
 
     @classmethod
     def from_config(
@@ -66,6 +66,10 @@ class Reporter:
         """`shown`: what D outputs under the run's loss (probability or score)."""
         every = train.eval_every
         return cls(images_per_step, train.log_every, tracker, evaluator, every, dist, shown)
+
+    def begin(self) -> None:
+        """The first window's clock starts with the loop (not at set-up or a warm-up)."""
+        self._start = time.perf_counter()
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_fid": self.best_fid}
@@ -88,6 +92,7 @@ class Reporter:
             if value is not None:
                 self._sums[name] = self._sums[name] + value if name in self._sums else value
         self._steps += 1
+        self._total = total
         self.evaluated = bool(self.eval_every) and (step % self.eval_every == 0 or step == total)
         if not (step % self.log_every == 0 or step == total or self.evaluated):
             return None
@@ -124,12 +129,14 @@ class Reporter:
             "images_seen": position[1],
             **values,
             "images_per_s": steps * self.images_per_step / max(seconds, 1e-9),
+            "seconds_left": max(self._total - step, 0) * seconds / steps,  # at this rate
             **self.rates,
             **scores,
             "time": time.time(),
         }
         tags = {"loss/d": "d_loss", "loss/g": "g_loss", f"{self.panel}/d_real": "d_real"}
         tags |= {f"{self.panel}/d_fake": "d_fake", "perf/images_per_s": "images_per_s"}
+        tags["perf/seconds_left"] = "seconds_left"
         if "augment_p" in record:
             tags["augment/p"] = "augment_p"
         tags |= {f"optim/{name}": name for name in self.rates}

@@ -26,8 +26,9 @@ from gan.runs.folders import RunLock, RunPaths, prepare_run
 from gan.runs.resume import Found, find_resume, resume_target
 from gan.runs.status import StatusRecorder
 from gan.runs.tracking import RunTracker
-from gan.train import board
+from gan.train import board, budget
 from gan.train import plan as plans
+from gan.train.budget import Measured
 from gan.train.build import build_trainer
 from gan.train.loop import FitResult, Trainer
 from gan.train.records import record_early_stop, write_run_records
@@ -154,6 +155,8 @@ def _train(
         trainer = build_trainer(plan.config, data, device, paths, tracker, info, settings)
         if resumed.state is not None:
             _restore(trainer, resumed)
+        if not trainer.planned:  # --time-budget: warm up, then fix the plan to fit
+            plan, _ = budget.fix_plan(trainer, plan)
         if paths is not None:  # the state is good: only now are the run's files touched
             status = _open_run(paths, tracker, plan, trainer, resumed, resume)
         result = _fit(trainer, paths, plan)
@@ -209,6 +212,11 @@ def _open_run(
     write_run_records(paths, plan, trainer, resumed.path)
     status.training(trainer.step, trainer.total_steps())
     board.describe_run(tracker, plan.config, trainer.step)
+    if trainer.budget is not None:  # the plan, in train.log and TensorBoard too
+        summary = Measured(**trainer.budget).summary()
+        if not resumed.step:
+            logger.info(summary)
+        tracker.text("time_budget", summary, trainer.step)
     return status
 
 
