@@ -11,6 +11,7 @@ records it) replays it exactly.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import tempfile
 import time
@@ -28,7 +29,9 @@ from gan.errors import GanError
 from gan.train import plan as plans
 from gan.train.loop import Trainer
 
-SKIPPED = 3  # first steps, not timed: allocation, compilation, caches warming
+# First steps, not timed: allocation, compilation, caches and oneDNN's kernels warming
+# (a convolutional model's first second of steps ran slower than the rest).
+SKIPPED, SKIPPED_S = 3, 1.0
 SHARE, SHORTEST, LONGEST = 0.03, 0.5, 15.0  # the timed part: 3% of the budget, in seconds
 FEWEST = 12  # timed steps at least (lazy R1 and ADA every few steps average out)
 MARGIN = 0.96  # of the time left: a 2-core VM here ran 10-15% slower or faster for a while
@@ -65,8 +68,11 @@ def fix_plan(trainer: Trainer, plan: plans.Plan) -> tuple[plans.Plan, Measured]:
     assert budget is not None and plan.config.train.planned_steps is None
     logger.info("Measuring the step rate for --time-budget {} ...", seconds_text(budget))
     before = copy.deepcopy(trainer.state_dict())
-    for _ in range(SKIPPED):  # start-up costs, outside the budget like loading the data
+    begun = time.perf_counter()  # start-up costs, outside the budget like loading the data
+    for skipped in itertools.count(1):
         trainer.train_step()
+        if skipped >= SKIPPED and time.perf_counter() - begun >= SKIPPED_S:
+            break
     synchronize(trainer.runtime.device)
     started = time.perf_counter()
     step_s, timed = _time_steps(trainer, budget, started)

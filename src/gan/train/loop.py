@@ -182,15 +182,20 @@ class Trainer:
         (a step-planned run's length is the machine's; --time-budget fits the plan to it)."""
         if time.perf_counter() - started < 5.0 or not self.runtime.dist.is_main:
             return False
-        left = record["seconds_left"]
-        if left > 60:
-            logger.info(
-                "At {:,.0f} images/s the run's {:,} steps end in about {} (--time-budget "
-                "fits a run's plan to a time instead).",
-                record["images_per_s"],
-                total,
-                _minutes(left),
-            )
+        left, limit = record["seconds_left"], self.config.train.time_limit
+        if left <= 60:
+            return True
+        stop = ""
+        if limit is not None and time.perf_counter() - started + left > limit:
+            stop = f"; --time-limit {_minutes(limit)} stops it at {_minutes(limit)} of training"
+        logger.info(
+            "At {:,.0f} images/s the run's {:,} steps end in about {}{} (--time-budget fits "
+            "a run's plan to a time instead).",
+            record["images_per_s"],
+            total,
+            _minutes(left),
+            stop,
+        )
         return True
 
     def _agree_to_stop(self, stops: StopRequests, started: float, synced: bool) -> bool:

@@ -35,7 +35,10 @@ RESUMED, DATASET, SMALL_DATA, LABELS, DATA = (
 )
 BUDGET_SET = "time budget"
 # The forms a run's length takes: the user's replaces the dataset's, whichever it is.
-BUDGET = frozenset({"train.epochs", "train.max_steps", "train.time_budget", "train.planned_steps"})
+BUDGET = frozenset(
+    {"train.epochs", "train.max_steps", "train.time_budget", "train.planned_steps",
+     "train.time_limit"}
+)  # fmt: skip
 SMALL_DATA_IMAGES = 2000  # fewer images than this: augmentation by default (ADA's regime)
 SMALL_DATA_AUGMENT = "translation,cutout"
 
