@@ -3,6 +3,7 @@ recall, the copy check (`Evaluator`, used by training and by `gan.outputs.evalua
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -102,6 +103,13 @@ def parse_metrics(text: str) -> tuple[str, ...]:
     return names
 
 
+def _observing(device: torch.device) -> contextlib.AbstractContextManager:
+    """The run's random streams as they were afterwards: building a feature network (its
+    layers' default initialisation) and scoring must not change what a run trains, so
+    `--eval-every` observes a run without moving its dropout masks or latents."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
 class Evaluator:
     """Scores a generator against fixed real features; used by `--eval-every` in training."""
 
@@ -116,17 +124,19 @@ class Evaluator:
         seed: int = 12345,
     ) -> None:
         self.name = features or default_features(tuple(images.shape[1:]))
-        self.net = FEATURES.get(self.name)(weights).to(device)
-        self.fid_name = feature_id(self.name, weights)
+        with _observing(device):
+            self.net = FEATURES.get(self.name)(weights).to(device)
+            self.fid_name = feature_id(self.name, weights)
+            self.images = images.cpu()  # uint8, for the copy check
+            self.real = real_features(self.images, self.net, self.fid_name, device, batch)
         self.device, self.batch, self.seed, self.num = device, batch, seed, num_samples
-        self.images = images.cpu()  # uint8, for the copy check
-        self.real = real_features(self.images, self.net, self.fid_name, device, batch)
 
     def __call__(self, generator: nn.Module, metrics: tuple[str, ...] = ("fid",)) -> dict[str, Any]:
         pixels: list[torch.Tensor] | None = [] if "nn" in metrics else None
-        fake = fake_features(
-            generator, self.num, self.seed, self.net, self.device, self.batch, pixels
-        )
+        with _observing(self.device):
+            fake = fake_features(
+                generator, self.num, self.seed, self.net, self.device, self.batch, pixels
+            )
         result = compute(self.real, fake, metrics)
         if pixels is not None:
             fakes = torch.cat(pixels).float() / 255
