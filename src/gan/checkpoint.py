@@ -253,6 +253,11 @@ def _model_problem(model: dict[str, Any]) -> str | None:
         return f"its image shape {str(shape)[:40]} is not channels x height x width"
     if not (1 <= shape[1] <= MAX_SIDE and 1 <= shape[2] <= MAX_SIDE):
         return f"its image size {shape[1]}x{shape[2]} is beyond {MAX_SIDE}x{MAX_SIDE}"
+    grow = model.get("grow", 0)
+    if type(grow) is not int or not 0 <= grow <= 3:
+        return f"its growth levels {str(grow)[:20]} are not 0 to 3"
+    if grow and min(shape[1], shape[2]) < 4 * 2**grow:
+        return f"its image size {shape[1]}x{shape[2]} is too small for {grow} growth levels"
     classes = model.get("classes")
     if classes is not None:
         names_ok = isinstance(classes, list | tuple) and all(

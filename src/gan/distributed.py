@@ -92,7 +92,9 @@ def wrap(module: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     device_ids = [device.index] if device.type == "cuda" else None
-    return DDP(module, device_ids=device_ids)
+    # A growing model (--grow) leaves the layers of the sizes it has not reached unused.
+    growing = any(hasattr(m, "set_stage") for m in module.modules())
+    return DDP(module, device_ids=device_ids, find_unused_parameters=growing)
 
 
 def mean(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:

@@ -38,6 +38,7 @@ SPEED = "Speed"
 OUTPUTS = "Outputs and intervals"
 LOSS = "Losses and regularisers"
 AUGMENT = "Augmentation"
+GROW = "Coarse-to-fine training (--grow)"
 
 
 @dataclass(kw_only=True)
@@ -124,6 +125,40 @@ class ModelConfig:
         False,
         "Train on the data's labels (MNIST digits, BPS --condition-on, folder subfolders): "
         "class-conditional BatchNorm in G, a projection D; sample with gan sample --label.",
+        fixed=True,
+    )
+    grow: bool = option(
+        False,
+        "Coarse to fine (ProGAN): start at 1/--grow-from of the image size and grow to it "
+        "in stages, each faded in; grids and samples are shown at full size (fastgan).",
+        panel=GROW,
+        fixed=True,
+    )
+    grow_from: int = option(
+        8,
+        "With --grow: the first stage's fraction of the size (2, 4 or 8: 1/8 is 25x20 of 200x160).",
+        min=2,
+        max=8,
+        panel=GROW,
+        fixed=True,
+    )
+    grow_share: float = option(
+        0.5,
+        "With --grow: the share of the planned steps spent below full size, split evenly "
+        "among the coarse stages.",
+        min=0,
+        max=1,
+        max_open=True,
+        panel=GROW,
+        fixed=True,
+    )
+    grow_fade: float = option(
+        0.5,
+        "With --grow: the part of each stage, at its start, over which it fades in over the "
+        "stage below (0: switch at once).",
+        min=0,
+        max=1,
+        panel=GROW,
         fixed=True,
     )
 

@@ -11,13 +11,24 @@ from gan.errors import GanError
 
 
 def build_models(
-    name: str, image_shape: tuple[int, int, int], latent_dim: int, classes: int = 0
+    name: str,
+    image_shape: tuple[int, int, int],
+    latent_dim: int,
+    classes: int = 0,
+    grow: int = 0,
 ) -> tuple[nn.Module, nn.Module]:
     """Build (G, D); G has a `latent_shape` attribute, D returns one logit per image.
-    With `classes`, G(z, y) and D(x, y) take class indices too (`gan.models.conditional`)."""
+    With `classes`, G(z, y) and D(x, y) take class indices too (`gan.models.conditional`);
+    with `grow` (levels), they train coarse to fine (`gan.models.growth`)."""
     generator, discriminator = MODELS.get(name).builder()(tuple(image_shape), latent_dim)
     if not hasattr(generator, "latent_shape"):
         raise TypeError(f"generator of model {name!r} does not declare latent_shape")
+    if grow:
+        from gan.models.growth import grow_pair
+
+        if not (hasattr(generator, "growth") and hasattr(discriminator, "growth")):
+            raise GanError(f"--grow needs a model that can grow (fastgan); {name!r} cannot.")
+        generator, discriminator = grow_pair((generator, discriminator), image_shape, grow)
     if classes:
         from gan.models.conditional import conditional_pair
 
@@ -55,14 +66,15 @@ def _shape_only(name: str, image_shape: tuple[int, int, int], latent_dim: int):
 
 
 def generator_shapes(
-    name: str, image_shape: tuple[int, int, int], latent_dim: int, classes: int = 0
+    name: str, image_shape: tuple[int, int, int], latent_dim: int, classes: int = 0, grow: int = 0
 ) -> dict[str, tuple[int, ...]]:
     """The shape of every tensor in G's state dict, from a build on the meta device: what a
     checkpoint's weights must match before any memory is given to the model."""
     MODELS.get(name).builder()
     with torch.device("meta"), _SkipInit():
-        generator, _ = build_models(name, image_shape, latent_dim, classes)
-    return {key: tuple(t.shape) for key, t in generator.state_dict().items()}
+        generator, _ = build_models(name, image_shape, latent_dim, classes, grow)
+        state = generator.state_dict()
+    return {key: tuple(t.shape) for key, t in state.items()}
 
 
 def check_model_fits(name: str, image_shape: tuple[int, int, int], latent_dim: int) -> None:
@@ -85,6 +97,12 @@ def check_model_fits(name: str, image_shape: tuple[int, int, int], latent_dim: i
             f"Model {name!r} cannot make {image_shape[1]}x{image_shape[2]} images "
             f"(it makes {out.shape[2]}x{out.shape[3]}); choose another --image-size or --model."
         )
+
+
+def can_grow(name: str) -> bool:
+    """Whether the model says where its coarse levels are (`--grow`)."""
+    generator, discriminator = _shape_only(name, (1, 64, 64), 16)
+    return hasattr(generator, "growth") and hasattr(discriminator, "growth")
 
 
 def has_batch_statistics(name: str, image_shape: tuple[int, int, int], latent_dim: int) -> bool:

@@ -63,8 +63,15 @@ class ConditionalGenerator(nn.Module):
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.embed is not None:
             z = z + self.embed(y).view(y.shape[0], -1, *([1] * (z.ndim - 2)))
+
+        def apply(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+            return layer(x, y) if isinstance(layer, ClassBatchNorm) else layer(x)
+
+        staged = getattr(self.generator, "staged", None)  # a growing G (--grow)
+        if staged is not None:
+            return staged(z, apply)
         for layer in self.generator.net:
-            z = layer(z, y) if isinstance(layer, ClassBatchNorm) else layer(z)
+            z = apply(layer, z)
         return z
 
 

@@ -85,6 +85,8 @@ class FastGANGenerator(nn.Module):
             nn.Tanh(),
         ]
         self.net = nn.Sequential(*layers)
+        # For --grow: the layers after which the maps at 1/8, 1/4 and 1/2 are done.
+        self.growth = ([4, 8, 13], list(_G_WIDTHS))
 
     def forward(self, z):
         return self.net(z)
@@ -100,6 +102,8 @@ class FastGANDiscriminator(HeadedDiscriminator):
         half = (_D_STEM, conv_out(h, 4, 2, 1), conv_out(w, 4, 2, 1))
         body, (c, h, w) = residual_downs(half, _D_WIDTHS)
         self.net = nn.Sequential(*stem, *body, nn.Flatten(), nn.Linear(c * h * w, 1))
+        # For --grow: the residual blocks that take the maps at 1/8, 1/4 and 1/2.
+        self.growth = ([4, 3, 2], [_D_WIDTHS[1], _D_WIDTHS[0], _D_STEM])
 
 
 def build(image_shape: tuple[int, int, int], latent_dim: int) -> tuple[nn.Module, nn.Module]:

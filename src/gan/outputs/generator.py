@@ -26,6 +26,7 @@ def load_generator(path: Path | str, device: torch.device) -> tuple[torch.nn.Mod
     state = load_checkpoint(path)
     model = state["model"]
     shape, classes = tuple(model["image_shape"]), len(model.get("classes") or [])
+    grow = model.get("grow", 0)  # coarse-to-fine levels (checked by load_checkpoint)
     # Prefer the moving average of G's weights, as training grids do.
     weights = state.get("generator_ema") or state["generator"]
     mismatch = GanError(
@@ -33,7 +34,7 @@ def load_generator(path: Path | str, device: torch.device) -> tuple[torch.nn.Mod
         "it may come from another version of the model."
     )
     try:
-        expected = generator_shapes(model["name"], shape, model["latent_dim"], classes)
+        expected = generator_shapes(model["name"], shape, model["latent_dim"], classes, grow)
     except GanError:
         raise
     except Exception:  # a model that cannot be built at this size
@@ -41,7 +42,7 @@ def load_generator(path: Path | str, device: torch.device) -> tuple[torch.nn.Mod
     stored = {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}
     if stored != expected or len(stored) != len(weights):
         raise mismatch
-    generator, _ = build_models(model["name"], shape, model["latent_dim"], classes)
+    generator, _ = build_models(model["name"], shape, model["latent_dim"], classes, grow)
     try:
         generator.load_state_dict(weights)
     except RuntimeError:

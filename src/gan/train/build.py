@@ -13,6 +13,7 @@ from gan.config import Config
 from gan.data import ImageData
 from gan.devices import describe
 from gan.models import build_models
+from gan.models.growth import levels
 from gan.runs.folders import RunPaths
 from gan.runs.tracking import Tracker
 from gan.train.batches import DeviceBatches
@@ -114,8 +115,9 @@ def _runtime(config: Config, data: ImageData, device, info, settings) -> tuple[R
     their parameter counts."""
     m, o, t = config.model, config.optim, config.train
     classes = len(data.classes) if m.conditional else 0
+    grow = levels(m.grow_from) if m.grow else 0
     generator, discriminator = build_models(m.name, tuple(data.images.shape[1:]), m.latent_dim,
-                                            classes)  # fmt: skip
+                                            classes, grow)  # fmt: skip
     if classes:  # unlabelled samples follow the data's class frequencies
         counts = torch.tensor(list(data.class_counts().values()), dtype=torch.float32)
         generator.class_weights.copy_(counts)
@@ -159,6 +161,8 @@ def _model_record(config: Config, data: ImageData) -> dict[str, Any]:
     model = {"name": m.name, "image_shape": list(data.images.shape[1:]), "latent_dim": m.latent_dim}
     if m.conditional:
         model["classes"] = list(data.classes)
+    if m.grow:
+        model["grow"] = levels(m.grow_from)
     return model
 
 

@@ -36,6 +36,38 @@ def check_budget(train: TrainConfig) -> None:
         )
 
 
+def check_growth(config: Config) -> None:
+    """--grow: a model that can grow, from 1/2, 1/4 or 1/8 of the size."""
+    m = config.model
+    if not m.grow:
+        return
+    from gan.models import can_grow
+    from gan.models.growth import GROW_FROM
+
+    if m.grow_from not in GROW_FROM:
+        raise GanError(
+            f"--grow-from {m.grow_from} is not one of {', '.join(map(str, GROW_FROM))}: the "
+            "stages halve the size, so the first one is 1/2, 1/4 or 1/8 of it."
+        )
+    if config.train.time_budget is not None:
+        raise GanError(
+            "--grow cannot be planned by --time-budget yet (its warm-up times one stage, and "
+            "the stages differ in cost); give --max-steps or --epochs, with --time-limit "
+            "to stop it at a time."
+        )
+    if config.train.compile:
+        raise GanError(
+            "--grow cannot be compiled (--compile): every stage and fade would compile G and "
+            "D again; leave --compile out."
+        )
+    if not can_grow(m.name):
+        growing = [name for name in MODELS if can_grow(name)]
+        raise GanError(
+            f"Model {m.name!r} cannot train coarse to fine; use --model {' or '.join(growing)} "
+            "with --grow, or leave --grow out."
+        )
+
+
 def check_penalties(config: Config, image_shape: tuple[int, ...]) -> None:
     """R1 and WGAN-GP penalise D's gradient image by image; BatchNorm in D couples them."""
     from gan.models import has_batch_statistics

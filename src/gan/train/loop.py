@@ -68,6 +68,12 @@ class Trainer:
         # Latents come from their own generator, identical on every process, each taking
         # its slice: N processes x batch B draw exactly what one process x batch N*B would.
         self.latent_rng = torch.Generator(device=rt.device).manual_seed(t.seed + 3)
+        self.growth = None  # --grow: the stage of each step
+        if config.model.grow:
+            from gan.train.stages import Growth
+
+            m, ema = config.model, rt.G_ema.module if rt.G_ema is not None else None
+            self.growth = Growth([rt.G, ema, rt.D], m.grow_from, m.grow_share, m.grow_fade)
         self._fit_schedules()
 
     def _fit_schedules(self) -> None:
@@ -77,6 +83,8 @@ class Trainer:
         # ADA may take `ada_ramp` of the run's images to move p from 0 to 1.
         ramp = o.ada_ramp * self.total_steps() * self.images_per_step
         self.recipe.augment.ramp_images = max(ramp, 1.0)
+        if self.growth is not None:
+            self.growth.total = self.total_steps()
 
     def replan(self, config: Config) -> None:
         """Train to the planned length of `config` (a --time-budget's fixed plan) from now
@@ -140,7 +148,12 @@ class Trainer:
 
     def train_step(self) -> StepStats:
         self._schedule_lr()
-        self.latest = train_step(self.runtime, self.recipe, self.draw, self.step)
+        draw = self.draw
+        if self.growth is not None:
+            stage = self.growth.enter(self.step)
+            self.reporter.rates |= self.growth.values(stage)
+            draw = self.growth.draw(draw, stage)
+        self.latest = train_step(self.runtime, self.recipe, draw, self.step)
         self.step += 1
         return self.latest
 

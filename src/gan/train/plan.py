@@ -20,7 +20,13 @@ from typing import Any
 from gan.config import FIELDS, Config
 from gan.config.catalog import DATASETS, MODELS
 from gan.errors import GanError
-from gan.train.checks import check_budget, check_labels, check_penalties, check_same_data
+from gan.train.checks import (
+    check_budget,
+    check_growth,
+    check_labels,
+    check_penalties,
+    check_same_data,
+)
 
 Changes = dict[str, Any]
 
@@ -250,6 +256,7 @@ def stopped_at(config: Config, step: int) -> Config:
 def _check_before_data(config: Config) -> tuple[Any, ...] | None:
     """What can be checked before any data is loaded (a long download saved)."""
     check_budget(config.train)
+    check_growth(config)
     spec = DATASETS.get(config.data.name)
     if config.model.conditional and spec.labels is None:
         raise GanError(

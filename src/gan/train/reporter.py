@@ -139,7 +139,10 @@ class Reporter:
         tags["perf/seconds_left"] = "seconds_left"
         if "augment_p" in record:
             tags["augment/p"] = "augment_p"
-        tags |= {f"optim/{name}": name for name in self.rates}
+        tags |= {
+            f"growth/{name[5:]}" if name.startswith("grow_") else f"optim/{name}": name
+            for name in self.rates
+        }
         tags |= {f"metrics/{name}": name for name in scores}
         self.tracker.scalars(step, {tag: record[key] for tag, key in tags.items()})
         self.tracker.history(record)

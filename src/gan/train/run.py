@@ -217,6 +217,10 @@ def _open_run(
         if not resumed.step:
             logger.info(summary)
         tracker.text("time_budget", summary, trainer.step)
+    if trainer.growth is not None:  # --grow: the stages, and that grids are upsampled
+        stages = trainer.growth.describe()
+        logger.info(stages)
+        tracker.text("growth", stages, trainer.step)
     return status
 
 
