@@ -21,10 +21,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-DASHBOARDS = {  # file name -> TensorBoard's URL fragment
-    "scalars": "#scalars&_smoothingWeight=0&tagFilter=loss%7Cmetrics%7Coptim",
-    "images": "#images",
-    "hparams": "#hparams",
+from PIL import Image
+
+DASHBOARDS = {  # file name -> TensorBoard's URL fragment, window WIDTH,HEIGHT
+    "scalars": ("#scalars&_smoothingWeight=0&tagFilter=loss%7Cmetrics%7Coptim", "1400,1060"),
+    "images": ("#images", "1400,1400"),  # reals and the last sample grids
+    "hparams": ("#hparams", "1900,600"),  # wide enough for the metric columns
 }
 
 
@@ -82,22 +84,29 @@ def screenshot(browser: str, url: str, out: Path, size: str) -> None:
             stderr=subprocess.DEVNULL,
             timeout=120,
         )
+    # A 256-colour palette keeps the UI legible at about half the size of Chromium's PNG.
+    with Image.open(out) as image:
+        paletted = image.convert("RGB").quantize(
+            256, Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
+    paletted.save(out, optimize=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("logdir", nargs="?", type=Path, default=Path("logs"))
     parser.add_argument("--out", type=Path, default=Path("assets/tensorboard"))
-    parser.add_argument("--size", default="1400,900", help="window size, WIDTH,HEIGHT")
+    parser.add_argument("--size", help="window size WIDTH,HEIGHT (default: per dashboard)")
     args = parser.parse_args()
     browser = chromium()
     port = free_port()
     board = start_tensorboard(args.logdir, port)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
-        for name, fragment in DASHBOARDS.items():
+        for name, (fragment, size) in DASHBOARDS.items():
             out = args.out / f"{name}.png"
-            screenshot(browser, f"http://127.0.0.1:{port}/{fragment}", out.resolve(), args.size)
+            url = f"http://127.0.0.1:{port}/{fragment}"
+            screenshot(browser, url, out.resolve(), args.size or size)
             print(out)
     finally:
         board.terminate()
