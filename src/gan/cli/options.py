@@ -127,7 +127,13 @@ CompileOption = Annotated[
 # ---- the config's fields as Typer options ----------------------------------------------------
 
 BY_PARAM: dict[str, Field] = {f.param: f for f in FIELDS.values()}
-_SECTION_PANELS = {"data": "Data", "model": "Model", "optim": "Optimizer", "train": "Training"}
+_SECTION_PANELS = {
+    "data": "Data",
+    "model": "Model",
+    "optim": "Optimizer",
+    "train": "Training",
+    "track": "Trackers",
+}
 
 
 def _parameter(f: Field) -> inspect.Parameter:

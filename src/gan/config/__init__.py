@@ -4,6 +4,7 @@ itself (`core`). Only this package and the plan (`gan.train.plan`) change a `Con
 
 from gan.config.core import FIELDS, SECTIONS, Chosen, Config
 from gan.config.sections import DataConfig, ModelConfig, OptimConfig, TrainConfig
+from gan.config.tracking import TrackConfig
 
 __all__ = [
     "FIELDS",
@@ -13,5 +14,6 @@ __all__ = [
     "DataConfig",
     "ModelConfig",
     "OptimConfig",
+    "TrackConfig",
     "TrainConfig",
 ]

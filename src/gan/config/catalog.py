@@ -189,6 +189,15 @@ AUGMENTS = {
     "cutout": Entry("a zeroed square of half the image's size", "gan.train.augment:CUTOUT"),
 }
 
+# Experiment trackers (gan.runs), by name: each an implementation of gan.runs.tracking.Tracker.
+TRACKERS = {
+    "tensorboard": Entry(
+        "TensorBoard event files in logs/<run>/", "gan.runs.tensorboard:TensorBoardTracker"
+    ),
+    "wandb": Entry("Weights & Biases, online or offline", "gan.runs.wandb_tracker:WandbTracker"),
+    "mlflow": Entry("an MLflow server or local store", "gan.runs.mlflow_tracker:MlflowTracker"),
+}
+
 
 def dataset_help() -> str:
     """The help of --dataset: every registered name with its summary."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from gan.config.options import Field, all_fields
 from gan.config.sections import DataConfig, ModelConfig, OptimConfig, TrainConfig
+from gan.config.tracking import TrackConfig
 from gan.errors import GanError
 
 
@@ -22,6 +23,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of plain values (tuples become lists)."""
@@ -89,5 +91,6 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "optim": OptimConfig,
     "train": TrainConfig,
+    "track": TrackConfig,
 }
 FIELDS: dict[str, Field] = {f.key: f for f in all_fields(Config)}

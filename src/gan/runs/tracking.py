@@ -1,10 +1,18 @@
-"""Where a run's numbers go: TensorBoard events, history.jsonl, and the console/file log."""
+"""Where a run's numbers go: history.jsonl and train.log, always, and the experiment
+trackers it asked for (`--tracker`: TensorBoard, W&B, MLflow), all behind one interface.
+
+The loop's components (reporter, grids) call a `RunLog`; it hands every call to each
+tracker and knows none of them by name. A tracker that fails in the middle of a run is
+dropped with one warning: training, checkpoints and the other trackers go on.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -12,17 +20,70 @@ import torch
 from loguru import logger
 
 from gan.atomic import atomic_write
+from gan.errors import GanError
+
+IDS_FILE = "trackers.json"  # each tracker's own id of the run, so a resume continues it
+
+
+@dataclass
+class RunStart:
+    """What every tracker is told when a session of a run (new or resumed) begins."""
+
+    name: str  # the run's name (logs/<name>/)
+    logs: Path  # the run's log folder
+    workdir: Path
+    step: int  # 0 for a new run, else the step it resumes from
+    config: dict[str, Any]  # the resolved config, by section
+    params: dict[str, bool | int | float | str]  # flattened `section.field` options
+    config_text: str  # config.toml
+    tags: dict[str, str]  # dataset, model, run
+    ids: dict[str, Any] = field(default_factory=dict)  # what this tracker stored last time
+
+
+@dataclass
+class RunEnd:
+    """How a session ended: finished, interrupted or failed, at which step."""
+
+    status: str
+    step: int
+    planned: int
+    best_fid: float | None
+    last_fid: float | None
+    seconds: float  # of this session
+    checkpoint: Path | None  # last.pt, when there is one
+
+    def summary(self) -> dict[str, float]:
+        values = {"hparams/steps": float(self.step), "summary/seconds": self.seconds}
+        if self.best_fid is not None:
+            values["hparams/best_fid"] = self.best_fid
+        if self.last_fid is not None:
+            values["hparams/last_fid"] = self.last_fid
+        return values
 
 
 class Tracker(Protocol):
+    """One experiment tracker. `open` may return ids to store for a resume (trackers.json);
+    a `GanError` from `open` stops the run before it trains, anything later is a warning."""
+
+    name: str
+
+    def open(self, start: RunStart) -> dict[str, Any] | None: ...
+    def scalars(self, step: int, values: dict[str, float]) -> None: ...
+    def image(self, tag: str, image: torch.Tensor, step: int) -> None: ...
+    def text(self, tag: str, text: str, step: int) -> None: ...
+    def close(self, end: RunEnd) -> None: ...
+
+
+class Log(Protocol):
+    """What the loop's components call (a `RunLog`, or a `NullLog`)."""
+
     def scalars(self, step: int, values: dict[str, float]) -> None: ...
     def image(self, tag: str, image: torch.Tensor, step: int) -> None: ...
     def text(self, tag: str, text: str, step: int) -> None: ...
     def history(self, record: dict[str, Any]) -> None: ...
-    def close(self) -> None: ...
 
 
-class NullTracker:
+class NullLog:
     """Does nothing: for tests and for ranks that do not write."""
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
@@ -37,56 +98,74 @@ class NullTracker:
     def history(self, record: dict[str, Any]) -> None:
         pass
 
-    def close(self) -> None:
-        pass
 
-
-class RunTracker:
-    """TensorBoard event files plus one JSON line per logged step in history.jsonl.
+class RunLog:
+    """history.jsonl (one JSON line per logged step), train.log, and the trackers.
 
     Made before the run's state is known to be good, it touches nothing until `open`."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, trackers: list[Tracker] | None = None) -> None:
         self.log_dir = log_dir
+        self.trackers = list(trackers or [])
         self.opened = False
+        self._step = 0
+        self._started = time.perf_counter()
 
-    def open(self, resume_step: int = 0) -> RunTracker:
-        from torch.utils.tensorboard import SummaryWriter
-
+    def open(self, start: RunStart) -> RunLog:
         log_dir = self.log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
-        # On resume, TensorBoard hides what an interrupted run logged after its checkpoint.
-        purge = resume_step + 1 if resume_step > 0 else None
-        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge)
-        truncate_history(log_dir / "history.jsonl", resume_step)
+        truncate_history(log_dir / "history.jsonl", start.step)
         self._history = open(log_dir / "history.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self._log_sink = logger.add(
             log_dir / "train.log",
             level="DEBUG",
             format="{time:YYYY-MM-DD HH:mm:ss} {level} {message}",
         )
-        self.opened = True
+        self.opened, self._step, self._started = True, start.step, time.perf_counter()
+        try:
+            self._open_trackers(start)
+        except BaseException:
+            self.close(None)
+            raise
         return self
 
+    def _open_trackers(self, start: RunStart) -> None:
+        stored = read_ids(self.log_dir / IDS_FILE)
+        opened: list[Tracker] = []
+        for tracker in self.trackers:
+            start.ids = dict(stored.get(tracker.name) or {})
+            try:
+                ids = tracker.open(start)
+            except GanError:
+                self.trackers = opened  # those opened so far are closed with the log
+                raise
+            except Exception as exc:  # noqa: BLE001 - a tracker never stops a run
+                _warn(tracker, "could not start", exc, start.step)
+                continue
+            opened.append(tracker)
+            if ids:
+                stored[tracker.name] = ids
+        self.trackers = opened
+        if stored:
+            atomic_write(self.log_dir / IDS_FILE, json.dumps(stored, indent=2) + "\n")
+
+    def _each(self, call: str, step: int, *args: Any) -> None:
+        for tracker in list(self.trackers):
+            try:
+                getattr(tracker, call)(*args)
+            except Exception as exc:  # noqa: BLE001 - a tracker never stops a run
+                self.trackers.remove(tracker)
+                _warn(tracker, "failed", exc, step)
+
     def scalars(self, step: int, values: dict[str, float]) -> None:
-        for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step)
+        self._step = step
+        self._each("scalars", step, step, values)
 
     def image(self, tag: str, image: torch.Tensor, step: int) -> None:
-        self.writer.add_image(tag, image, step)
+        self._each("image", step, tag, image, step)
 
     def text(self, tag: str, text: str, step: int) -> None:
-        self.writer.add_text(tag, text, step)
-
-    def hparams(self, params: dict[str, Any], metrics: tuple[str, ...]) -> None:
-        """The HParams dashboard's record of this run: its options, and the names of the
-        scalar tags that hold its metrics (written as scalars, by `scalars`)."""
-        from torch.utils.tensorboard.summary import hparams
-
-        declared = dict.fromkeys(metrics, 0.0)  # only the names are used
-        writer = self.writer._get_file_writer()
-        for summary in hparams(params, declared):
-            writer.add_summary(summary)
+        self._each("text", step, tag, text, step)
 
     def history(self, record: dict[str, Any]) -> None:
         # json writes floats with repr(), i.e. full precision; NaN/inf become null.
@@ -97,14 +176,52 @@ class RunTracker:
         self._history.write(json.dumps(clean) + "\n")
         self._history.flush()
 
-    def close(self) -> None:
+    def seconds(self) -> float:
+        """Since this session's log was opened."""
+        return time.perf_counter() - self._started
+
+    def close(self, end: RunEnd | None) -> None:
+        """Tell each tracker how the session ended (when known) and close everything."""
         if not self.opened:
             return
         self.opened = False
-        self.writer.flush()
-        self.writer.close()
+        for tracker in self.trackers:
+            try:
+                tracker.close(end or RunEnd("failed", self._step, 0, None, None, 0.0, None))
+            except Exception as exc:  # noqa: BLE001 - the run's own files are safe
+                _warn(tracker, "could not finish", exc, self._step)
+        self.trackers = []
         self._history.close()
         logger.remove(self._log_sink)
+
+
+def _warn(tracker: Tracker, what: str, exc: Exception, step: int) -> None:
+    reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    logger.warning(
+        "Tracker {} {} at step {} ({}: {}); the run goes on without it, its checkpoints and "
+        "history are unaffected.",
+        tracker.name,
+        what,
+        step,
+        type(exc).__name__,
+        reason,
+    )
+
+
+def make_trackers(names: list[str], track: Any, workdir: Path, dataset: str) -> list[Tracker]:
+    """The trackers by name, each checked now (installed, reachable): before any training."""
+    from gan.config.catalog import TRACKERS
+
+    return [TRACKERS[name].load()(track, workdir, dataset) for name in names]
+
+
+def read_ids(path: Path) -> dict[str, Any]:
+    """trackers.json: each tracker's ids of this run ({} when missing or unreadable)."""
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def truncate_history(path: Path, step: int) -> None:
@@ -128,3 +245,12 @@ def read_history(path: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 print(f"warning: ignoring a malformed line in {path}", file=sys.stderr)
     return records
+
+
+def picture(image: torch.Tensor) -> Any:
+    """A C x H x W tensor in [0, 1] as a PIL image (grey for one channel)."""
+    from PIL import Image
+
+    array = image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0)
+    array = array.cpu().numpy()
+    return Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)

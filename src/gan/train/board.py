@@ -1,21 +1,21 @@
-"""What TensorBoard shows of a run beyond its step scalars and grids: the resolved
-configuration as text, and the HParams dashboard's record (options beside best and last
-FID), whose metrics are written again whenever the run ends, however it ends."""
+"""What the trackers are told of a run beyond its step scalars and grids: at the start of
+each session the resolved configuration (as sections, as flat options and as config.toml)
+with tags, and at its end how it ended (`gan.runs.tracking.RunStart`, `RunEnd`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from gan.config import FIELDS, Config
 from gan.config.file import config_toml
 from gan.config.sections import OUTPUTS, S3
-from gan.runs.tracking import RunTracker
+from gan.config.tracking import TRACK
+from gan.runs.tracking import RunEnd, RunStart
 
-METRICS = ("hparams/best_fid", "hparams/last_fid", "hparams/steps")
-
-
-# Where outputs go and how data is fetched: not what tells one run's results from another's.
-LEFT_OUT = (OUTPUTS, S3)
+# Where outputs go, how data is fetched and where it is tracked: not what tells one run's
+# results from another's.
+LEFT_OUT = (OUTPUTS, S3, TRACK)
 
 
 def hparam_values(config: Config) -> dict[str, Any]:
@@ -34,17 +34,20 @@ def hparam_values(config: Config) -> dict[str, Any]:
     return values
 
 
-def describe_run(tracker: RunTracker, config: Config, step: int) -> None:
-    """At the start of a session (new or resumed): the configuration text and hparams."""
-    tracker.text("config", "```toml\n" + config_toml(config) + "```", step)
-    tracker.hparams(hparam_values(config), METRICS)
+def run_start(config: Config, logs: Path, name: str, step: int) -> RunStart:
+    """At the start of a session (new or resumed)."""
+    tags = {"dataset": config.data.name, "model": config.model.name, "run": name}
+    workdir = Path(config.train.workdir).expanduser()
+    params, text = hparam_values(config), config_toml(config)
+    return RunStart(name, logs, workdir, step, config.to_dict(), params, text, tags)
 
 
-def record_metrics(tracker: RunTracker, step: int, best: float | None, last: float | None) -> None:
-    """The hparams metrics as they stand now (FIDs only once measured)."""
-    values = {"hparams/steps": float(step)}
-    if best is not None:
-        values["hparams/best_fid"] = best
-    if last is not None:
-        values["hparams/last_fid"] = last
-    tracker.scalars(step, values)
+def run_end(trainer: Any, status: str, seconds: float, last: Path | None) -> RunEnd:
+    """At the end of a session, however it ended; `trainer` None: it never started."""
+    if trainer is None:
+        return RunEnd(status, 0, 0, None, None, seconds, None)
+    r = trainer.reporter
+    checkpoint = last if last is not None and last.is_file() else None
+    return RunEnd(
+        status, trainer.step, trainer.total_steps(), r.best_fid, r.last_fid, seconds, checkpoint
+    )

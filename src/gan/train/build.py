@@ -15,7 +15,7 @@ from gan.devices import describe
 from gan.models import build_models
 from gan.models.growth import levels
 from gan.runs.folders import RunPaths
-from gan.runs.tracking import Tracker
+from gan.runs.tracking import Log
 from gan.train.batches import DeviceBatches
 from gan.train.checkpointer import Checkpointer
 from gan.train.grids import GridWriter
@@ -38,7 +38,7 @@ def assemble(
     recipe: Recipe | None = None,
     *,
     paths: RunPaths | None = None,
-    tracker: Tracker | None = None,
+    tracker: Log | None = None,
     header: dict[str, Any] | None = None,
     evaluator: Any = None,
     **given: Any,
@@ -66,7 +66,7 @@ def build_trainer(
     data: ImageData,
     device: torch.device,
     paths: RunPaths | None,
-    tracker: Tracker | None,
+    tracker: Log | None,
     info: distributed.DistInfo,
     settings: speed.Speed,
 ) -> Trainer:

@@ -12,7 +12,7 @@ from gan.config import TrainConfig
 from gan.devices import release_cached_memory
 from gan.models.generate import class_rows, generate_all
 from gan.runs.folders import RunPaths
-from gan.runs.tracking import NullTracker, Tracker
+from gan.runs.tracking import Log, NullLog
 from gan.train.batches import DeviceBatches
 from gan.train.runtime import Runtime
 
@@ -29,12 +29,12 @@ class GridWriter:
         latent_shape: tuple[int, ...],
         device: torch.device,
         paths: RunPaths | None = None,
-        tracker: Tracker | None = None,
+        tracker: Log | None = None,
         is_main: bool = True,
         classes: int = 0,
     ) -> None:
         self.every, self.seed, self.device = every, seed, device
-        self.paths, self.tracker, self.is_main = paths, tracker or NullTracker(), is_main
+        self.paths, self.tracker, self.is_main = paths, tracker or NullLog(), is_main
         gen = torch.Generator().manual_seed(seed + 1)  # its own generator: the run's stay put
         count, self.nrow, self.labels = images.grid_count(image_shape), None, None
         if classes:  # a conditional G: one class per row
@@ -49,7 +49,7 @@ class GridWriter:
         image_shape: tuple[int, ...],
         runtime: Runtime,
         paths: RunPaths | None,
-        tracker: Tracker | None,
+        tracker: Log | None,
     ) -> GridWriter:
         """Grids of the run's G every `train.sample_every` steps (rank 0 writes them)."""
         classes = getattr(runtime.G, "num_classes", 0)

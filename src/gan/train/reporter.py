@@ -13,7 +13,7 @@ from torch import nn
 from gan import distributed
 from gan.config import TrainConfig
 from gan.errors import Diverged
-from gan.runs.tracking import NullTracker, Tracker
+from gan.runs.tracking import Log, NullLog
 from gan.train.step import StepStats
 
 Evaluator = Callable[[nn.Module], dict[str, Any]]
@@ -30,7 +30,7 @@ class Reporter:
         self,
         images_per_step: int,
         log_every: int,
-        tracker: Tracker | None = None,
+        tracker: Log | None = None,
         evaluator: Evaluator | None = None,
         eval_every: int | None = None,
         dist: distributed.DistInfo | None = None,
@@ -41,7 +41,7 @@ class Reporter:
             log_every,
             eval_every,
         )
-        self.tracker = tracker or NullTracker()
+        self.tracker = tracker or NullLog()
         self.evaluator = evaluator  # runs on rank 0 only
         self.dist = dist or distributed.DistInfo()
         self.panel = "prob" if shown == "probability" else "score"  # what D's outputs are
@@ -58,7 +58,7 @@ class Reporter:
         cls,
         train: TrainConfig,
         images_per_step: int,
-        tracker: Tracker | None,
+        tracker: Log | None,
         evaluator: Evaluator | None,
         dist: distributed.DistInfo,
         shown: str,

@@ -25,7 +25,7 @@ from gan.runs.aside import set_aside
 from gan.runs.folders import RunLock, RunPaths, prepare_run
 from gan.runs.resume import Found, find_resume, resume_target
 from gan.runs.status import StatusRecorder
-from gan.runs.tracking import RunTracker
+from gan.runs.tracking import RunLog, Tracker, make_trackers
 from gan.train import board, budget
 from gan.train import plan as plans
 from gan.train.budget import Measured
@@ -143,32 +143,35 @@ def _train(
     resumed: Resumed,
     resume: str | None,
 ) -> TrainResult:
+    trackers = _trackers(plan.config) if info.is_main else []  # installed, reachable: now
     seed_everything(plan.config.train.seed + info.rank)  # per-process dropout; rank 0's wins
     data = _load_once_per_node(plan.config, info)
     plan = plans.after_data(plan, data, resumed.state, resumed.path)
     paths, lock = _lock(plan, data, info, resume)
     if paths is not None:
         plan = plans.named(plan, paths.name)
-    tracker = RunTracker(paths.logs) if paths is not None else None  # opened once restored
-    trainer, status = None, None
+    log = RunLog(paths.logs, trackers) if paths is not None else None  # opened once restored
+    trainer, status, ended = None, None, "failed"
     try:
-        trainer = build_trainer(plan.config, data, device, paths, tracker, info, settings)
+        trainer = build_trainer(plan.config, data, device, paths, log, info, settings)
         if resumed.state is not None:
             _restore(trainer, resumed)
         if not trainer.planned:  # --time-budget: warm up, then fix the plan to fit
             plan, _ = budget.fix_plan(trainer, plan)
         if paths is not None:  # the state is good: only now are the run's files touched
-            status = _open_run(paths, tracker, plan, trainer, resumed, resume)
+            status = _open_run(paths, log, plan, trainer, resumed, resume)
         result = _fit(trainer, paths, plan)
+        ended = "interrupted" if result.interrupted else "finished"
         if status is not None:
-            ended = "interrupted" if result.interrupted else "finished"
             status.ended(ended, result.step, trainer.total_steps())
     except BaseException as exc:
+        failure = _failure(exc, trainer)
+        ended = failure[0]
         if status is not None:
-            status.ended(*_failure(exc, trainer))
+            status.ended(*failure)
         raise
     finally:
-        _close(tracker, trainer, lock, device)
+        _close(log, trainer, lock, device, ended, paths)
     name = paths.name if paths else None
     return TrainResult(name, paths, result.step, result.seconds, result.interrupted)
 
@@ -196,9 +199,16 @@ def _restore(trainer: Trainer, resumed: Resumed) -> None:
     logger.info("Resumed from {} at step {}", resumed.path, trainer.step)
 
 
+def _trackers(config: Config) -> list[Tracker]:
+    """The run's trackers, each checked (installed, its server reachable) before the data
+    is loaded, so a tracker that cannot work is one sentence and no run files."""
+    t = config.track
+    return make_trackers(t.names(), t, Path(config.train.workdir).expanduser(), config.data.name)
+
+
 def _open_run(
     paths: RunPaths,
-    tracker: RunTracker,
+    log: RunLog,
     plan: plans.Plan,
     trainer: Trainer,
     resumed: Resumed,
@@ -207,20 +217,19 @@ def _open_run(
     """Set another timeline's files aside, open the trackers, write the run's records."""
     if resume is not None:
         set_aside(paths, resumed.step, start_over=resumed.state is None)
-    tracker.open(resume_step=resumed.step)
+    log.open(board.run_start(plan.config, paths.logs, paths.name, resumed.step))
     status = StatusRecorder(paths)
     write_run_records(paths, plan, trainer, resumed.path)
     status.training(trainer.step, trainer.total_steps())
-    board.describe_run(tracker, plan.config, trainer.step)
     if trainer.budget is not None:  # the plan, in train.log and TensorBoard too
         summary = Measured(**trainer.budget).summary()
         if not resumed.step:
             logger.info(summary)
-        tracker.text("time_budget", summary, trainer.step)
+        log.text("time_budget", summary, trainer.step)
     if trainer.growth is not None:  # --grow: the stages, and that grids are upsampled
         stages = trainer.growth.describe()
         logger.info(stages)
-        tracker.text("growth", stages, trainer.step)
+        log.text("growth", stages, trainer.step)
     return status
 
 
@@ -237,12 +246,11 @@ def _fit(trainer: Trainer, paths: RunPaths | None, plan: plans.Plan) -> FitResul
     return result
 
 
-def _close(tracker: RunTracker | None, trainer: Trainer | None, lock: Any, device) -> None:
-    if tracker is not None and tracker.opened:
-        if trainer is not None:  # the HParams metrics, however the run ended
-            r = trainer.reporter
-            board.record_metrics(tracker, trainer.step, r.best_fid, r.last_fid)
-        tracker.close()
+def _close(
+    log: RunLog | None, trainer: Trainer | None, lock: Any, device, ended: str, paths
+) -> None:
+    if log is not None and log.opened:  # the trackers' summary, however the run ended
+        log.close(board.run_end(trainer, ended, log.seconds(), paths.run_last))
     if lock is not None:
         lock.release()
     release_cached_memory(device)

@@ -1,0 +1,181 @@
+"""The MLflow tracker (`--tracker mlflow`, `uv sync --extra mlflow`).
+
+Params are the run's options, metrics the logged scalars with their steps, grids and the
+config artifacts; the run id is kept in logs/<run>/trackers.json, so a resumed run
+continues the same MLflow run. The default store is SQLite in <workdir>/mlruns/ (MLflow's
+file store is retired); a server that does not answer is one sentence before training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gan.errors import GanError
+from gan.runs.tracking import RunEnd, RunStart, picture
+
+PROBE_TIMEOUT_S = 10
+_STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
+# A server lost mid-run costs one short wait, not MLflow's minutes of retries; the user's
+# own settings win.
+_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+BATCH = 100  # MLflow's limit on params per log_batch call
+
+
+def default_uri(workdir: Path) -> str:
+    return f"sqlite:///{(workdir / 'mlruns' / 'mlflow.db').resolve()}"
+
+
+def probe(uri: str) -> None:
+    """One sentence, now, when an http(s) tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    url = uri.rstrip("/") + "/health"
+    try:
+        urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S).close()
+    except urllib.error.HTTPError:
+        return  # it answered (a server without /health, or behind a login)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise GanError(
+            f"The MLflow server at {uri} did not answer ({reason}); start it (e.g. mlflow "
+            "server --host 127.0.0.1 --port 5000) or point --mlflow-uri or MLFLOW_TRACKING_URI "
+            "at one, so nothing was trained."
+        ) from None
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    names = ("alembic", "mlflow.store.db.utils", "mlflow.store.tracking.sqlalchemy_store")
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [log.level for log in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for log in loggers:
+            log.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for log, level in zip(loggers, levels, strict=True):
+                log.setLevel(level)
+
+
+class MlflowTracker:
+    name = "mlflow"
+
+    def __init__(self, track: Any, workdir: Path, dataset: str) -> None:
+        try:
+            from mlflow import MlflowClient
+        except ImportError:
+            raise GanError(
+                "--tracker mlflow needs the mlflow package, which is not installed; install "
+                "it with `uv sync --extra mlflow` (or --extra trackers), or drop mlflow from "
+                "--tracker."
+            ) from None
+        for key, value in _HTTP.items():
+            os.environ.setdefault(key, value)
+        self.uri = track.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+        self.local = self.uri is None
+        if self.local:
+            (workdir / "mlruns").mkdir(parents=True, exist_ok=True)
+            self.uri = default_uri(workdir)
+        probe(self.uri)
+        with _quiet():  # a new SQLite store's migrations log and warn at length
+            self.client = MlflowClient(tracking_uri=self.uri)
+            self.client.search_experiments(max_results=1)  # creates the store now
+        self.experiment = track.mlflow_experiment or dataset
+        self.artifacts_root = (workdir / "mlruns" / "artifacts").resolve().as_uri()
+        self.artifacts = track.tracker_artifacts
+        self.run_id = ""
+
+    def open(self, start: RunStart) -> dict[str, Any]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.run_id = self._resume(start) or self._create(start)
+        except MlflowException as exc:
+            message = str(exc).strip().splitlines()[0][:200]
+            raise GanError(
+                f"MLflow at {self.uri} refused the run ({message}); check the server and "
+                "--mlflow-uri, so nothing was trained."
+            ) from None
+        self._params(start.params)
+        self.client.log_text(self.run_id, start.config_text, "config.toml")
+        return {"run_id": self.run_id, "uri": self.uri, "experiment": self.experiment}
+
+    def _resume(self, start: RunStart) -> str | None:
+        """The stored run, when it is on this server: set running again."""
+        run_id = start.ids.get("run_id")
+        if not run_id or start.ids.get("uri") != self.uri:
+            return None
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_run(run_id)
+        except MlflowException:
+            return None
+        self.client.update_run(run_id, status="RUNNING")
+        return run_id
+
+    def _create(self, start: RunStart) -> str:
+        found = self.client.get_experiment_by_name(self.experiment)
+        if found is not None:
+            experiment_id = found.experiment_id
+        else:  # in the local store, its artifacts beside the database
+            where = self.artifacts_root if self.local else None
+            experiment_id = self.client.create_experiment(self.experiment, where)
+        tags = {f"gan.{key}": value for key, value in start.tags.items()}
+        run = self.client.create_run(experiment_id, run_name=start.name, tags=tags)
+        return run.info.run_id
+
+    def _params(self, params: dict[str, Any]) -> None:
+        """Params cannot change in MLflow: a resumed run logs only the new ones, and any
+        option changed on resume as a tag `changed.<option>`."""
+        from mlflow.entities import Param, RunTag
+
+        logged = self.client.get_run(self.run_id).data.params
+        new = [Param(k, str(v)) for k, v in params.items() if k not in logged]
+        changed = [
+            RunTag(f"changed.{k}", str(v))
+            for k, v in params.items()
+            if k in logged and logged[k] != str(v)
+        ]
+        for i in range(0, len(new), BATCH):
+            self.client.log_batch(self.run_id, params=new[i : i + BATCH])
+        if changed:
+            self.client.log_batch(self.run_id, tags=changed)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for k, v in values.items() if math.isfinite(v)]
+        if metrics:
+            self.client.log_batch(self.run_id, metrics=metrics)
+
+    def image(self, tag: str, image: torch.Tensor, step: int) -> None:
+        self.client.log_image(self.run_id, picture(image), f"grids/{tag}-{step:07d}.png")
+
+    def text(self, tag: str, text: str, step: int) -> None:
+        self.client.log_text(self.run_id, text, f"{tag}.md")
+
+    def close(self, end: RunEnd) -> None:
+        from mlflow.entities import RunTag
+
+        self.scalars(end.step, end.summary())
+        tags = [RunTag("gan.status", end.status), RunTag("gan.planned_steps", str(end.planned))]
+        self.client.log_batch(self.run_id, tags=tags)
+        if self.artifacts and end.checkpoint is not None:
+            self.client.log_artifact(self.run_id, str(end.checkpoint), "checkpoints")
+        self.client.set_terminated(self.run_id, _STATUS.get(end.status, "FAILED"))
