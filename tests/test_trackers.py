@@ -1,0 +1,309 @@
+"""Experiment trackers beside TensorBoard: W&B offline, read back with W&B's own reader of
+its run files; MLflow against a real `mlflow server` on 127.0.0.1, read back with
+MlflowClient; a tracker that fails mid-run; the one-sentence errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+from loguru import logger
+
+from gan.checkpoint import load_checkpoint
+from gan.config import Config
+from gan.train.board import hparam_values
+from tests.conftest import MNIST_1K, run_cli
+
+TINY = dict(dataset="mnist", data=str(MNIST_1K), device="cpu", batch_size=32, log_every=5,
+            checkpoint_every=10, sample_every=10, run_name="r")  # fmt: skip
+EXTRAS = "install the trackers extra: uv sync --extra trackers"
+
+
+def _installed(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+needs_wandb = pytest.mark.skipif(not _installed("wandb"), reason=f"wandb missing; {EXTRAS}")
+needs_mlflow = pytest.mark.skipif(not _installed("mlflow"), reason=f"mlflow missing; {EXTRAS}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- a tracker that fails in the middle of a run ------------------------------------------
+
+
+class Faulty:
+    """A tracker that works until step 10, then raises on every call."""
+
+    name = "faulty"
+    calls: list[tuple[str, int]] = []
+
+    def __init__(self, track, workdir, dataset) -> None:
+        pass
+
+    def open(self, start):
+        return None
+
+    def scalars(self, step, values):
+        Faulty.calls.append(("scalars", step))
+        if step >= 10:
+            raise ConnectionError("the tracking server went away")
+
+    def image(self, tag, image, step):
+        Faulty.calls.append(("image", step))
+
+    def text(self, tag, text, step):
+        pass
+
+    def close(self, end):
+        Faulty.calls.append(("close", end.step))
+
+
+def test_a_tracker_failing_mid_run_is_one_warning_and_the_run_finishes(tmp_path, monkeypatch):
+    import gan
+    from gan.config import catalog
+
+    monkeypatch.setitem(catalog.TRACKERS, "faulty", catalog.Entry("test", f"{__name__}:Faulty"))
+    Faulty.calls = []
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m)), level="WARNING", format="{message}")
+    try:
+        result = gan.train(
+            **TINY, max_steps=30, workdir=str(tmp_path), tracker="tensorboard,faulty"
+        )
+    finally:
+        logger.remove(sink)
+    assert result.step == 30 and not result.interrupted
+    failed = [w for w in warnings if "Tracker faulty" in w]
+    assert len(failed) == 1, warnings
+    assert "failed at step 10" in failed[0] and "ConnectionError" in failed[0]
+    assert max(step for call, step in Faulty.calls) == 10  # dropped: never called again
+    assert ("close", 30) not in Faulty.calls
+    for name in ("step-0000010.pt", "step-0000020.pt", "step-0000030.pt", "last.pt"):
+        assert load_checkpoint(tmp_path / "checkpoints" / "r" / name)["step"] > 0
+    logs = tmp_path / "logs" / "r"
+    history = [json.loads(line)["step"] for line in (logs / "history.jsonl").open()]
+    assert history == [5, 10, 15, 20, 25, 30]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(logs)).Reload()
+    assert [e.step for e in events.Scalars("loss/d")] == history  # TensorBoard went on
+
+
+# ---- choosing trackers: the one-sentence errors ---------------------------------------------
+
+
+def test_unknown_tracker_and_missing_package_are_one_sentence(tmp_path, monkeypatch):
+    result = run_cli("train", "--dataset", "mnist", "--data", MNIST_1K, "--tracker",
+                     "wandb,neptune", "--workdir", tmp_path, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr  # a usage error
+    assert "is not none or a list of tensorboard, wandb, mlflow" in result.stderr
+
+    import gan
+    from gan.errors import GanError
+
+    for package, extra in (("wandb", "wandb"), ("mlflow", "mlflow")):
+        monkeypatch.setitem(sys.modules, package, None)  # as if not installed
+        with pytest.raises(GanError, match=rf"uv sync --extra {extra}") as caught:
+            gan.train(**TINY, max_steps=2, workdir=str(tmp_path), tracker=f"tensorboard,{package}")
+        assert str(caught.value).count(". ") == 0  # one sentence
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "logs").exists()
+
+
+def test_gan_help_imports_no_tracker():
+    code = (
+        "import sys\nfrom gan.cli import app\n"
+        "bad = [m for m in ('wandb', 'mlflow', 'torch') if m in sys.modules]\nassert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_none_writes_no_events_but_keeps_history(tmp_path):
+    import gan
+
+    gan.train(**TINY, max_steps=10, workdir=str(tmp_path), tracker="none")
+    logs = tmp_path / "logs" / "r"
+    assert not list(logs.glob("events.out.tfevents.*"))
+    assert [json.loads(line)["step"] for line in (logs / "history.jsonl").open()] == [5, 10]
+
+
+# ---- W&B, offline --------------------------------------------------------------------------
+
+
+def _wandb_records(run_dir: Path) -> list[dict]:
+    """The records of an offline run's .wandb file, as W&B's own reader prints them."""
+    out = subprocess.run(
+        [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_dir)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def _history(records: list[dict]) -> list[dict]:
+    return [r["history"]["item"] for r in records if r["type"] == "history"]
+
+
+@needs_wandb
+def test_wandb_offline_run_resumes_the_same_run_after_sigint(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env |= {"HOME": str(tmp_path / "home"), "NETRC": str(tmp_path / "no-netrc"),
+            "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    base = [sys.executable, "-m", "gan", "train", "--dataset", "mnist", "--data", str(MNIST_1K),
+            "--device", "cpu", "--batch-size", "32", "--log-every", "5", "--checkpoint-every",
+            "5", "--sample-every", "20", "--max-steps", "40", "--workdir", str(tmp_path),
+            "--run-name", "r", "--tracker", "tensorboard,wandb"]  # fmt: skip
+    proc = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=tmp_path)  # fmt: skip
+    history = tmp_path / "logs" / "r" / "history.jsonl"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        if history.exists() and len(history.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0 and "Stopped run r" in out, err
+    assert "logged offline" in err and "wandb sync" in err
+    stopped = load_checkpoint(tmp_path / "checkpoints" / "r" / "last.pt")["step"]
+    assert 10 <= stopped < 40
+
+    resumed = subprocess.run([*base, "--resume", "auto"], capture_output=True, text=True,
+                             env=env, cwd=tmp_path, timeout=300)  # fmt: skip
+    assert resumed.returncode == 0 and "Finished run r at step 40" in resumed.stdout, resumed.stderr
+
+    run_id = json.loads((tmp_path / "logs" / "r" / "trackers.json").read_text())["wandb"]["id"]
+    assert run_id.startswith("r-")
+    runs = sorted((tmp_path / "logs" / "r" / "wandb").glob("offline-run-*"))
+    assert [p.name.endswith(f"-{run_id}") for p in runs] == [True, True]  # one W&B run, twice
+    first, second = (_wandb_records(p) for p in runs)
+    (run,) = [r["run"] for r in first if r["type"] == "run"]
+    assert run["run_id"] == run_id and run["display_name"] == "r" and run["project"] == "gan"
+    config = {k: v for k, v in run["config"]["update"].items() if not k.startswith("_")}
+    assert set(config) == {"data", "model", "optim", "train", "track"}  # the resolved config
+
+    def losses(records):
+        return [row["_step"] for row in _history(records) if "loss/d" in row]
+
+    assert losses(first)[-1] == stopped and max(losses(first)) == stopped
+    assert losses(first) + losses(second) == sorted(set(losses(first) + losses(second)))
+    assert sorted(set(losses(first) + losses(second)) - {stopped}) == [
+        s for s in range(5, 41, 5) if s != stopped
+    ]
+    expected = json.loads(history.read_text().splitlines()[-1])
+    (last,) = [row for row in _history(second) if row["_step"] == 40 and "loss/d" in row]
+    assert last["loss/d"] == pytest.approx(expected["d_loss"])
+    grids = {(k.split(".")[0], row["_step"]) for row in _history(first + second)
+             for k in row if k.endswith("._type") and row[k] == "image-file"}  # fmt: skip
+    assert ("reals", 0) in grids and ("samples", 40) in grids
+    media = [row[k] for row in _history(second) for k in row if k == "samples.path"]
+    assert media and all((runs[1] / "files" / p).is_file() for p in media)
+    exits = [r["exit"]["exit_code"] for r in first + second if r["type"] == "exit"]
+    assert exits == [255, 0]  # interrupted, then finished
+    summary = {}
+    for r in second:
+        if r["type"] == "summary":
+            summary |= r["summary"]["update"]
+    assert summary["status"] == "finished" and summary["hparams/steps"] == 40
+
+
+# ---- MLflow, a real server --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """`mlflow server` on 127.0.0.1 with a SQLite backend and served artifacts."""
+    root = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+           "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination",
+           str(root / "artifacts"), "--workers", "1"]  # fmt: skip
+    log = open(root / "server.log", "w")  # noqa: SIM115
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(uri + "/health", timeout=2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.fail(f"mlflow server did not start: {(root / 'server.log').read_text()}")
+            time.sleep(0.5)
+    yield uri
+    server.terminate()
+    server.wait(timeout=30)
+    log.close()
+
+
+@needs_mlflow
+def test_mlflow_server_receives_the_run_and_a_resume_continues_it(tmp_path, mlflow_server):
+    from mlflow import MlflowClient
+
+    import gan
+
+    work = str(tmp_path)
+    opts = {**TINY, "tracker": "mlflow", "mlflow_uri": mlflow_server, "workdir": work}
+    gan.train(**opts, max_steps=20, stop_at=10, mlflow_experiment="gan-test")
+    ids = json.loads((tmp_path / "logs" / "r" / "trackers.json").read_text())["mlflow"]
+    client = MlflowClient(tracking_uri=mlflow_server)
+    run = client.get_run(ids["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["gan.status"] == "finished"
+    first = Config.from_dict(load_checkpoint(tmp_path / "checkpoints/r/step-0000010.pt")["config"])
+    assert run.data.params == {k: str(v) for k, v in hparam_values(first).items()}
+
+    gan.train(**opts, max_steps=20, resume="auto", tracker_artifacts=True)
+    assert json.loads((tmp_path / "logs/r/trackers.json").read_text())["mlflow"] == ids
+    experiment = client.get_experiment_by_name("gan-test")
+    (run,) = client.search_runs([experiment.experiment_id])  # the same run, continued
+    assert run.info.run_id == ids["run_id"] and run.info.status == "FINISHED"
+    tags = run.data.tags
+    assert tags["gan.dataset"] == "mnist" and tags["gan.model"] == "mlp" and tags["gan.run"] == "r"
+    assert tags["changed.train.stop_at"] == "none"  # params stay; the change is a tag
+
+    history = [json.loads(line) for line in (tmp_path / "logs/r/history.jsonl").open()]
+    metric = client.get_metric_history(run.info.run_id, "loss/d")
+    assert [m.step for m in metric] == [r["step"] for r in history] == [5, 10, 15, 20]
+    assert [m.value for m in metric] == pytest.approx([r["d_loss"] for r in history])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "hparams/steps")] == [10, 20]
+
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.toml", "grids", "checkpoints"} <= artifacts
+    grids = {a.path for a in client.list_artifacts(run.info.run_id, "grids")}
+    assert {"grids/reals-0000000.png", "grids/samples-0000010.png",
+            "grids/samples-0000020.png"} <= grids  # fmt: skip
+    got = Path(client.download_artifacts(run.info.run_id, "grids/samples-0000020.png", work))
+    from PIL import Image
+
+    assert Image.open(got).size == Image.open(tmp_path / "assets/r/samples-0000020.png").size
+    ckpt = client.download_artifacts(run.info.run_id, "checkpoints/last.pt", work)
+    assert torch.equal(
+        load_checkpoint(Path(ckpt))["generator"]["generator.net.0.weight"],
+        load_checkpoint(tmp_path / "checkpoints/r/last.pt")["generator"]["generator.net.0.weight"],
+    )
+
+
+@needs_mlflow
+def test_mlflow_server_down_is_one_sentence_and_no_checkpoint(tmp_path):
+    uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    result = run_cli("train", "--dataset", "mnist", "--data", MNIST_1K, "--max-steps", "5",
+                     "--tracker", "tensorboard,mlflow", "--mlflow-uri", uri, "--workdir", tmp_path,
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"The MLflow server at {uri} did not answer" in result.stderr
+    assert not list(tmp_path.rglob("*.pt")) and not (tmp_path / "logs").exists()
