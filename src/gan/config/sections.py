@@ -1,6 +1,7 @@
 """The option declarations of each config section (`[data]`, `[model]`, `[optim]`,
-`[train]`): one dataclass field per option, its flag, help, default, bounds, panel and
-whether it defines the run (`fixed`) in its `option(...)`. `gan.config` assembles them.
+`[train]`; `[track]` is in `gan.config.tracking`): one dataclass field per option, its flag,
+help, default, bounds, panel and whether it defines the run (`fixed`) in its `option(...)`.
+`gan.config` assembles them.
 Importing this module does not load torch.
 """
 
