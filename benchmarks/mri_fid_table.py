@@ -43,6 +43,13 @@ CANDIDATES = {
     # A latent of 8 rather than 100: the 142 slices vary along one axis (2026-12-02).
     "old-default-latent8": [*OLD, "--latent-dim", "8"],
     "fastgan-hinge-sn-latent8": [*FASTGAN, *HSN, "--latent-dim", "8"],
+    # Coarse-to-fine (--grow, 2026-12-04): the default's plan of 146 epochs, stopped at the
+    # budget like the default; from 1/8 of the size, half the plan in the coarse stages.
+    "default-146": ["--epochs", "146"],
+    "grow": ["--grow", "--epochs", "146"],
+    # The coarse stages' steps are cheap: a longer plan that the budget still finishes.
+    "grow-200": ["--grow", "--epochs", "200"],
+    "grow-share0.7": ["--grow", "--grow-share", "0.7", "--epochs", "200"],
 }
 
 if __name__ == "__main__":

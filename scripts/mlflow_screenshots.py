@@ -12,6 +12,7 @@ Not part of CI.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -23,10 +24,8 @@ OUT = Path(__file__).resolve().parents[1] / "assets" / "tracking"
 
 
 def close_assistant(page) -> None:
-    try:
+    with contextlib.suppress(Exception):  # older UIs have no assistant panel
         page.get_by_role("button", name="Close").first.click(timeout=3000)
-    except Exception:  # noqa: BLE001 - older UIs have no assistant panel
-        pass
     time.sleep(2)
 
 
