@@ -50,6 +50,13 @@ CANDIDATES = {
     # The coarse stages' steps are cheap: a longer plan that the budget still finishes.
     "grow-200": ["--grow", "--epochs", "200"],
     "grow-share0.7": ["--grow", "--grow-share", "0.7", "--epochs", "200"],
+    # Most of the plan coarse (the metric reference: quarter-size blends, upsampled, score
+    # precision 1.00), the full size faded in at the end.
+    "grow4-0.9": ["--grow", "--grow-from", "4", "--grow-share", "0.9", "--epochs", "200"],
+    "grow8-0.9": ["--grow", "--grow-share", "0.9", "--epochs", "200"],
+    # R3GAN's loss (relativistic pairing, R1 + R2 at --r1-gamma, no normalisation).
+    "rpgan-g1": ["--epochs", "146", "--loss", "rpgan", "--r1-gamma", "1", "--no-spectral-norm"],
+    "rpgan-g10": ["--epochs", "146", "--loss", "rpgan", "--r1-gamma", "10", "--no-spectral-norm"],
 }
 
 if __name__ == "__main__":

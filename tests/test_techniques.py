@@ -85,6 +85,32 @@ def test_each_loss_matches_its_formula(name, d_value, g_value):
     assert float(loss.g(FAKE)) == pytest.approx(g_value, rel=1e-6)
 
 
+def test_relativistic_pairing_loss_and_its_r1_and_r2():
+    """R3GAN: each real against the fake beside it; --r1-gamma penalises D's gradient on
+    the reals (R1) and the fakes (R2) alike."""
+    loss = LOSSES.get("rpgan")
+
+    def softplus(x):
+        return math.log1p(math.exp(x))
+
+    d_value = (softplus(0.5 - 2) + softplus(-3 + 1)) / 2
+    assert float(loss.d(REAL, FAKE)) == pytest.approx(d_value, rel=1e-6)
+    g_value = (softplus(2 - 0.5) + softplus(-1 + 3)) / 2
+    assert float(loss.g(FAKE, REAL)) == pytest.approx(g_value, rel=1e-6)
+
+    t = trainer("rpgan", d=LinearD(torch.ones(64)), r1_gamma=1.0, r1_every=1)
+    rt, recipe = t.runtime, t.recipe
+    reals, latents, _ = t.draw()
+    rt.D.zero_grad()
+    d_backward(rt, recipe, reals, latents, keep_fakes=False, r1=True)
+    penalised = rt.D.fc.weight.grad.clone()
+    recipe.r1_gamma = 0.0
+    rt.D.zero_grad()
+    d_backward(rt, recipe, reals, latents, keep_fakes=False, r1=True)
+    # Each penalty is gamma / 2 * ||w||^2, whose gradient is gamma * w: R1 + R2 = 2 * w.
+    torch.testing.assert_close(penalised - rt.D.fc.weight.grad, torch.full((1, 64), 2.0))
+
+
 def test_losses_and_augments_match_the_catalog_without_torch():
     assert set(catalog.LOSSES) == set(LOSSES.names())
     assert set(catalog.AUGMENTS) == set(POLICIES)
@@ -140,8 +166,10 @@ def test_accumulated_r1_gives_the_gradient_of_one_big_batch():
 
 
 @pytest.mark.parametrize(
-    ("loss", "precision"), [("hinge", "bf16"), ("wgan-gp", "bf16"), ("wgan-gp", "fp16")]
-)
+    ("loss", "precision"),
+    [("hinge", "bf16"), ("wgan-gp", "bf16"), ("wgan-gp", "fp16"), ("rpgan", "bf16"),
+     ("rpgan", "fp16")],
+)  # fmt: skip
 def test_penalties_run_under_autocast(loss, precision):
     """fp16 takes AMP's gradient-penalty recipe (outputs scaled, gradients unscaled)."""
     t = trainer(loss, precision=precision, r1_gamma=1.0, r1_every=1, augment=("color",),

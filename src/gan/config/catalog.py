@@ -179,6 +179,11 @@ LOSSES = {
         "Wasserstein critic scores with a gradient penalty (Gulrajani et al. 2017)",
         "gan.train.losses:WGAN_GP",
     ),
+    "rpgan": Entry(
+        "R3GAN's relativistic pairing loss: each fake scored against a real; --r1-gamma "
+        "penalises D's gradient on reals (R1) and fakes (R2) (Huang et al. 2024)",
+        "gan.train.losses:RPGAN",
+    ),
 }
 # DiffAugment's transform families (Zhao et al. 2020), by name (gan.train.augment).
 AUGMENTS = {

@@ -56,6 +56,17 @@ def g_wasserstein(fake: torch.Tensor) -> torch.Tensor:
     return -fake.mean()
 
 
+def d_relativistic(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """The relativistic pairing loss (RpGAN; R3GAN, Huang et al. 2024): each real is
+    compared with the fake beside it, E[softplus(D(G(z)) - D(x))]."""
+    return F.softplus(fake - real).mean()
+
+
+def g_relativistic(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """G's side: its fakes made to score above the reals they are paired with."""
+    return F.softplus(real - fake).mean()
+
+
 def gradient_norms_squared(
     outputs: torch.Tensor, inputs: torch.Tensor, scale: float | None = None
 ) -> torch.Tensor:
@@ -89,11 +100,14 @@ class Loss:
     """A D/G loss pair and what D's outputs mean under it."""
 
     d: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    g: Callable[[torch.Tensor], torch.Tensor]
+    g: Callable[..., torch.Tensor]  # g(fake), or g(fake, real) for a relativistic loss
     outputs: str  # "logits" or "scores"
     shown: str  # what the D(x)/D(G(z)) panels show: "probability" or "score"
     midpoint: float | None  # the output between "real" and "fake"; None: relative (WGAN)
     gradient_penalty: bool = False  # the loss needs WGAN-GP's penalty
+    # G's loss compares its fakes with D's scores of the reals (`g(fake, real)`), and
+    # --r1-gamma penalises D's gradient on the fakes too (R2): R3GAN's recipe.
+    relativistic: bool = False
 
     def panel(self, out: torch.Tensor) -> torch.Tensor:
         """The mean of D's outputs as the panels show it."""
@@ -110,6 +124,7 @@ NS = Loss(d_bce, g_nonsaturating, "logits", "probability", 0.0)
 HINGE = Loss(d_hinge, g_hinge, "logits", "score", 0.0)
 LSGAN = Loss(d_lsgan, g_lsgan, "scores", "score", 0.5)
 WGAN_GP = Loss(d_wasserstein, g_wasserstein, "scores", "score", None, gradient_penalty=True)
+RPGAN = Loss(d_relativistic, g_relativistic, "logits", "score", None, relativistic=True)
 
 
 class _ByName:

@@ -53,13 +53,19 @@ def _d_outputs(rt: Runtime, real: torch.Tensor, fake: torch.Tensor, y: torch.Ten
     return real_out.float(), fake_out.float()
 
 
-def _penalties(rt: Runtime, recipe: Recipe, real, real_out, fake, y, r1: bool) -> torch.Tensor:
-    """R1 and WGAN-GP through autograd.grad(create_graph=True), for D's one backward.
-    In fp16 the outputs are scaled before the gradient and unscaled after (AMP's recipe)."""
+def _penalties(
+    rt: Runtime, recipe: Recipe, real, real_out, fake, fake_out, y, r1: bool
+) -> torch.Tensor:
+    """R1 (and R2 on the fakes, for a relativistic loss) and WGAN-GP through
+    autograd.grad(create_graph=True), for D's one backward. In fp16 the outputs are scaled
+    before the gradient and unscaled after (AMP's recipe)."""
     scale = rt.scaler_d.get_scale() if rt.scaler_d.is_enabled() else None
     penalty = torch.zeros((), device=rt.device)
     if r1:
-        penalty = penalty + r1_penalty(real_out, real, recipe.r1_gamma * recipe.r1_every, scale)
+        gamma = recipe.r1_gamma * recipe.r1_every
+        penalty = penalty + r1_penalty(real_out, real, gamma, scale)
+        if recipe.loss.relativistic:  # R2: the same zero-centred penalty on the fakes
+            penalty = penalty + r1_penalty(fake_out, fake, gamma, scale)
     if recipe.loss.gradient_penalty:
         eps = recipe.mixing_weights(len(real), rt.device)
         mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
@@ -93,11 +99,13 @@ def d_backward(
         real_in, fake_in = recipe.augment(real), recipe.augment(fake.detach())
         if r1:
             real_in = real_in.detach().requires_grad_(True)
+            if recipe.loss.relativistic:
+                fake_in = fake_in.detach().requires_grad_(True)
         with _sync_unless_last(rt.D_train, i, k):
             real_out, fake_out = _d_outputs(rt, real_in, fake_in, y)
             loss = recipe.loss.d(real_out, fake_out)
             if recipe.penalised:
-                loss = loss + _penalties(rt, recipe, real_in, real_out, fake_in, y, r1)
+                loss = loss + _penalties(rt, recipe, real_in, real_out, fake_in, fake_out, y, r1)
             rt.scaler_d.scale(loss / k).backward()
         if recipe.augment.adaptive:
             recipe.augment.observe(recipe.loss.real_signs(real_out, fake_out), len(real))
@@ -115,8 +123,10 @@ def g_backward(
     latents: list[torch.Tensor],
     fakes: list[torch.Tensor],
     labels: list[torch.Tensor | None] | None = None,
+    reals: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Accumulate G's gradient through the just-updated D (fakes augmented as for D)."""
+    """Accumulate G's gradient through the just-updated D (fakes augmented as for D); a
+    relativistic loss scores the micro-batch's reals beside them."""
     k = len(latents)
     labels = labels or [None] * k
     total = torch.zeros((), device=rt.device)
@@ -129,7 +139,12 @@ def g_backward(
                 with rt.autocast():
                     fake = fakes[i] if fakes else run(rt.G_train, z, y)
                     out = run(rt.D_forward, recipe.augment(fake), y)
-                loss = recipe.loss.g(out.float()) / k
+                    if recipe.loss.relativistic:
+                        real_out = run(rt.D_forward, recipe.augment(reals[i]), y).detach()
+                if recipe.loss.relativistic:
+                    loss = recipe.loss.g(out.float(), real_out.float()) / k
+                else:
+                    loss = recipe.loss.g(out.float()) / k
                 rt.scaler_g.scale(loss).backward()
             total = total + loss.detach()
     finally:
@@ -153,7 +168,7 @@ def train_step(rt: Runtime, recipe: Recipe, draw: Callable[[], Micro], step: int
         rt.scaler_d.update()
     # The generator: make D call the last fakes real.
     rt.opt_g.zero_grad(set_to_none=True)
-    g_loss = g_backward(rt, recipe, latents, fakes, labels)
+    g_loss = g_backward(rt, recipe, latents, fakes, labels, reals)
     rt.scaler_g.step(rt.opt_g)
     rt.scaler_g.update()
     # The moving average of G used for grids and samples, and the augmentation strength.
