@@ -105,6 +105,28 @@ def test_a_tracker_failing_mid_run_is_one_warning_and_the_run_finishes(tmp_path,
     assert [e.step for e in events.Scalars("loss/d")] == history  # TensorBoard went on
 
 
+def test_a_mangled_trackers_json_starts_new_tracker_runs(tmp_path):
+    from gan.runs.tracking import RunLog, RunStart
+
+    seen = []
+
+    class Remembers(Faulty):
+        name = "remembers"
+
+        def open(self, start):
+            seen.append(start.ids)
+            return {"id": "new"}
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for text in ('{"remembers": "x"}', "[1, 2]", "not json", '{"remembers": {"id": "old"}}'):
+        (logs / "trackers.json").write_text(text)
+        start = RunStart("r", logs, tmp_path, 0, {}, {}, "", {})
+        RunLog(logs, [Remembers(None, tmp_path, "mnist")]).open(start).close(None)
+        assert json.loads((logs / "trackers.json").read_text())["remembers"] == {"id": "new"}
+    assert seen == [{}, {}, {}, {"id": "old"}]
+
+
 # ---- choosing trackers: the one-sentence errors ---------------------------------------------
 
 

@@ -133,7 +133,8 @@ class RunLog:
         stored = read_ids(self.log_dir / IDS_FILE)
         opened: list[Tracker] = []
         for tracker in self.trackers:
-            start.ids = dict(stored.get(tracker.name) or {})
+            ids = stored.get(tracker.name)
+            start.ids = dict(ids) if isinstance(ids, dict) else {}  # a mangled file: none
             try:
                 ids = tracker.open(start)
             except GanError:
