@@ -329,3 +329,10 @@ def test_mlflow_server_down_is_one_sentence_and_no_checkpoint(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"The MLflow server at {uri} did not answer" in result.stderr
     assert not list(tmp_path.rglob("*.pt")) and not (tmp_path / "logs").exists()
+    for bad in (f"file://{tmp_path}/store", "nosuchscheme://x", "http://[::1"):
+        result = run_cli("train", "--dataset", "mnist", "--data", MNIST_1K, "--max-steps", "5",
+                         "--tracker", "mlflow", "--mlflow-uri", bad, "--workdir", tmp_path,
+                         cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert "so nothing was trained" in result.stderr
+    assert not list(tmp_path.rglob("*.pt")) and not (tmp_path / "logs").exists()

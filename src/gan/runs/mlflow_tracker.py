@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -55,6 +56,12 @@ def probe(uri: str) -> None:
         ) from None
 
 
+def _first(exc: Exception) -> str:
+    """The first sentence of an exception's message, for one sentence of ours."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.split(r"(?<=[.;])\s", text, maxsplit=1)[0].rstrip(".;")[:200]
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     names = ("alembic", "mlflow.store.db.utils", "mlflow.store.tracking.sqlalchemy_store")
@@ -91,13 +98,26 @@ class MlflowTracker:
             (workdir / "mlruns").mkdir(parents=True, exist_ok=True)
             self.uri = default_uri(workdir)
         probe(self.uri)
-        with _quiet():  # a new SQLite store's migrations log and warn at length
-            self.client = MlflowClient(tracking_uri=self.uri)
-            self.client.search_experiments(max_results=1)  # creates the store now
+        self.client = self._open_store(MlflowClient)
         self.experiment = track.mlflow_experiment or dataset
         self.artifacts_root = (workdir / "mlruns" / "artifacts").resolve().as_uri()
         self.artifacts = track.tracker_artifacts
         self.run_id = ""
+
+    def _open_store(self, client_class: Any) -> Any:
+        """The client, its store opened now: a URI MLflow cannot use is one sentence."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            with _quiet():  # a new SQLite store's migrations log and warn at length
+                client = client_class(tracking_uri=self.uri)
+                client.search_experiments(max_results=1)
+        except (MlflowException, OSError, ValueError) as exc:
+            raise GanError(
+                f"MLflow could not use the tracking URI {self.uri} ({_first(exc)}); give "
+                "--mlflow-uri an http(s) server or a sqlite:/// store, so nothing was trained."
+            ) from None
+        return client
 
     def open(self, start: RunStart) -> dict[str, Any]:
         from mlflow.exceptions import MlflowException
@@ -105,9 +125,8 @@ class MlflowTracker:
         try:
             self.run_id = self._resume(start) or self._create(start)
         except MlflowException as exc:
-            message = str(exc).strip().splitlines()[0][:200]
             raise GanError(
-                f"MLflow at {self.uri} refused the run ({message}); check the server and "
+                f"MLflow at {self.uri} refused the run ({_first(exc)}); check the server and "
                 "--mlflow-uri, so nothing was trained."
             ) from None
         self._params(start.params)
