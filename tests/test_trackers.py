@@ -243,6 +243,24 @@ def test_wandb_offline_run_resumes_the_same_run_after_sigint(tmp_path):
     assert summary["status"] == "finished" and summary["hparams/steps"] == 40
 
 
+@needs_wandb
+def test_wandb_server_that_does_not_answer_means_offline(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env |= {"HOME": str(tmp_path / "home"), "WANDB_API_KEY": "a" * 40,
+            "WANDB_INIT_TIMEOUT": "3", "WANDB_BASE_URL": f"http://127.0.0.1:{_free_port()}",
+            "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    cmd = [sys.executable, "-m", "gan", "train", "--dataset", "mnist", "--data", str(MNIST_1K),
+           "--device", "cpu", "--batch-size", "32", "--max-steps", "10", "--log-every", "5",
+           "--workdir", str(tmp_path), "--run-name", "r", "--tracker",
+           "tensorboard,wandb"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0 and "Finished run r at step 10" in result.stdout, result.stderr
+    assert "the W&B server did not answer" in result.stderr and "wandb sync" in result.stderr
+    (offline,) = (tmp_path / "logs" / "r" / "wandb").glob("offline-run-*")
+    steps = [row["_step"] for row in _history(_wandb_records(offline)) if "loss/d" in row]
+    assert steps == [5, 10]
+
+
 # ---- MLflow, a real server --------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from loguru import logger
 from gan.errors import GanError
 from gan.runs.tracking import RunEnd, RunStart, picture
 
-INIT_TIMEOUT_S = 30  # an online start that takes longer falls back to offline
+INIT_TIMEOUT_S = 30  # an online start that takes longer falls back to offline (W&B: 90)
 _EXIT_CODES = {"finished": 0, "interrupted": 255, "failed": 1}
 
 
@@ -78,6 +78,7 @@ class WandbTracker:
             if mode != "online":
                 raise
             why = f"the W&B server did not answer ({type(exc).__name__})"
+            self.wandb.teardown()  # the failed attempt holds the run's id in this process
             mode, self.run = "offline", self._init(start, run_id, "offline")
         self.files = Path(self.run.dir)
         if mode == "offline":
@@ -92,8 +93,9 @@ class WandbTracker:
         return {"id": run_id, "project": self.project}
 
     def _init(self, start: RunStart, run_id: str, mode: str) -> Any:
+        timeout = float(os.environ.get("WANDB_INIT_TIMEOUT") or INIT_TIMEOUT_S)
         settings = self.wandb.Settings(
-            console="off", silent=True, init_timeout=INIT_TIMEOUT_S, save_code=False
+            console="off", silent=True, init_timeout=timeout, save_code=False
         )
         return self.wandb.init(
             project=self.project,
