@@ -261,6 +261,21 @@ def test_wandb_server_that_does_not_answer_means_offline(tmp_path):
     assert steps == [5, 10]
 
 
+@needs_wandb
+def test_wandb_mode_disabled_sends_nothing_and_warns_nothing(tmp_path, monkeypatch):
+    import gan
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m)), level="WARNING", format="{message}")
+    try:
+        result = gan.train(**TINY, max_steps=10, workdir=str(tmp_path), tracker="tensorboard,wandb")
+    finally:
+        logger.remove(sink)
+    assert result.step == 10 and not [w for w in warnings if "Tracker" in w or "W&B" in w]
+    assert not (tmp_path / "logs" / "r" / "wandb").exists()
+
+
 # ---- MLflow, a real server --------------------------------------------------------------------
 
 

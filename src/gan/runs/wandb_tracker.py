@@ -72,6 +72,9 @@ class WandbTracker:
     def open(self, start: RunStart) -> dict[str, Any]:
         run_id = start.ids.get("id") or _new_id(start.name)
         mode, why = self._mode()
+        if mode == "disabled":  # W&B's own off switch: this tracker does nothing
+            logger.info("W&B: WANDB_MODE is disabled, so nothing of this run goes to W&B.")
+            return {"id": run_id, "project": self.project}
         try:
             self.run = self._init(start, run_id, mode)
         except Exception as exc:  # noqa: BLE001 - no network, server down: go offline
@@ -111,15 +114,20 @@ class WandbTracker:
         )
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
-        self.run.log(dict(values), step=step)
+        if self.run is not None:
+            self.run.log(dict(values), step=step)
 
     def image(self, tag: str, image: torch.Tensor, step: int) -> None:
-        self.run.log({tag: self.wandb.Image(picture(image))}, step=step)
+        if self.run is not None:
+            self.run.log({tag: self.wandb.Image(picture(image))}, step=step)
 
     def text(self, tag: str, text: str, step: int) -> None:
-        (self.files / f"{tag}.md").write_text(text, encoding="utf-8")  # uploaded with the run
+        if self.run is not None:  # a file of the run's, uploaded with it
+            (self.files / f"{tag}.md").write_text(text, encoding="utf-8")
 
     def close(self, end: RunEnd) -> None:
+        if self.run is None:
+            return
         summary = {"status": end.status, "planned_steps": end.planned, **end.summary()}
         self.run.summary.update(summary)
         if self.artifacts and end.checkpoint is not None:
