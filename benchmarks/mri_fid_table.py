@@ -54,6 +54,8 @@ CANDIDATES = {
     # precision 1.00), the full size faded in at the end.
     "grow4-0.9": ["--grow", "--grow-from", "4", "--grow-share", "0.9", "--epochs", "200"],
     "grow8-0.9": ["--grow", "--grow-share", "0.9", "--epochs", "200"],
+    # A short coarse start from 1/4 (one convolution block), most of the plan at full size.
+    "grow4-0.3": ["--grow", "--grow-from", "4", "--grow-share", "0.3", "--epochs", "146"],
     # R3GAN's loss (relativistic pairing, R1 + R2 at --r1-gamma, no normalisation).
     "rpgan-g1": ["--epochs", "146", "--loss", "rpgan", "--r1-gamma", "1", "--no-spectral-norm"],
     "rpgan-g10": ["--epochs", "146", "--loss", "rpgan", "--r1-gamma", "10", "--no-spectral-norm"],
