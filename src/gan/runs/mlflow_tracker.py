@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from loguru import logger
 
 from gan.errors import GanError
 from gan.runs.tracking import RunEnd, RunStart, picture
@@ -136,13 +137,23 @@ class MlflowTracker:
     def _resume(self, start: RunStart) -> str | None:
         """The stored run, when it is on this server: set running again."""
         run_id = start.ids.get("run_id")
-        if not run_id or start.ids.get("uri") != self.uri:
+        if not run_id:
+            return None
+        if start.ids.get("uri") != self.uri:
+            logger.warning(
+                "MLflow: this run was tracked at {} and now goes to {}, so a new MLflow run "
+                "starts there (--mlflow-uri as before continues the first).",
+                start.ids.get("uri"),
+                self.uri,
+            )
             return None
         from mlflow.exceptions import MlflowException
 
         try:
             self.client.get_run(run_id)
-        except MlflowException:
+        except MlflowException as exc:
+            if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise  # the server failed: one sentence, not a new run in its place
             return None
         self.client.update_run(run_id, status="RUNNING")
         return run_id

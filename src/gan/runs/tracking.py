@@ -8,6 +8,7 @@ dropped with one warning: training, checkpoints and the other trackers go on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -107,6 +108,7 @@ class RunLog:
     def __init__(self, log_dir: Path, trackers: list[Tracker] | None = None) -> None:
         self.log_dir = log_dir
         self.trackers = list(trackers or [])
+        self.dropped: list[Tracker] = []  # failed mid-run: told how the run ended, if they can
         self.opened = False
         self._step = 0
         self._started = time.perf_counter()
@@ -132,21 +134,22 @@ class RunLog:
     def _open_trackers(self, start: RunStart) -> None:
         stored = read_ids(self.log_dir / IDS_FILE)
         opened: list[Tracker] = []
-        for tracker in self.trackers:
-            ids = stored.get(tracker.name)
-            start.ids = dict(ids) if isinstance(ids, dict) else {}  # a mangled file: none
-            try:
-                ids = tracker.open(start)
-            except GanError:
-                self.trackers = opened  # those opened so far are closed with the log
-                raise
-            except Exception as exc:  # noqa: BLE001 - a tracker never stops a run
-                _warn(tracker, "could not start", exc, start.step)
-                continue
-            opened.append(tracker)
-            if ids:
-                stored[tracker.name] = ids
-        self.trackers = opened
+        try:
+            for tracker in self.trackers:
+                ids = stored.get(tracker.name)
+                start.ids = dict(ids) if isinstance(ids, dict) else {}  # a mangled file: none
+                try:
+                    ids = tracker.open(start)
+                except GanError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a tracker never stops a run
+                    _warn(tracker, "could not start", exc, start.step)
+                    continue
+                opened.append(tracker)
+                if ids:
+                    stored[tracker.name] = ids
+        finally:
+            self.trackers = opened  # only those opened are closed with the log
         if stored:
             atomic_write(self.log_dir / IDS_FILE, json.dumps(stored, indent=2) + "\n")
 
@@ -156,6 +159,7 @@ class RunLog:
                 getattr(tracker, call)(*args)
             except Exception as exc:  # noqa: BLE001 - a tracker never stops a run
                 self.trackers.remove(tracker)
+                self.dropped.append(tracker)
                 _warn(tracker, "failed", exc, step)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
@@ -186,14 +190,20 @@ class RunLog:
         if not self.opened:
             return
         self.opened = False
-        for tracker in self.trackers:
-            try:
-                tracker.close(end or RunEnd("failed", self._step, 0, None, None, 0.0, None))
-            except Exception as exc:  # noqa: BLE001 - the run's own files are safe
-                _warn(tracker, "could not finish", exc, self._step)
-        self.trackers = []
-        self._history.close()
-        logger.remove(self._log_sink)
+        end = end or RunEnd("failed", self._step, 0, None, None, 0.0, None)
+        try:
+            for tracker in self.trackers:
+                try:
+                    tracker.close(end)
+                except Exception as exc:  # noqa: BLE001 - the run's own files are safe
+                    _warn(tracker, "could not finish", exc, self._step)
+            for tracker in self.dropped:  # once more, quietly: its run may still be marked
+                with contextlib.suppress(Exception):
+                    tracker.close(end)
+        finally:
+            self.trackers, self.dropped = [], []
+            self._history.close()
+            logger.remove(self._log_sink)
 
 
 def _warn(tracker: Tracker, what: str, exc: Exception, step: int) -> None:

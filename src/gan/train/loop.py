@@ -247,11 +247,11 @@ class Trainer:
             logger.warning("Stop requested: saving a checkpoint at step {}.", self.step)
         elif stopping:
             logger.info("Time limit reached at step {}.", self.step)
-        if not self.grids.due(self.step):
-            self.grids.write(self.runtime.sampling_generator, self.step)
-        path = None
+        path = None  # the checkpoint first: the grid goes to trackers, which may be slow
         if not self.checkpointer.due(self.step) and self.checkpointer.saved_step != self.step:
             path = self.save()
+        if not self.grids.due(self.step):
+            self.grids.write(self.runtime.sampling_generator, self.step)
         release_cached_memory(self.runtime.device)
         elapsed = time.perf_counter() - started
         return FitResult(self.step, elapsed, self.reporter.last, path, signalled)

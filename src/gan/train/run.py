@@ -249,11 +249,13 @@ def _fit(trainer: Trainer, paths: RunPaths | None, plan: plans.Plan) -> FitResul
 def _close(
     log: RunLog | None, trainer: Trainer | None, lock: Any, device, ended: str, paths
 ) -> None:
-    if log is not None and log.opened:  # the trackers' summary, however the run ended
-        log.close(board.run_end(trainer, ended, log.seconds(), paths.run_last))
-    if lock is not None:
-        lock.release()
-    release_cached_memory(device)
+    try:
+        if log is not None and log.opened:  # the trackers' summary, however the run ended
+            log.close(board.run_end(trainer, ended, log.seconds(), paths.run_last))
+    finally:
+        if lock is not None:
+            lock.release()
+        release_cached_memory(device)
 
 
 def _failure(exc: BaseException, trainer: Trainer | None) -> tuple[str, int, int, str]:
