@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gan.config.options import option
+from gan.config.values import names_or_none
 
 TRACK = "Experiment trackers (docs/tracking.md)"
 
@@ -16,13 +17,7 @@ def tracker_names(value: Any) -> str:
     """A comma-separated list of the catalog's trackers (e.g. tensorboard,wandb), or none."""
     from gan.config.catalog import TRACKERS
 
-    text = value if isinstance(value, str) else ""
-    names = list(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
-    if names == ["none"]:
-        return "none"
-    if not names or any(n not in TRACKERS for n in names):
-        raise ValueError(f"{value!r} is not none or a list of {', '.join(TRACKERS)}")
-    return ",".join(names)
+    return names_or_none(value, TRACKERS, "a list of")
 
 
 def _optional_text(value: Any) -> str:

@@ -90,17 +90,23 @@ def size_text(size: Any) -> str:
     return "x".join(map(str, size))
 
 
-def augment_policy(value: Any) -> str:
-    """'none', or a comma-separated combination of the catalog's augmentations."""
-    from gan.config.catalog import AUGMENTS
-
+def names_or_none(value: Any, known: Any, what: str) -> str:
+    """'none', or a comma-separated list of `known` names (lower case, repeats dropped);
+    ValueError otherwise, saying "is not none or <what> <the names>"."""
     text = value if isinstance(value, str) else ""
     names = list(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
     if names == ["none"]:
         return "none"
-    if not names or any(n not in AUGMENTS for n in names):
-        raise ValueError(f"{value!r} is not none or a combination of {', '.join(AUGMENTS)}")
+    if not names or any(n not in known for n in names):
+        raise ValueError(f"{value!r} is not none or {what} {', '.join(known)}")
     return ",".join(names)
+
+
+def augment_policy(value: Any) -> str:
+    """'none', or a comma-separated combination of the catalog's augmentations."""
+    from gan.config.catalog import AUGMENTS
+
+    return names_or_none(value, AUGMENTS, "a combination of")
 
 
 def augment_strength(value: Any) -> str | float:
