@@ -150,14 +150,25 @@ def test_the_cli_refuses_a_budget_too_short_in_one_sentence(tmp_path):
     assert "--time-budget 1s is too short for the warm-up" in result.stderr
 
 
-def test_a_budget_replaces_the_datasets_own_length(tmp_path):
+@pytest.mark.parametrize(
+    ("dataset", "given", "expected"),
+    [
+        # mnist's own length is --time-budget 5m: the user's steps or epochs replace it
+        ("mnist", {"train.max_steps": 40}, (None, 40, None, None)),
+        ("mnist", {"train.epochs": 2}, (None, None, 2, None)),
+        # mri's own length is its epochs stopped by --time-limit 3m: a budget replaces both
+        ("mri", {"train.time_budget": 60.0}, (60.0, None, None, None)),
+    ],
+)
+def test_a_budget_replaces_the_datasets_own_length(dataset, given, expected):
     from gan.config import Config
     from gan.train import plan as plans
 
-    given = Config.from_values({"data.name": "mnist", "train.time_budget": 300.0})
-    plan = plans.before_data(given, {"train.time_budget": plans.FLAG})
-    t = plan.config.train  # mnist's default is --max-steps 22000
-    assert (t.time_budget, t.max_steps, t.epochs, t.planned_steps) == (300.0, None, None, None)
+    config = Config.from_values({"data.name": dataset, **given})
+    plan = plans.before_data(config, dict.fromkeys(given, plans.FLAG))
+    t = plan.config.train
+    assert (t.time_budget, t.max_steps, t.epochs, t.planned_steps) == expected
+    assert t.time_limit is None  # the dataset's own stop went with its length
 
 
 @pytest.mark.parametrize(
