@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from loguru import logger
 
-from gan.atomic import atomic_file, fsync_dir, temp_name
+from gan.atomic import atomic_file, fsync_dir, is_regular, temp_name
 from gan.errors import GanError
 
 FORMAT_VERSION = 1
@@ -92,10 +92,15 @@ def publish(source: Path, alias: Path) -> None:
 
 
 def step_files(run_dir: Path) -> list[tuple[int, Path]]:
-    """(step, path) of the run's step checkpoints, oldest first."""
+    """(step, path) of the run's step checkpoints, oldest first; a link, a FIFO or a
+    folder of such a name is none (it is neither loaded nor pruned)."""
     if not run_dir.is_dir():
         return []
-    found = [(int(m[1]), p) for p in run_dir.iterdir() if (m := STEP_FILE.match(p.name))]
+    found = [
+        (int(m[1]), p)
+        for p in run_dir.iterdir()
+        if (m := STEP_FILE.match(p.name)) and is_regular(p)
+    ]
     return sorted(found)
 
 

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gan.atomic import atomic_file, is_regular
 from gan.errors import GanError
-from gan.runs.tracking import read_history
+from gan.runs.guard import check_folders
+from gan.runs.history import read_history
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -19,7 +21,8 @@ def find_history(target: Path | None, workdir: Path) -> Path:
     """Accept a run folder, a history.jsonl, or nothing (the newest run under logs/)."""
     if target is None:
         logs = workdir / "logs"
-        runs = sorted(logs.glob("*/history.jsonl"), key=lambda p: p.stat().st_mtime)
+        found = [p for p in logs.glob("*/history.jsonl") if is_regular(p)]  # no FIFO, no link
+        runs = sorted(found, key=lambda p: p.stat().st_mtime)
         if not runs:
             raise GanError(
                 f"No runs with a history.jsonl under {logs}; train first or give a path."
@@ -27,9 +30,14 @@ def find_history(target: Path | None, workdir: Path) -> Path:
         return runs[-1]
     if target.is_dir():
         target = target / "history.jsonl"
-    if not target.is_file():
+    if not target.exists():
         raise GanError(
             f"{target} does not exist; give a run folder under logs/ or a history.jsonl."
+        )
+    if not is_regular(target):
+        raise GanError(
+            f"{target} is not a regular file (a link, a FIFO or a folder); give a run folder "
+            "under logs/ or a history.jsonl."
         )
     return target
 
@@ -39,7 +47,9 @@ def default_out(history: Path) -> Path:
     the command runs; ./assets/<run>/ for a history kept outside a workdir."""
     run = history.parent
     if run.parent.name == "logs":
-        return run.parent.parent / "assets" / run.name / "losses.png"
+        assets = run.parent.parent / "assets" / run.name
+        check_folders(run.parent.parent, (assets,), "give --out")  # no link, nowhere else
+        return assets / "losses.png"
     return Path("assets") / run.name / "losses.png"
 
 
@@ -74,7 +84,12 @@ def history_figure(history: Path, smoothing: int = 1) -> Figure:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [r for r in read_history(history) if isinstance(r, dict) and _finite(r.get("step"))]
+    try:
+        records = [r for r in read_history(history) if _finite(r.get("step"))]
+    except OSError as exc:
+        raise GanError(
+            f"Cannot read {history} ({exc.strerror or exc}); give a run's history.jsonl."
+        ) from None
     if not records:
         raise GanError(f"{history} holds no logged steps yet; train longer or check the path.")
     steps = np.array([r["step"] for r in records], dtype=float)
@@ -117,12 +132,17 @@ def plot_history(history: Path, out: Path, smoothing: int = 1) -> Path:
     fig = history_figure(history, smoothing)
     import matplotlib.pyplot as plt  # after history_figure chose the Agg backend
 
-    try:
+    try:  # written whole and renamed: a link or FIFO at `out` is replaced, not written into
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out)
+        with atomic_file(out, durable=False) as f:
+            fig.savefig(f, format=out.suffix[1:].lower() or "png")
     except OSError as exc:
         raise GanError(
             f"Could not write {out} ({exc.strerror or exc}); choose another --out."
+        ) from None
+    except ValueError:  # a format matplotlib does not write
+        raise GanError(
+            f"Cannot write a plot as {out.name}; give --out a .png, .pdf or .svg name."
         ) from None
     finally:
         plt.close(fig)

@@ -2,7 +2,8 @@
 
 A run resumed from an earlier step than its newest checkpoint starts a second timeline.
 Its files from after that step (step checkpoints, best.pt and last.pt when they are newer,
-eval reports, grids, and a copy of the history) move into `abandoned-<time>/` folders of
+`gan export`'s generator-<step>.* files and their JSON, eval reports, grids, and a copy of
+the history) move into `abandoned-<time>/` folders of
 the run's checkpoints/, logs/ and assets/, so `--resume auto` follows the new timeline and
 nothing is deleted. A run started again under the same name (`--resume auto-or-new` where
 the run has outputs but no checkpoint) sets all its earlier files aside the same way.
@@ -23,13 +24,15 @@ from gan.errors import GanError
 from gan.runs.folders import LOCK, RunPaths
 
 ABANDONED = "abandoned-"
-_STEP_IN_NAME = re.compile(r"-(\d{7})(?=[.-]|$)")  # step-0000060.pt, sample-0000060.png, ...
+# step-0000060.pt, samples-12345678.png, generator-0000060.onnx.json, ...: steps are written
+# with 7 digits or more (`{step:07d}`)
+_STEP_IN_NAME = re.compile(r"-(\d{7,})(?=[.-]|$)")
 _ALIASES = ("last.pt", "best.pt")
 
 
 def file_step(name: str) -> int | None:
     """The step a run's file is of, from its name; None for files of the whole run."""
-    match = _STEP_IN_NAME.search(name)
+    match = STEP_FILE.match(name) or _STEP_IN_NAME.search(name)
     return int(match[1]) if match else None
 
 
@@ -42,26 +45,28 @@ def _alias_step(path: Path) -> int | None:
 
 
 def newer_checkpoints(paths: RunPaths, step: int) -> list[Path]:
-    """The run's checkpoint files from after `step` (or that no longer load)."""
+    """The files of the run's checkpoints/ from after `step`: step checkpoints, last.pt
+    and best.pt (also when they no longer load) and exports of a later step."""
     folder = paths.checkpoints
     if not folder.is_dir():
         return []
     newer = []
     for path in sorted(folder.iterdir()):
-        if match := STEP_FILE.match(path.name):
-            if int(match[1]) > step:
-                newer.append(path)
-        elif path.name in _ALIASES and path.is_file():
+        if path.name in _ALIASES and path.is_file():
             alias = _alias_step(path)
             if alias is None or alias > step:
                 newer.append(path)
+        elif path.name.startswith((ABANDONED, ".")):
+            continue
+        elif (file_step(path.name) or 0) > step:
+            newer.append(path)
     return newer
 
 
 def _unique(folder: Path) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target, n = folder / f"{ABANDONED}{stamp}", 1
-    while target.exists():
+    while os.path.lexists(target):
         n += 1
         target = folder / f"{ABANDONED}{stamp}-{n}"
     return target

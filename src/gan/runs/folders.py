@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gan.atomic import atomic_write
+from gan.atomic import NotRegular, atomic_write, open_regular, read_regular
 from gan.config.values import run_name
 from gan.errors import GanError
+from gan.runs.guard import check_files, check_folders, remove_leftovers
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,11 @@ class RunLock:
     def path(self) -> Path:
         return self.paths.logs / LOCK
 
-    def acquire(self) -> RunLock:
+    def acquire(self, record: bool = True) -> RunLock:
+        """Hold the lock; `record`: write who holds it now (else: `record_holder` later,
+        once the run is known to be this one's, so a refused run writes nothing)."""
         self.paths.logs.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_regular(self.path, os.O_RDWR | os.O_CREAT, alone=True)
         for attempt in range(20):  # `gan runs` may hold a shared probe for a moment
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -85,10 +88,16 @@ class RunLock:
                         "wait for it to finish or stop it, or choose another --run-name."
                     ) from None
                 time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
         self.fd = fd
+        if record:
+            self.record_holder()
         return self
+
+    def record_holder(self) -> None:
+        """Write who holds the lock into it."""
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.write(self.fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
 
     def release(self) -> None:
         if self.fd is not None:
@@ -105,7 +114,7 @@ class RunLock:
 def is_locked(logs: Path) -> bool:
     """Whether a live process trains the run of this logs folder (a shared, non-blocking probe)."""
     try:
-        fd = os.open(logs / LOCK, os.O_RDONLY)
+        fd = open_regular(logs / LOCK, os.O_RDONLY)
     except OSError:
         return False
     try:
@@ -121,7 +130,7 @@ def is_locked(logs: Path) -> bool:
 def lock_holder(logs: Path) -> str:
     """' (pid N on HOST)' from the lock file, or '' when it says nothing readable."""
     try:
-        pid, host = (logs / LOCK).read_text().split()[:2]
+        pid, host = read_regular(logs / LOCK, 4096).decode().split()[:2]
     except (OSError, ValueError):
         return ""
     return f" (pid {pid} on {host})"
@@ -153,15 +162,24 @@ def prepare_run(
     paths = RunPaths(root, name)
     if run_name is None:
         suffix = 1
-        while paths.logs.exists() or paths.checkpoints.exists():
+        while any(os.path.lexists(p) for p in (paths.logs, paths.checkpoints, paths.assets)):
             suffix += 1
             paths = RunPaths(root, f"{name}-{suffix}")
+    folders = (paths.checkpoints, paths.logs, paths.assets)
+    check_folders(root, folders)  # before anything is created or opened in them
+    check_files(paths.logs)
     try:
-        lock = RunLock(paths).acquire()
+        lock = RunLock(paths).acquire(record=False)
+    except NotRegular as exc:  # planted between the check and the open
+        raise GanError(
+            f"{exc.filename} is not a regular file of this run alone ({exc.strerror}); move "
+            "it away and try again (nothing was changed)."
+        ) from None
     except OSError as exc:
         raise _unwritable(exc, root) from None
     try:
         _prepare_folders(paths, root, run_name, resume)
+        lock.record_holder()
     except BaseException:
         lock.release()
         raise
@@ -181,14 +199,14 @@ def _prepare_folders(paths: RunPaths, root: Path, run_name: str | None, resume: 
             f"Run {paths.name!r} already has outputs in {root}; choose another --run-name or "
             "continue it with --resume auto (nothing was overwritten)."
         )
-    if resume:  # left by a process that was killed (the lock says none is writing now)
-        for stale in paths.checkpoints.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
+    folders = (paths.checkpoints, paths.logs, paths.assets)
+    remove_leftovers(paths.name, root, folders)  # this run's lock is held: none is writing
     try:
-        for folder in (paths.checkpoints, paths.logs, paths.assets):
+        for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / f".write-test-{os.getpid()}"
-            probe.write_bytes(b"")
+            probe = folder / f".write-test-{os.getpid()}"  # created anew, never opened
+            probe.unlink(missing_ok=True)
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW))
             probe.unlink()
     except OSError as exc:
         raise _unwritable(exc, root) from None

@@ -6,7 +6,7 @@ reports say everything, so listing a folder of large runs stays instant.
 
 from __future__ import annotations
 
-import json
+import stat
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,7 +14,8 @@ from typing import Any
 
 from gan.checkpoint import step_files
 from gan.runs.folders import RunPaths, is_locked
-from gan.runs.status import ENDED, STATUS, read_status
+from gan.runs.history import read_history
+from gan.runs.status import ENDED, STATUS, number, read_json, read_status
 
 
 @dataclass
@@ -27,6 +28,7 @@ class RunSummary:
     planned: int | None
     last_fid: float | None
     best_fid: float | None
+    fid_features: str | None  # the one feature space of last_fid and best_fid
     started: str | None
     seconds: float | None  # training wall time, over all sessions
     seconds_left: float | None  # a run training now: its planned steps left at its last rate
@@ -38,36 +40,17 @@ class RunSummary:
         return asdict(self)
 
 
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _history(path: Path) -> list[dict[str, Any]]:
-    records = []
-    try:
-        with path.open() as f:
-            for line in f:
-                try:
-                    records.append(json.loads(line))
-                except ValueError:  # a line cut short by a killed process
-                    continue
-    except OSError:
-        pass
+    try:  # lines cut short by a killed process are skipped, quietly: listing is no resume
+        records = read_history(path, warn=False)
+    except OSError:  # missing, or not a regular file (a link, a FIFO)
+        return []
     # A record is kept only with a whole-number step: the files may be hand-edited or foreign.
-    return [r for r in records if isinstance(r, dict) and _whole(r.get("step")) is not None]
+    return [r for r in records if _whole(r.get("step")) is not None]
 
 
 def _whole(value: Any) -> int | None:
     return value if type(value) is int and value >= 0 else None
-
-
-def _number(value: Any) -> float | None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if ok and value == value and abs(value) != float("inf") else None
 
 
 def _text(value: Any) -> str | None:
@@ -82,31 +65,72 @@ def _size(*folders: Path) -> int:
     """Bytes on disk, each file once (a run's last.pt is a hard link to a step file)."""
     seen, total = set(), 0
     for folder in folders:
-        if not folder.is_dir():
+        if not _real(folder):
             continue
-        for path in folder.rglob("*"):
+        for path in folder.rglob("*"):  # links are not followed
             try:
                 info = path.lstat()
             except OSError:
                 continue
-            if path.is_file() and (info.st_dev, info.st_ino) not in seen:
+            if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
                 seen.add((info.st_dev, info.st_ino))
                 total += info.st_size
     return total
 
 
-def _fids(paths: RunPaths, history: list[dict[str, Any]]) -> tuple[float | None, float | None]:
-    """Last and best FID: training's evaluations (--eval-every) and `gan evaluate`'s reports
-    (logs/<run>/eval-<step>.json); at equal steps the report (more samples) counts as last."""
-    found = [(r["step"], 0, _number(r.get("fid"))) for r in history]
-    for report in paths.logs.glob("eval-*.json"):
-        result = _json(report)
-        if _whole(result.get("step")) is not None:
-            found.append((result["step"], 1, _number(result.get("fid"))))
-    found = [f for f in found if f[2] is not None]
+def _trained_space(info: dict[str, Any]) -> str | None:
+    """The feature space of training's FIDs: --eval-features, else the default for the
+    run's image size (which `gan evaluate` also takes without --features)."""
+    from gan.metrics import default_features
+
+    train, model = info.get("train"), info.get("model")
+    chosen = train.get("eval_features") if isinstance(train, dict) else None
+    if isinstance(chosen, str):
+        return chosen
+    shape = model.get("image_shape") if isinstance(model, dict) else None
+    if isinstance(shape, list) and len(shape) == 3 and all(_whole(v) for v in shape):
+        return default_features(tuple(shape))
+    return None
+
+
+def _in_space(features: str, space: str) -> bool:
+    """Whether a report's features are `space` (training's inception: the published
+    weights, the only ones its FIDs are comparable with)."""
+    from gan.metrics.features import INCEPTION_SHA256
+
+    published = space == "inception" and features.startswith(f"inception-{INCEPTION_SHA256}")
+    return features == space or published
+
+
+def _reports(logs: Path) -> list[tuple[int, str, float]]:
+    """(step, feature space, FID) of the run's `gan evaluate` reports."""
+    found = []
+    for report in sorted(logs.glob("eval-*.json")) if _real(logs) else []:
+        result = read_json(report)
+        step, fid = _whole(result.get("step")), number(result.get("fid"))
+        features = _text(result.get("features"))
+        if step is not None and fid is not None and features:
+            found.append((step, features, fid))
+    return found
+
+
+def _fids(
+    paths: RunPaths, info: dict[str, Any], history: list[dict[str, Any]]
+) -> tuple[float | None, float | None, str | None]:
+    """Last and best FID of one feature space, and that space: training's evaluations
+    (--eval-every) with the reports (logs/<run>/eval-*.json) of the same space, else, where
+    neither has any, the reports of the newest report's space. FIDs of two feature spaces
+    are not comparable. At equal steps the report (more samples) counts as last."""
+    trained = [(r["step"], 0, fid) for r in history if (fid := number(r.get("fid"))) is not None]
+    reports = _reports(paths.logs)
+    space = _trained_space(info)
+    found = trained + [(s, 1, fid) for s, f, fid in reports if space and _in_space(f, space)]
+    if not found and reports:
+        space = max(reports)[1]
+        found = [(s, 1, fid) for s, f, fid in reports if f == space]
     if not found:
-        return None, None
-    return max(found)[2], min(f for _, _, f in found)
+        return None, None, None
+    return max(found)[2], min(fid for _, _, fid in found), space
 
 
 def _status(paths: RunPaths, status: dict[str, Any], step: int, planned: int | None) -> str:
@@ -121,8 +145,8 @@ def _status(paths: RunPaths, status: dict[str, Any], step: int, planned: int | N
 
 
 def _seconds(paths: RunPaths, status: dict[str, Any], state: str) -> float | None:
-    if _number(status.get("seconds")) is not None and state != "training":
-        return _number(status["seconds"])
+    if number(status.get("seconds")) is not None and state != "training":
+        return number(status["seconds"])
     if "session_started" not in status:
         return None
     try:
@@ -133,7 +157,7 @@ def _seconds(paths: RunPaths, status: dict[str, Any], state: str) -> float | Non
     if state == "killed":  # it last showed life when it last wrote its history
         latest = [p for p in (paths.logs / "history.jsonl", paths.logs / STATUS) if p.exists()]
         end = max(p.stat().st_mtime for p in latest)
-    return (_number(status.get("seconds_before")) or 0.0) + max(end - began, 0.0)
+    return (number(status.get("seconds_before")) or 0.0) + max(end - began, 0.0)
 
 
 def _left(history: list[dict[str, Any]], info: dict[str, Any], planned: int | None):
@@ -142,20 +166,29 @@ def _left(history: list[dict[str, Any]], info: dict[str, Any], planned: int | No
     if not history or planned is None or not per_step:
         return None
     last = history[-1]
-    rate = _number(last.get("images_per_s"))
+    rate = number(last.get("images_per_s"))
     if rate is None or rate <= 0:
         return None
     return max(planned - last["step"], 0) * per_step / rate
 
 
+def _real(folder: Path) -> bool:
+    """A folder itself, not a link to one: a run's files are never read through a link."""
+    try:
+        return stat.S_ISDIR(folder.lstat().st_mode)
+    except OSError:
+        return False
+
+
 def summarize(paths: RunPaths) -> RunSummary:
-    info = _json(paths.logs / "run.json")
-    status = read_status(paths.logs)
-    history = _history(paths.logs / "history.jsonl")
-    steps = step_files(paths.checkpoints)
+    logs = _real(paths.logs)
+    info = read_json(paths.logs / "run.json") if logs else {}
+    status = read_status(paths.logs) if logs else {}
+    history = _history(paths.logs / "history.jsonl") if logs else []
+    steps = step_files(paths.checkpoints) if _real(paths.checkpoints) else []
     step = max([r["step"] for r in history] + [s for s, _ in steps] + [0])
     planned = _whole(status.get("planned", info.get("total_steps")))
-    last_fid, best_fid = _fids(paths, history)
+    last_fid, best_fid, features = _fids(paths, info, history)
     state = _status(paths, status, step, planned)
     last = paths.checkpoints / "last.pt"
     checkpoint = last if last.exists() else (steps[-1][1] if steps else None)
@@ -168,6 +201,7 @@ def summarize(paths: RunPaths) -> RunSummary:
         planned=planned,
         last_fid=last_fid,
         best_fid=best_fid,
+        fid_features=features,
         started=_text(status.get("started")) or _text(info.get("started")),
         seconds=_seconds(paths, status, state),
         seconds_left=_left(history, info, planned) if state == "training" else None,
@@ -182,9 +216,9 @@ def list_runs(workdir: Path) -> list[RunSummary]:
     names = {
         d.name
         for parent in (workdir / "logs", workdir / "checkpoints")
-        if parent.is_dir()
+        if _real(parent)
         for d in parent.iterdir()
-        if d.is_dir() and not d.name.startswith(".")
+        if _real(d) and not d.name.startswith(".")
     }
     paths = [RunPaths(workdir, name) for name in names]
     paths.sort(key=lambda p: (_started(p), p.name))
@@ -193,9 +227,9 @@ def list_runs(workdir: Path) -> list[RunSummary]:
 
 def _started(paths: RunPaths) -> float:
     """When the run first started (status.json), else when its folders were made."""
-    started = read_status(paths.logs).get("started_unix")
-    if isinstance(started, (int, float)):
-        return float(started)
+    started = number(read_status(paths.logs).get("started_unix")) if _real(paths.logs) else None
+    if started is not None:
+        return started
     made = [p.stat().st_mtime for p in (paths.logs, paths.checkpoints) if p.exists()]
     return min(made, default=0.0)
 
@@ -218,15 +252,16 @@ def _duration(seconds: float | None) -> str:
 
 def table(runs: list[RunSummary]) -> str:
     """The runs as aligned text columns, one line each."""
-    header = ("RUN", "STATUS", "DATASET", "MODEL", "STEPS", "LAST FID", "BEST FID", "STARTED")
-    header += ("TIME", "LEFT", "SIZE")
+    header = ("RUN", "STATUS", "DATASET", "MODEL", "STEPS", "LAST FID", "BEST FID")
+    header += ("FEATURES", "STARTED", "TIME", "LEFT", "SIZE")
     rows = [header]
     for r in runs:
         steps = f"{r.step}/{r.planned}" if r.planned else str(r.step)
         fid = [f"{v:.2f}" if v is not None else "-" for v in (r.last_fid, r.best_fid)]
         started = (r.started or "-")[:16].replace("T", " ")
         rows.append(
-            (r.run, r.status, r.dataset or "-", r.model or "-", steps, *fid, started)
+            (r.run, r.status, r.dataset or "-", r.model or "-", steps, *fid)
+            + (r.fid_features or "-", started)
             + (_duration(r.seconds), _duration(r.seconds_left), _size_text(r.size_bytes))
         )
     return "\n".join(text_columns(rows))

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
-from gan.atomic import atomic_write
+from gan.atomic import atomic_write, read_regular
 from gan.runs.folders import RunPaths
 
 STATUS = "status.json"
@@ -27,12 +28,27 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def read_status(logs: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A run's JSON file as a table, {} when it is missing, not a regular file (a link, a
+    FIFO: never followed or waited on), too large, or not a JSON object."""
     try:
-        status = json.loads((logs / STATUS).read_text())
-    except (OSError, ValueError):
+        value = json.loads(read_regular(path).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
         return {}
-    return status if isinstance(status, dict) else {}
+    return value if isinstance(value, dict) else {}
+
+
+def number(value: Any) -> float | None:
+    """A finite number read from a run's file, else None (text, a list, NaN, 1e999)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    try:
+        return float(value) if ok and math.isfinite(value) else None
+    except OverflowError:  # an integer beyond a float
+        return None
+
+
+def read_status(logs: Path) -> dict[str, Any]:
+    return read_json(logs / STATUS)
 
 
 class StatusRecorder:
@@ -44,14 +60,16 @@ class StatusRecorder:
         self.session_started = time.time()
 
     def _write(self, fields: dict[str, Any]) -> None:
-        before = self.before
-        seconds = float(before.get("seconds", 0.0)) + time.time() - self.session_started
+        before = self.before  # numbers as `gan runs` reads them: a mangled one is none
+        earlier = number(before.get("seconds")) or 0.0
+        seconds = earlier + time.time() - self.session_started
         began = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.session_started))
+        first = number(before.get("started_unix"))
         status = {
-            "started": before.get("started", began),  # the run's first session
-            "started_unix": before.get("started_unix", self.session_started),
+            "started": before["started"] if isinstance(before.get("started"), str) else began,
+            "started_unix": first if first is not None else self.session_started,
             "session_started": began,
-            "seconds_before": float(before.get("seconds", 0.0)),
+            "seconds_before": earlier,
             "pid": os.getpid(),
             "host": socket.gethostname(),
             **fields,

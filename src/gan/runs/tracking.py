@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +19,9 @@ from typing import Any, Protocol
 import torch
 from loguru import logger
 
-from gan.atomic import atomic_write
+from gan.atomic import NotRegular, atomic_write, read_regular, regular_opener
 from gan.errors import GanError
+from gan.runs.history import truncate_history
 
 IDS_FILE = "trackers.json"  # each tracker's own id of the run, so a resume continues it
 
@@ -117,12 +117,25 @@ class RunLog:
         log_dir = self.log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         truncate_history(log_dir / "history.jsonl", start.step)
-        self._history = open(log_dir / "history.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        self._log_sink = logger.add(
-            log_dir / "train.log",
-            level="DEBUG",
-            format="{time:YYYY-MM-DD HH:mm:ss} {level} {message}",
-        )
+        try:  # appended in place: never through a link, into a FIFO or a shared inode
+            self._history = open(  # noqa: SIM115
+                log_dir / "history.jsonl", "a", encoding="utf-8", opener=regular_opener
+            )
+            try:
+                self._log_sink = logger.add(
+                    log_dir / "train.log",
+                    level="DEBUG",
+                    format="{time:YYYY-MM-DD HH:mm:ss} {level} {message}",
+                    opener=regular_opener,
+                )
+            except BaseException:
+                self._history.close()
+                raise
+        except NotRegular as exc:
+            raise GanError(
+                f"{exc.filename} is not a regular file of this run alone ({exc.strerror}); "
+                "move it away and resume (the checkpoints are untouched)."
+            ) from None
         self.opened, self._step, self._started = True, start.step, time.perf_counter()
         try:
             self._open_trackers(start)
@@ -229,33 +242,10 @@ def make_trackers(names: list[str], track: Any, workdir: Path, dataset: str) -> 
 def read_ids(path: Path) -> dict[str, Any]:
     """trackers.json: each tracker's ids of this run ({} when missing or unreadable)."""
     try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        loaded = json.loads(read_regular(path).decode("utf-8"))  # no link, no FIFO
+    except (OSError, ValueError, RecursionError):
         return {}
     return loaded if isinstance(loaded, dict) else {}
-
-
-def truncate_history(path: Path, step: int) -> None:
-    """Drop records after `step` (logged by a run that died before its next checkpoint)."""
-    if not path.exists():
-        return
-    records = read_history(path)
-    keep = [r for r in records if isinstance(r.get("step"), int) and r["step"] <= step]
-    if len(keep) == len(records):
-        return
-    atomic_write(path, "".join(json.dumps(r) + "\n" for r in keep))
-
-
-def read_history(path: Path) -> list[dict[str, Any]]:
-    """Records of a history.jsonl; a torn last line (crash mid-write) is ignored."""
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                print(f"warning: ignoring a malformed line in {path}", file=sys.stderr)
-    return records
 
 
 def picture(image: torch.Tensor) -> Any:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from gan import images
+from gan.atomic import atomic_file
 from gan.config import TrainConfig
 from gan.devices import release_cached_memory
 from gan.models.generate import class_rows, generate_all
@@ -86,8 +88,9 @@ class GridWriter:
         else:
             pick = order[: len(self.latents)]
         reals = batches.images[pick.to(batches.images.device)].float() / 127.5 - 1.0
-        images.save_grid(reals, self.paths.assets / "reals.png", self.nrow)
-        self.tracker.image("reals", images.grid(reals, self.nrow), 0)
+        picture = images.grid(reals, self.nrow)
+        save_grid(picture, self.paths.assets / "reals.png")
+        self.tracker.image("reals", picture, 0)
 
     def render(self, generator: nn.Module) -> torch.Tensor:
         """G's images of the grid's fixed latents (and classes)."""
@@ -98,8 +101,19 @@ class GridWriter:
     def write(self, generator: nn.Module, step: int) -> None:
         if not self.is_main:
             return
-        fakes = self.render(generator)
-        self.tracker.image("samples", images.grid(fakes, self.nrow), step)
+        picture = images.grid(self.render(generator), self.nrow)
+        self.tracker.image("samples", picture, step)
         if self.paths is not None:
-            images.save_grid(fakes, self.paths.assets / f"samples-{step:07d}.png", self.nrow)
+            save_grid(picture, self.paths.assets / f"samples-{step:07d}.png")
         release_cached_memory(self.device)
+
+
+def save_grid(grid: torch.Tensor, path: Path) -> None:
+    """A grid as a PNG written whole under a new name and renamed over `path`: a link or a
+    FIFO planted at `path` is replaced, never written through, and a kill leaves no torn
+    picture (the temporary file's leftovers go when the run next starts)."""
+    from torchvision.utils import save_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path, durable=False) as f:
+        save_image(grid, f, format="png")

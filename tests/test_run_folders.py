@@ -1,0 +1,342 @@
+"""Run folders that cannot be written through, run files read back defensively, the
+leftovers of a kill, and rewinds that set aside every later file (issue 42, points 1, 7
+and 8). Each test plants what a tarball or a shared workdir could hold and checks that
+the other file is unchanged and the command ends in a sentence or a clean success."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from loguru import logger
+
+from gan.atomic import atomic_write, temp_name
+from gan.runs.aside import set_aside
+from gan.runs.folders import RunPaths
+from gan.runs.history import read_history
+from gan.runs.status import StatusRecorder
+from tests.conftest import MNIST_1K, run_cli, run_gan
+
+TINY = ["--dataset", "mnist", "--data", str(MNIST_1K), "--model", "mlp", "--device", "cpu",
+        "--batch-size", "8", "--log-every", "1", "--sample-every", "2", "--checkpoint-every",
+        "2", "--keep-checkpoints", "10", "--no-conditional"]  # fmt: skip
+PRECIOUS = b"another run's checkpoint, not to be touched\n"
+
+
+def train(workdir: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    result = run_cli("train", *TINY, "--workdir", workdir, *args, cwd=workdir)
+    if ok:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def refused(result: subprocess.CompletedProcess, *phrases: str) -> None:
+    """Exit 1 with one sentence (one line of error) naming `phrases`."""
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, result.stderr
+    for phrase in phrases:
+        assert phrase in errors[0], errors[0]
+
+
+def digest(*folders: Path) -> dict[str, str]:
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for folder in folders
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """Run r: 4 steps, checkpoints at 2 and 4, grids at 2 and 4."""
+    work = tmp_path_factory.mktemp("trained")
+    train(work, "--run-name", "r", "--max-steps", "4")
+    return work
+
+
+@pytest.fixture
+def work(trained, tmp_path) -> Path:
+    """A copy of the trained workdir, with another run's precious file beside it."""
+    copy = tmp_path / "w"
+    shutil.copytree(trained, copy, symlinks=True)
+    (copy / "checkpoints" / "other").mkdir()
+    (copy / "checkpoints" / "other" / "last.pt").write_bytes(PRECIOUS)
+    return copy
+
+
+def precious(work: Path) -> Path:
+    return work / "checkpoints" / "other" / "last.pt"
+
+
+# ---- point 1: nothing written through a link -----------------------------------------------
+@pytest.mark.parametrize("how", ["symlink", "hardlink", "symlink-with-outputs"])
+def test_a_lock_linked_to_another_runs_checkpoint_is_not_truncated(work, how):
+    logs = work / "logs" / "x"
+    logs.mkdir(parents=True)
+    (os.link if how == "hardlink" else os.symlink)(precious(work), logs / ".lock")
+    if how == "symlink-with-outputs":  # today refused, but only after the lock was truncated
+        (logs / "history.jsonl").write_text('{"step": 1}\n')
+    refused(train(work, "--run-name", "x", "--max-steps", "2", ok=False), ".lock")
+    assert precious(work).read_bytes() == PRECIOUS
+    assert not (work / "checkpoints" / "x").exists()
+
+
+@pytest.mark.parametrize("name", ["history.jsonl", "train.log", "status.json", "run.json"])
+def test_run_files_planted_as_links_are_not_written_through_on_resume(work, name):
+    planted = work / "logs" / "r" / name
+    planted.unlink()
+    planted.symlink_to(precious(work))
+    before = digest(work / "checkpoints" / "r", work / "logs" / "r")
+    result = train(work, "--run-name", "r", "--resume", "auto", "--max-steps", "6", ok=False)
+    refused(result, name, "a link", "nothing was changed")
+    assert precious(work).read_bytes() == PRECIOUS
+    assert planted.is_symlink()
+    assert digest(work / "checkpoints" / "r", work / "logs" / "r") == before
+
+
+@pytest.mark.parametrize("folder", ["checkpoints/x", "logs/x", "assets/x", "logs"])
+def test_a_new_run_whose_folder_is_a_link_is_refused_and_its_target_untouched(tmp_path, folder):
+    work, target = tmp_path / "w", tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    (work / folder).parent.mkdir(parents=True, exist_ok=True)
+    (work / folder).symlink_to(target, target_is_directory=True)
+    result = train(work, "--run-name", "x", "--max-steps", "2", ok=False)
+    refused(result, "is a link or leads outside", "nothing was changed")
+    assert sorted(p.name for p in target.iterdir()) == ["keep.txt"]
+
+
+@pytest.mark.parametrize("kind", ["checkpoints", "logs", "assets"])
+def test_a_resumed_run_whose_folder_is_a_link_is_refused_and_its_target_untouched(work, kind):
+    real = work.parent / f"moved-{kind}"
+    (work / kind / "r").rename(real)
+    (work / kind / "r").symlink_to(real, target_is_directory=True)
+    before = digest(real)
+    names = sorted(p.name for p in real.iterdir())
+    result = train(work, "--run-name", "r", "--resume", "auto", "--max-steps", "6", ok=False)
+    refused(result, "is a link or leads outside")
+    assert digest(real) == before and sorted(p.name for p in real.iterdir()) == names
+
+
+def test_grids_are_written_whole_never_through_a_link(work):
+    assets = work / "assets" / "x"
+    assets.mkdir(parents=True)
+    for name in ("reals.png", "samples-0000002.png"):
+        (assets / name).symlink_to(precious(work))
+    train(work, "--run-name", "x", "--max-steps", "2")
+    assert precious(work).read_bytes() == PRECIOUS
+    for name in ("reals.png", "samples-0000002.png"):
+        path = assets / name
+        assert not path.is_symlink() and path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_losses_png_is_written_whole_never_through_a_link(work):
+    out = work / "assets" / "r" / "losses.png"
+    out.symlink_to(precious(work))
+    result = run_cli("plot-history", "logs/r", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert precious(work).read_bytes() == PRECIOUS
+    assert not out.is_symlink() and out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_link_at_the_temporary_name_is_never_followed(tmp_path):
+    target, path = tmp_path / "precious", tmp_path / "status.json"
+    target.write_bytes(PRECIOUS)
+    temp_name(path).symlink_to(target)  # this process's and thread's own temporary name
+    atomic_write(path, "{}\n")
+    assert target.read_bytes() == PRECIOUS and path.read_text() == "{}\n"
+
+
+# ---- the leftovers of a kill ---------------------------------------------------------------
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_resume_removes_the_temporary_files_of_killed_writes_and_keeps_live_ones(work):
+    dead, live = _dead_pid(), os.getppid()  # pytest's parent lives while the test runs
+    folders = [work / kind / "r" for kind in ("checkpoints", "logs", "assets")]
+    stale = [f / f".{name}.{dead}.140001.tmp" for f, name in zip(folders, ("step-0000006.pt",
+             "status.json", "samples-0000006.png"), strict=True)]  # fmt: skip
+    stale.append(work / "checkpoints" / f".last.pt.{dead}.140002.tmp")
+    kept = [f / f".last.pt.{live}.140003.tmp" for f in folders[:1]]
+    kept.append(work / "checkpoints" / f".last.pt.{live}.140004.tmp")
+    kept.append(work / "checkpoints" / f".notes.{dead}.1.tmp")  # not last.pt: another's
+    for path in stale + kept:
+        path.write_bytes(b"partial")
+    result = train(work, "--run-name", "r", "--resume", "auto", "--max-steps", "6")
+    assert "Removed 4 temporary file(s) left by interrupted writes" in result.stderr
+    assert [p for p in stale if p.exists()] == []
+    assert all(p.exists() for p in kept)
+
+
+# ---- point 1 and 7: a FIFO hangs nothing ---------------------------------------------------
+def _fifo(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.unlink()
+    os.mkfifo(path)
+
+
+def test_fifos_in_run_folders_do_not_hang_gan_runs(tmp_path):
+    for name in ("history.jsonl", "run.json", "status.json", ".lock", "eval-0000002.json"):
+        _fifo(tmp_path / "logs" / "f" / name)
+    (tmp_path / "logs" / "g").mkdir()
+    _fifo(tmp_path / "logs" / "g" / "history.jsonl")
+    result = run_gan("runs", "--workdir", str(tmp_path), "--json", cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert sorted(r["run"] for r in json.loads(result.stdout)) == ["f", "g"]
+
+
+def test_a_fifo_history_does_not_hang_plot_history(work):
+    _fifo(work / "logs" / "z" / "history.jsonl")  # the newest history: plotted by default
+    result = run_gan("plot-history", cwd=work, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (work / "assets" / "r" / "losses.png").is_file()
+    given = run_gan("plot-history", "logs/z", cwd=work, timeout=60)
+    assert given.returncode == 1 and "not a regular file" in given.stderr, given.stderr
+    assert "Traceback" not in given.stderr
+
+
+@pytest.mark.parametrize("name", ["history.jsonl", "status.json"])
+def test_a_fifo_in_a_run_folder_does_not_hang_a_resume(work, name):
+    _fifo(work / "logs" / "r" / name)
+    result = run_gan("train", *TINY, "--workdir", str(work), "--run-name", "r", "--resume",
+                     "auto", "--max-steps", "6", cwd=work, timeout=120)  # fmt: skip
+    assert "Traceback" not in result.stderr
+    refused(result, name, "a FIFO", "nothing was changed")
+
+
+# ---- point 7: run files read back defensively ----------------------------------------------
+BAD_LINES = [b"\xff\xfe not UTF-8\n", b"[1, 2]\n", b'"text"\n', b"[[[[" * 50_000 + b"\n"]
+
+
+def test_history_lines_that_are_not_records_are_skipped_and_counted_once(work):
+    history = work / "logs" / "r" / "history.jsonl"
+    lines = history.read_bytes().splitlines(keepends=True)
+    history.write_bytes(b"".join(lines[:2] + BAD_LINES + lines[2:]) + b'{"step": 5, "d_lo')
+    warnings: list[str] = []
+    sink = logger.add(lambda message: warnings.append(str(message)), level="WARNING")
+    try:
+        assert [r["step"] for r in read_history(history)] == [1, 2, 3, 4]
+    finally:
+        logger.remove(sink)
+    assert len(warnings) == 1 and "Skipped 5 line(s)" in warnings[0]
+    listed = run_cli("runs", "--workdir", work, "--json", cwd=work)
+    assert listed.returncode == 0 and json.loads(listed.stdout)[0]["step"] == 4
+    plotted = run_cli("plot-history", "logs/r", cwd=work)
+    assert plotted.returncode == 0, plotted.stderr
+
+
+def test_a_resume_drops_lines_that_are_not_records_and_goes_on(work):
+    """A run that died after logging step 4 but before its checkpoint: the history is cut
+    back to step 2, lines that are not records included, and the run goes on from there."""
+    ckpts = work / "checkpoints" / "r"
+    (ckpts / "step-0000004.pt").unlink()
+    (ckpts / "last.pt").unlink()
+    history = work / "logs" / "r" / "history.jsonl"
+    history.write_bytes(history.read_bytes() + b"".join(BAD_LINES))
+    result = train(work, "--run-name", "r", "--resume", "auto", "--max-steps", "5")
+    assert "at step 2" in result.stderr and result.stderr.count("Skipped 4 line(s)") == 1
+    steps = [json.loads(line)["step"] for line in history.read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("seconds", ['"abc"', "1e999", "[1, 2]", "1" + "0" * 400, "null"])
+def test_a_status_with_a_bad_number_neither_crashes_nor_spreads(tmp_path, seconds):
+    paths = RunPaths(tmp_path, "s")
+    paths.logs.mkdir(parents=True)
+    text = f'{{"status": "interrupted", "seconds": {seconds}, "started_unix": {seconds}}}'
+    (paths.logs / "status.json").write_text(text)
+    recorder = StatusRecorder(paths)
+    recorder.training(1, 3)
+    recorder.ended("finished", 3, 3)
+
+    def no_constant(name: str) -> None:
+        raise AssertionError(f"status.json holds {name}, which is not JSON")
+
+    status = json.loads((paths.logs / "status.json").read_text(), parse_constant=no_constant)
+    assert status["status"] == "finished" and 0 <= status["seconds"] < 60
+    assert status["seconds_before"] == 0 and isinstance(status["started_unix"], float)
+    listed = run_cli("runs", "--workdir", tmp_path, "--json", cwd=tmp_path)
+    assert listed.returncode == 0 and json.loads(listed.stdout)[0]["seconds"] < 60
+
+
+# ---- point 8: a rewind sets aside every later file; FIDs of one feature space --------------
+def test_a_rewind_sets_aside_step_names_of_any_length(tmp_path):
+    paths = RunPaths(tmp_path, "r")
+    later = {
+        paths.checkpoints: ["step-12345678.pt", "generator-12345678.onnx",
+                            "generator-12345678.onnx.json"],
+        paths.logs: ["eval-12345678.json"],
+        paths.assets: ["samples-12345678.png"],
+    }  # fmt: skip
+    earlier = {
+        paths.checkpoints: ["step-0000006.pt", "generator-0000006.pt2"],
+        paths.logs: ["eval-0000006.json", "history.jsonl"],
+        paths.assets: ["samples-0000006.png", "reals.png"],
+    }
+    for files in (later, earlier):
+        for folder, names in files.items():
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                (folder / name).write_text(name)
+    set_aside(paths, 6)
+    for folder, names in later.items():
+        (aside,) = folder.glob("abandoned-*")
+        assert all((aside / n).read_text() == n and not (folder / n).exists() for n in names)
+    for folder, names in earlier.items():
+        assert all((folder / n).is_file() for n in names)
+
+
+def test_a_rewind_sets_aside_gan_exports_of_later_steps(work):
+    ckpts = work / "checkpoints" / "r"
+    exported = run_cli("export", ckpts / "step-0000004.pt", cwd=work)
+    assert exported.returncode == 0, exported.stderr
+    files = ["generator-0000004.safetensors", "generator-0000004.safetensors.json"]
+    before = {name: (ckpts / name).read_bytes() for name in files}
+    train(work, "--resume", ckpts / "step-0000002.pt", "--stop-at", "3")
+    (aside,) = ckpts.glob("abandoned-*")
+    assert {name: (aside / name).read_bytes() for name in files} == before
+    assert not any((ckpts / name).exists() for name in files)
+
+
+def _report(logs: Path, name: str, step: int, features: str, fid: float) -> None:
+    report = {"step": step, "features": features, "fid": fid, "num_samples": 100}
+    (logs / name).write_text(json.dumps(report))
+
+
+def test_gan_runs_compares_fids_of_one_feature_space(tmp_path):
+    logs = tmp_path / "logs" / "r"
+    logs.mkdir(parents=True)
+    run = {"model": {"name": "mlp", "image_shape": [1, 28, 28]}, "train": {"eval_features": None}}
+    (logs / "run.json").write_text(json.dumps(run))
+    history = [{"step": 2, "fid": 5.0}, {"step": 4, "fid": 4.0}, {"step": 6, "d_loss": 1.0}]
+    (logs / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+    _report(logs, "eval-0000004.json", 4, "mnist-lenet", 3.0)  # training's space (the default)
+    _report(logs, "eval-0000004-random-conv.json", 4, "random-conv", 0.5)
+    _report(logs, "eval-0000006-inception.json", 6, "inception-0123456789abcdef", 90.0)
+    # a run that measured no FID while training: its newest report's space alone
+    other = tmp_path / "logs" / "q"
+    other.mkdir()
+    _report(other, "eval-0000002.json", 2, "random-conv", 7.0)
+    _report(other, "eval-0000008.json", 8, "inception-0123456789abcdef", 60.0)
+    _report(other, "eval-0000004.json", 4, "inception-0123456789abcdef", 50.0)
+    listed = run_cli("runs", "--workdir", tmp_path, "--json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    found = {r["run"]: r for r in json.loads(listed.stdout)}
+    r, q = found["r"], found["q"]
+    assert (r["last_fid"], r["best_fid"], r["fid_features"]) == (3.0, 3.0, "mnist-lenet")
+    assert (q["last_fid"], q["best_fid"]) == (60.0, 50.0)
+    assert q["fid_features"] == "inception-0123456789abcdef"
+    table = run_cli("runs", "--workdir", tmp_path, cwd=tmp_path).stdout.splitlines()
+    assert "FEATURES" in table[0].split() and any("mnist-lenet" in row for row in table)
