@@ -126,6 +126,16 @@ def test_a_resumed_run_whose_folder_is_a_link_is_refused_and_its_target_untouche
     assert digest(real) == before and sorted(p.name for p in real.iterdir()) == names
 
 
+def test_an_export_into_a_run_folder_that_is_a_link_is_refused(work):
+    real = work.parent / "moved-checkpoints"
+    (work / "checkpoints" / "r").rename(real)
+    (work / "checkpoints" / "r").symlink_to(real, target_is_directory=True)
+    names = sorted(p.name for p in real.iterdir())
+    result = run_cli("export", "checkpoints/r/step-0000004.pt", cwd=work)
+    refused(result, "is a link or leads outside", "give --out")
+    assert sorted(p.name for p in real.iterdir()) == names
+
+
 def test_grids_are_written_whole_never_through_a_link(work):
     assets = work / "assets" / "x"
     assets.mkdir(parents=True)

@@ -27,6 +27,7 @@ from gan import __version__
 from gan.atomic import atomic_write, temp_name
 from gan.errors import GanError
 from gan.runs.folders import run_paths_for
+from gan.runs.guard import check_folders
 
 FORMATS = {"safetensors": ".safetensors", "exported": ".pt2", "onnx": ".onnx"}
 MAX_BATCH = 65536
@@ -36,7 +37,10 @@ def default_out(checkpoint: Path, state: dict[str, Any], fmt: str) -> Path:
     """Beside the run's checkpoints: checkpoints/<run>/generator-<step>.<ext>."""
     name = f"generator-{int(state['step']):07d}{FORMATS[fmt]}"
     paths = run_paths_for(checkpoint, state)
-    return (paths.checkpoints if paths is not None else checkpoint.parent) / name
+    if paths is None:
+        return checkpoint.parent / name
+    check_folders(paths.workdir, (paths.checkpoints,), "give --out")  # no link, nowhere else
+    return paths.checkpoints / name
 
 
 def describe(generator: torch.nn.Module, state: dict[str, Any], fmt: str, out: Path) -> dict:
