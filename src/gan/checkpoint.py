@@ -18,6 +18,7 @@ import torch
 from loguru import logger
 
 from gan.atomic import atomic_file, fsync_dir, is_regular, temp_name
+from gan.checkpoint_checks import check_header, structure_problem
 from gan.errors import GanError
 
 FORMAT_VERSION = 1
@@ -170,107 +171,44 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
             f"{path} is truncated or corrupt ({problem}); use another checkpoint, "
             "e.g. an earlier step-*.pt of the same run."
         )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's notes on foreign pickles; we explain below
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise GanError(
-            f"{path} holds objects other than tensors and plain values, so it was not loaded "
-            "(loading it could run code); use a checkpoint written by gan."
-        ) from None
-    except (
-        RuntimeError,
-        EOFError,
-        zipfile.BadZipFile,
-        ValueError,
-        OSError,
-        IndexError,
-        KeyError,
-    ) as exc:
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise GanError(
-            f"{path} is truncated or corrupt ({reason}); use another checkpoint, "
-            "e.g. an earlier step-*.pt of the same run."
-        ) from None
+    state = _unpickle(path)
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
         raise GanError(f"{path} is not a gan checkpoint (it lacks the expected fields).")
+    try:  # what the file chose is checked before the digest walks it
+        problem = structure_problem(state)
+    except (RecursionError, MemoryError, OverflowError, ValueError, TypeError) as exc:
+        problem = f"{type(exc).__name__} while checking it"
+    if problem is not None:
+        raise GanError(
+            f"{path} is not a valid gan checkpoint ({problem}); use a checkpoint written by "
+            "gan train."
+        )
     _verify(state, path)
     state = _migrate(state, path)
     check_header(state, path)
     return state
 
 
-MAX_CLASSES = 10_000
-MAX_SIDE = 4096  # as --image-size allows
-STEPS_MAX = 10**12
-
-
-def check_header(state: dict[str, Any], path: Path | str) -> None:
-    """The plain values a checkpoint carries are what gan writes: a run name that passes
-    --run-name's check, a config that passes `Config.validate`, a model description of
-    bounded size. A file that lies about them is refused before anything uses them."""
-    problem = _header_problem(state)
-    if problem is not None:
-        raise GanError(
-            f"{path} is not a valid gan checkpoint ({problem}); use a checkpoint written by "
-            "gan train."
-        )
-
-
-def _header_problem(state: dict[str, Any]) -> str | None:
-    from gan.config import FIELDS, Config
-    from gan.config.values import run_name
-
-    step, name = state["step"], state.get("run_name")
-    if type(step) is not int or not 0 <= step <= STEPS_MAX:
-        return f"its step {step!r} is not a whole number from 0"
-    if name is not None:
-        try:
-            run_name(name)
-        except ValueError:
-            return f"its run name {str(name)[:60]!r} is not a folder name"
-    for key in ("model", "generator", "config"):
-        if not isinstance(state[key], dict):
-            return f"its {key} is not a table"
-    if not isinstance(state.get("generator_ema") or {}, dict):
-        return "its generator_ema is not a table"
-    if not isinstance(state.get("dataset", {}), dict):
-        return "its dataset description is not a table"
-    if not all(isinstance(v, dict) for v in state["config"].values()):
-        return "its stored options are not tables of sections"
+def _unpickle(path: Path) -> Any:
+    """torch.load(weights_only=True): tensors and plain values only; whatever goes wrong
+    inside it (a truncated zip, a pickle nested too deep, a struct it cannot unpack) is
+    one sentence."""
     try:
-        Config.from_dict(state["config"]).validate()
-        FIELDS["model.latent_dim"].check(state["model"].get("latent_dim"))
-    except (GanError, ValueError, TypeError, AttributeError) as exc:
-        return f"its stored options are invalid: {str(exc)[:120]}"
-    return _model_problem(state["model"])
-
-
-def _model_problem(model: dict[str, Any]) -> str | None:
-    from gan.config.catalog import MODELS
-
-    if model.get("name") not in MODELS.names():
-        return f"its model {str(model.get('name'))[:40]!r} is not one of {', '.join(MODELS)}"
-    shape = model.get("image_shape")
-    ints = isinstance(shape, list | tuple) and all(type(v) is int for v in shape)
-    if not ints or len(shape) != 3 or not 1 <= shape[0] <= 4:
-        return f"its image shape {str(shape)[:40]} is not channels x height x width"
-    if not (1 <= shape[1] <= MAX_SIDE and 1 <= shape[2] <= MAX_SIDE):
-        return f"its image size {shape[1]}x{shape[2]} is beyond {MAX_SIDE}x{MAX_SIDE}"
-    grow = model.get("grow", 0)
-    if type(grow) is not int or not 0 <= grow <= 3:
-        return f"its growth levels {str(grow)[:20]} are not 0 to 3"
-    if grow and min(shape[1], shape[2]) < 4 * 2**grow:
-        return f"its image size {shape[1]}x{shape[2]} is too small for {grow} growth levels"
-    classes = model.get("classes")
-    if classes is not None:
-        names_ok = isinstance(classes, list | tuple) and all(
-            isinstance(c, str) and 0 < len(c) <= 200 for c in classes
-        )
-        if not names_ok or not 1 <= len(classes) <= MAX_CLASSES:
-            return f"its classes are not 1 to {MAX_CLASSES:,} names"
-    return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on foreign pickles; we explain below
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise GanError(
+            f"{path} holds objects other than tensors and plain values, so it was not loaded "
+            "(loading it could run code); use a checkpoint written by gan."
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - anything a malformed file provokes
+        text = str(exc).strip()
+        reason = text.splitlines()[0][:120] if text else type(exc).__name__
+        raise GanError(
+            f"{path} is truncated or corrupt ({reason}); use another checkpoint, "
+            "e.g. an earlier step-*.pt of the same run."
+        ) from None
 
 
 def _verify(state: dict[str, Any], path: Path) -> None:

@@ -36,6 +36,16 @@ def read_config_file(path: Path) -> dict[str, Any]:
         ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise GanError(f"The config file {path} is not valid TOML ({exc}); fix it.") from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise GanError(
+            f"The config file {path} nests tables or lists too deeply to read; give a TOML file "
+            "such as logs/<run>/config.toml."
+        ) from None
+    except (ValueError, MemoryError) as exc:  # e.g. an integer of more than 4,300 digits
+        reason = str(exc).split(":")[0][:80] or type(exc).__name__
+        raise GanError(
+            f"The config file {path} holds a value that cannot be read ({reason}); fix it."
+        ) from None
     values: dict[str, Any] = {}
     for section, table in raw.items():
         if section not in SECTIONS or not isinstance(table, dict):

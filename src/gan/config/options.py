@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from gan.config.values import shown
+
 INT64 = 2**63 - 1
 
 
@@ -80,7 +82,15 @@ class Field:
         return "".join(parts)
 
     def check(self, value: Any) -> Any:
-        """The value as this field's type, within its bounds; ValueError says what is wrong."""
+        """The value as this field's type, within its bounds; ValueError says what is wrong,
+        whatever the value (an integer beyond any float, a list nested beyond the
+        recursion limit)."""
+        try:
+            return self._check(value)
+        except (OverflowError, RecursionError, MemoryError, TypeError):
+            raise ValueError(f"{shown(value)} is not a valid value") from None
+
+    def _check(self, value: Any) -> Any:
         if value is None:
             if self.optional:
                 return None
@@ -89,7 +99,7 @@ class Field:
             return self.opt.convert(value)
         if self.many:
             if not isinstance(value, list | tuple):
-                raise ValueError(f"must be a list of {_KIND_NAMES[self.kind]}s, got {value!r}")
+                raise ValueError(f"must be a list of {_KIND_NAMES[self.kind]}s, got {shown(value)}")
             return tuple(self._scalar(v) for v in value)
         return self._scalar(value)
 
@@ -97,18 +107,19 @@ class Field:
         kind = self.kind
         wrong = isinstance(value, bool) != (kind is bool) or not isinstance(value, _ACCEPTS[kind])
         if wrong:
-            raise ValueError(f"must be {_A_KIND[kind]}, got {value!r}")
+            raise ValueError(f"must be {_A_KIND[kind]}, got {shown(value)}")
         if kind is float:
-            value = float(value)
-            if not math.isfinite(value):
-                raise ValueError(f"must be a finite number, got {value}")
+            number = float(value) if abs(value) < 1e308 else math.inf  # an int beyond a float
+            if not math.isfinite(number):
+                raise ValueError(f"must be a finite number, got {shown(value)}")
+            value = number
         if self.opt.choices is not None and value not in self.opt.choices:
-            raise ValueError(f"{value!r} is not one of {', '.join(self.opt.choices)}")
+            raise ValueError(f"{shown(value)} is not one of {', '.join(self.opt.choices)}")
         low, high = self.opt.min, self.opt.max
         below = low is not None and (value <= low if self.opt.min_open else value < low)
         above = high is not None and (value >= high if self.opt.max_open else value > high)
         if below or above:
-            raise ValueError(f"{value} is not in the range {self.range_text()}")
+            raise ValueError(f"{shown(value)} is not in the range {self.range_text()}")
         return value
 
 

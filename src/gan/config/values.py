@@ -4,9 +4,30 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from typing import Any
 
+# The one set of limits a run is held to when it is planned and when its checkpoints are
+# loaded (`gan.checkpoint`), so that a run that trains can always be sampled and resumed.
+MAX_SIDE = 4096  # pixels, each of height and width
+MAX_CLASSES = 10_000
+MAX_CLASS_NAME = 200  # characters of one class name
+
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 40
+_SHORT.maxlevel = 2
+
+
+def shown(value: Any) -> str:
+    """A value for a sentence, however large: an int of 400 digits or a list nested 1,000
+    deep is cut short rather than printed whole (or not printable at all)."""
+    if type(value) is int and abs(value) >= 10**30:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1:,} digits"
+    try:
+        return _SHORT.repr(value)
+    except (ValueError, RecursionError, OverflowError):
+        return f"a {type(value).__name__}"
 
 
 def parse_image_size(text: Any) -> tuple[int, int]:
@@ -20,11 +41,14 @@ def parse_image_size(text: Any) -> tuple[int, int]:
     elif isinstance(text, str) and (match := _SIZE.match(text)):
         height, width = int(match[1]), int(match[2])
     else:
-        raise ValueError(f"{text!r} is not of the form HxW (for example 28x28 or 200x160)")
+        raise ValueError(f"{shown(text)} is not of the form HxW (for example 28x28 or 200x160)")
     if height < 1 or width < 1:
-        raise ValueError(f"{text!r} must have a height and width of at least 1")
-    if height * width > 4096 * 4096:
-        raise ValueError(f"{text!r} is too large; use at most 4096x4096")
+        raise ValueError(f"{shown(text)} must have a height and width of at least 1")
+    if height > MAX_SIDE or width > MAX_SIDE:
+        raise ValueError(
+            f"{shown(text)} is too large; use at most {MAX_SIDE} pixels a side "
+            f"({MAX_SIDE}x{MAX_SIDE})"
+        )
     return height, width
 
 
@@ -37,10 +61,14 @@ def _numbers(count: int) -> Any:
                 value = None
         ok = isinstance(value, list | tuple) and len(value) == count
         if not ok or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
-            raise ValueError(f"{value!r} is not {count} comma-separated numbers")
-        if not all(math.isfinite(v) for v in value):
-            raise ValueError(f"{value!r} must be finite numbers")
-        return tuple(float(v) for v in value)
+            raise ValueError(f"{shown(value)} is not {count} comma-separated numbers")
+        try:
+            numbers = tuple(float(v) for v in value)
+        except OverflowError:  # an integer beyond any float
+            numbers = (math.inf,)
+        if not all(math.isfinite(v) for v in numbers):
+            raise ValueError(f"{shown(value)} must be finite numbers")
+        return numbers
 
     return convert
 
@@ -62,13 +90,13 @@ def percentiles(value: Any) -> tuple[float, float]:
 def device_name(value: Any) -> str:
     text = value.strip().lower() if isinstance(value, str) else ""
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,4})?", text):
-        raise ValueError(f"{value!r} is not one of auto, cpu, cuda, cuda:N, mps")
+        raise ValueError(f"{shown(value)} is not one of auto, cpu, cuda, cuda:N, mps")
     return text
 
 
 def run_name(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}", value):
-        raise ValueError(f"{value!r} may only use letters, digits, '.', '_' and '-'")
+        raise ValueError(f"{shown(value)} may only use letters, digits, '.', '_' and '-'")
     return value
 
 
@@ -76,7 +104,7 @@ def lower_choice(choices: tuple[str, ...]) -> Any:
     def convert(value: Any) -> str:
         text = value.strip().lower() if isinstance(value, str) else value
         if text not in choices:
-            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+            raise ValueError(f"{shown(value)} is not one of {', '.join(choices)}")
         return text
 
     return convert
@@ -98,7 +126,7 @@ def names_or_none(value: Any, known: Any, what: str) -> str:
     if names == ["none"]:
         return "none"
     if not names or any(n not in known for n in names):
-        raise ValueError(f"{value!r} is not none or {what} {', '.join(known)}")
+        raise ValueError(f"{shown(value)} is not none or {what} {', '.join(known)}")
     return ",".join(names)
 
 
@@ -115,10 +143,10 @@ def augment_strength(value: Any) -> str | float:
         return "auto"
     try:
         p = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         p = math.nan
     if not 0 <= p <= 1:
-        raise ValueError(f"{value!r} is not auto or a probability in [0, 1]")
+        raise ValueError(f"{shown(value)} is not auto or a probability in [0, 1]")
     return p
 
 
@@ -132,7 +160,7 @@ def interval_or_auto(value: Any) -> str | int:
     except (TypeError, ValueError, OverflowError):
         number, exact = 0, False
     if not exact or not 1 <= number <= 10**12:
-        raise ValueError(f"{value!r} is not auto or a whole number of steps from 1")
+        raise ValueError(f"{shown(value)} is not auto or a whole number of steps from 1")
     return number
 
 
@@ -144,19 +172,19 @@ DURATION_MAX = 10**9  # seconds: about 32 years
 def duration(value: Any) -> float:
     """Seconds, from a number (300) or text: '300', '300s', '5m', '1h30m', '1.5h'."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
+        seconds = float(value) if abs(value) < 1e300 else math.inf
     elif isinstance(value, str) and _is_number(value.strip()):
         seconds = float(value.strip())
     elif isinstance(value, str) and value.strip():
         text = value.strip().replace(" ", "")
         parts = list(_DURATION.finditer(text))
         if "".join(m[0] for m in parts) != text or len({m[2].lower() for m in parts}) < len(parts):
-            raise ValueError(f"{value!r} is not a duration such as 300, 90s, 5m or 1h30m")
+            raise ValueError(f"{shown(value)} is not a duration such as 300, 90s, 5m or 1h30m")
         seconds = sum(float(m[1]) * _SECONDS[m[2].lower()] for m in parts)
     else:
-        raise ValueError(f"{value!r} is not a duration such as 300, 90s, 5m or 1h30m")
+        raise ValueError(f"{shown(value)} is not a duration such as 300, 90s, 5m or 1h30m")
     if not (math.isfinite(seconds) and 0 < seconds <= DURATION_MAX):
-        raise ValueError(f"{value!r} must be more than 0 s and at most {DURATION_MAX:,} s")
+        raise ValueError(f"{shown(value)} must be more than 0 s and at most {DURATION_MAX:,} s")
     return seconds
 
 

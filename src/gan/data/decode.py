@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -16,7 +17,13 @@ import torch.nn.functional as F
 from loguru import logger
 from PIL import Image
 
-from gan.data.limits import MAX_IMAGE_BYTES, bounded, check_pixels, usable_cores
+from gan.data.limits import (
+    MAX_IMAGE_BYTES,
+    bounded,
+    check_pixels,
+    dataset_problem,
+    usable_cores,
+)
 from gan.errors import GanError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -108,23 +115,30 @@ def image_info(path: Any) -> tuple[str, tuple[int, int]] | None:
 _INFLATE = {8: "zlib", 32946: "zlib", 50013: "zlib", 34925: "lzma"}  # TIFF compression codes
 
 
-def _check_segments(tif: Any, page: Any) -> None:
-    """A zlib or LZMA strip (or tile) must not inflate past the page's declared size: without
-    imagecodecs, tifffile inflates each one whole, however far that goes."""
+def _check_segments(tif: Any, page: Any, limit: int) -> None:
+    """Each zlib or LZMA strip (or tile) must not inflate past its own declared size, nor
+    all of them together past `limit`: without imagecodecs, tifffile inflates each one
+    whole, however far that goes, and a page's strips may all point at one small bomb."""
     import lzma
     import zlib
 
     kind = _INFLATE.get(int(page.compression))
     if kind is None:
         return
-    handle, cap = tif.filehandle, page.nbytes + 1
+    handle, count = tif.filehandle, len(page.dataoffsets)
+    segment = math.prod(page.chunks) * page.dtype.itemsize  # one strip or tile, decoded
+    if count > math.prod(page.chunked) or segment * count > limit:
+        raise ValueError(
+            f"the first page declares {count:,} strips or tiles of {segment:,} bytes, where "
+            f"its size has {math.prod(page.chunked):,}, and the limit is {limit:,} bytes"
+        )
     for offset, count in zip(page.dataoffsets, page.databytecounts, strict=False):
         handle.seek(offset)
         data = handle.read(min(count, handle.size))
         inflater = zlib.decompressobj() if kind == "zlib" else lzma.LZMADecompressor()
         try:
-            if len(inflater.decompress(data, cap)) >= cap:
-                raise ValueError(f"a compressed strip inflates past the page's {cap - 1} bytes")
+            if len(inflater.decompress(data, segment + 1)) > segment:
+                raise ValueError(f"a compressed strip inflates past its {segment:,} bytes")
         except (zlib.error, lzma.LZMAError):
             continue  # a corrupt segment: tifffile says so itself
 
@@ -147,7 +161,7 @@ def first_tiff_page(file: Any) -> np.ndarray:
             raise ValueError(
                 f"the first page declares {page.nbytes:,} bytes; the limit is {limit:,}"
             )
-        _check_segments(tif, page)
+        _check_segments(tif, page, limit)
         return page.asarray(maxworkers=1)
 
 
@@ -161,9 +175,12 @@ def decode_all(
     """Decode files in a thread pool, one thread per core; unreadable ones are skipped,
     counted and warned of, in one warning with the `refused` ones (never opened: (name,
     reason)). `counts`, when given, receives the number of images each file gave (0:
-    skipped)."""
+    skipped). Decoding stops, in one sentence, once the images pass a dataset's share of
+    the memory (`limits.dataset_problem`): files that each pass their own checks can
+    still add up to more than the machine holds."""
     arrays: list[np.ndarray] = []
     failures: list[tuple[Any, str]] = list(refused)
+    held = 0
 
     def attempt(path: Path) -> list[np.ndarray] | str:
         try:
@@ -178,9 +195,24 @@ def decode_all(
                 failures.append((path, result))
             else:
                 arrays.extend(result)
+                held += sum(a.nbytes for a in result)
             if counts is not None:
                 counts.append(0 if isinstance(result, str) else len(result))
+            if result and not isinstance(result, str) and _too_much(len(arrays), held):
+                pool.shutdown(wait=True, cancel_futures=True)  # the files not yet begun
+                raise GanError(_too_much_sentence(len(arrays), held, root))
     return arrays, report_failures(failures, root)
+
+
+def _too_much(images: int, held: int) -> bool:
+    return dataset_problem(images, held) is not None
+
+
+def _too_much_sentence(images: int, held: int, root: Any) -> str:
+    return (
+        f"The images of {root} do not fit in memory ({dataset_problem(images, held)}); use "
+        "fewer files, or a smaller --image-size."
+    )
 
 
 def report_failures(failures: list[tuple[Any, str]], root: Any) -> int:
@@ -198,8 +230,12 @@ def report_failures(failures: list[tuple[Any, str]], root: Any) -> int:
 
 
 def stack(arrays: list[np.ndarray], root: Any) -> torch.Tensor:
+    """The images as one N x C x H x W tensor, once they are known to fit (stacking copies)."""
     if not arrays:
         raise GanError(f"No readable images were found in {root}; check the path and file types.")
+    held = sum(a.nbytes for a in arrays)
+    if _too_much(len(arrays), held):
+        raise GanError(_too_much_sentence(len(arrays), held, root))
     return torch.from_numpy(np.stack(arrays))
 
 

@@ -8,8 +8,10 @@ from typing import Any
 from loguru import logger
 
 from gan.config import DataConfig
+from gan.config.values import MAX_SIDE
 from gan.data import ImageData, label_images
 from gan.data.decode import IMAGE_SUFFIXES, decode_all, image_info, read_image, stack
+from gan.data.limits import dataset_problem
 from gan.data.sources import gather
 from gan.errors import GanError
 
@@ -30,11 +32,29 @@ def _survey(files: list[Any]) -> tuple[int, tuple[int, int]]:
     return channels, size
 
 
+def _check_total(files: int, channels: int, size: tuple[int, int], root: Any, own: bool) -> None:
+    """Before anything is decoded: the images, at the size they will have, are within the
+    side a run may have and fit in memory."""
+    if own and max(size) > MAX_SIDE:
+        raise GanError(
+            f"The images under {root} are {size[0]}x{size[1]}, more than the {MAX_SIDE} pixels "
+            "a side a run may have; give a smaller --image-size."
+        )
+    problem = dataset_problem(files, files * channels * size[0] * size[1])
+    if problem is not None:
+        which = "their own size" if own else "--image-size"
+        raise GanError(
+            f"The images under {root} at {size[0]}x{size[1]} ({which}) would not fit in "
+            f"memory ({problem}); give a smaller --image-size, or use fewer images."
+        )
+
+
 def load_folder(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     if not config.source:
         raise GanError("The folder dataset needs --data pointing at a folder of images.")
     root, files, relative, extra = gather(config, config.source, IMAGE_SUFFIXES, "image files")
     channels, common_size = _survey(files)
+    _check_total(len(files), channels, size or common_size, root, own=size is None)
     size = size or common_size
     counts: list[int] = []
     arrays, skipped = decode_all(files, lambda p: [read_image(p, channels, size)], root, counts)

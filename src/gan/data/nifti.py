@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
-from gan.data.limits import MAX_HEADER_BYTES, check_volume
+from gan.data.limits import MAX_HEADER_BYTES, check_slices, check_volume
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _FOREGROUND = 0.1  # of the normalised range: what counts as tissue rather than background
@@ -114,8 +114,13 @@ def axial_slices(path: Any, size: tuple[int, int] | None) -> list[np.ndarray]:
         data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
     volume = normalise_volume(data)
     foreground = (volume > _FOREGROUND).mean(axis=(0, 1))
+    chosen = np.flatnonzero(foreground >= _MIN_FOREGROUND_FRACTION)
+    # A few bytes of gzip can declare a 2 x 2 x 30,000,000 volume: bound the slices it
+    # yields (each made at `size`) before making any.
+    height, width = size if size is not None else (volume.shape[1], volume.shape[0])
+    check_slices(len(chosen), height * width)
     slices = []
-    for k in np.flatnonzero(foreground >= _MIN_FOREGROUND_FRACTION):
+    for k in chosen:
         plane = volume[:, :, k].T[::-1]  # rows: anterior -> posterior; columns: left -> right
         img = Image.fromarray((plane * 255.0).round().astype(np.uint8), mode="L")
         if size is not None:

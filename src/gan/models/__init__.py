@@ -77,6 +77,20 @@ def generator_shapes(
     return {key: tuple(t.shape) for key, t in state.items()}
 
 
+def parameter_bytes(
+    name: str, image_shape: tuple[int, int, int], latent_dim: int, classes: int = 0, grow: int = 0
+) -> tuple[int, int]:
+    """Bytes of G's and of D's parameters and buffers, counted on the meta device: what
+    building them would allocate, known before any of it is."""
+    MODELS.get(name).builder()
+    with torch.device("meta"), _SkipInit():
+        models = build_models(name, image_shape, latent_dim, classes, grow)
+    g, d = (
+        sum(t.numel() * t.element_size() for t in (*m.parameters(), *m.buffers())) for m in models
+    )
+    return g, d
+
+
 def check_model_fits(name: str, image_shape: tuple[int, int, int], latent_dim: int) -> None:
     """Fail early (before any data is loaded) when a model cannot make this image size."""
     _, height, width = image_shape

@@ -12,7 +12,7 @@ import torch
 from gan.checkpoint import load_checkpoint
 from gan.devices import resolve_device
 from gan.errors import GanError
-from gan.models import build_models, generator_shapes
+from gan.models import build_models, generator_shapes, parameter_bytes
 from gan.models.generate import generate_all
 
 MAX_IMAGES = 100_000  # as --num allows
@@ -42,12 +42,29 @@ def load_generator(path: Path | str, device: torch.device) -> tuple[torch.nn.Mod
     stored = {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}
     if stored != expected or len(stored) != len(weights):
         raise mismatch
+    check_memory(path, model["name"], parameter_bytes(model["name"], shape, model["latent_dim"],
+                                                      classes, grow))  # fmt: skip
     generator, _ = build_models(model["name"], shape, model["latent_dim"], classes, grow)
     try:
         generator.load_state_dict(weights)
     except RuntimeError:
         raise mismatch from None
     return generator.to(device).eval(), state
+
+
+def check_memory(path: Path | str, name: str, sizes: tuple[int, int]) -> None:
+    """Refuse, before they are given memory, a G and D that would take more than half of
+    the machine's memory (building G builds D too; the checkpoint's tensors and the images
+    drawn need the rest)."""
+    from gan.data.limits import physical_memory, size_text
+
+    total, need = physical_memory(), sum(sizes)
+    if total is not None and need > total // 2:
+        raise GanError(
+            f"{path} holds model {name!r}, whose G and D need {size_text(need)} of memory, "
+            f"more than half of this machine's {size_text(total)}; load it on a machine with "
+            "more memory."
+        )
 
 
 def resolve_label(text: str, classes: list[str], checkpoint: Path) -> int:

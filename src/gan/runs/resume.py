@@ -35,12 +35,18 @@ def candidates(run_dir: Path) -> list[Path]:
 
 
 def _newest_valid(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The first candidate that loads; the ones that do not are reported."""
+    """The first candidate that loads; the ones that do not are reported, whatever made
+    them fail (a sentence, or anything a damaged file provoked: a MemoryError, a
+    RecursionError), so that an older checkpoint is tried."""
     for path in candidates(run_dir):
         try:
             return path, load_checkpoint(path)
         except GanError as exc:
             logger.warning("Skipping {}: {}", path.name, exc)
+        except Exception as exc:  # noqa: BLE001 - one damaged file must not stop the resume
+            text = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+            reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+            logger.warning("Skipping {}: it could not be loaded ({}).", path.name, reason)
     return None
 
 

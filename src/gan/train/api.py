@@ -9,6 +9,7 @@ from typing import Any
 
 from gan.config import FIELDS, Chosen, Config
 from gan.config.file import read_config_file
+from gan.config.values import shown
 from gan.errors import GanError
 from gan.train.run import TrainResult
 from gan.train.run import train as run
@@ -28,6 +29,10 @@ def train(
     `config`: a `Config`, or the path of a TOML file as `gan train --config` reads (a
     run's `logs/<run>/config.toml` trains it again). Options left out take the dataset's
     defaults, as on the command line."""
+    if not isinstance(config, Config | str | os.PathLike | None):
+        raise GanError(f"config={shown(config)} is not a Config or the path of a TOML file.")
+    if not isinstance(resume, str | os.PathLike | None):
+        raise GanError(f"resume={shown(resume)} is not auto, auto-or-new or a checkpoint path.")
     if isinstance(config, str | os.PathLike):
         values = read_config_file(Path(config))
         sources = dict.fromkeys(values, "config file")
@@ -38,7 +43,8 @@ def train(
     keywords = _options(options)
     values |= keywords
     sources |= dict.fromkeys(keywords, "argument")
-    return run(Config.from_values(values), resume, Chosen(sources))
+    return run(Config.from_values(values), None if resume is None else os.fspath(resume),
+               Chosen(sources))  # fmt: skip
 
 
 def _differing(config: Config) -> set[str]:

@@ -7,9 +7,13 @@ from typing import Any
 
 from gan.config import Config, TrainConfig
 from gan.config.catalog import DATASETS, MODELS
+from gan.config.values import MAX_CLASS_NAME, MAX_CLASSES, MAX_SIDE, shown
 from gan.errors import GanError
 
 BUDGET_MIN_S = 2.0  # the warm-up: its first steps, then at least half a second timed
+# Copies of G's and D's weights a run holds: the weights, their gradients, Adam's two
+# moments, and (for G) the moving average.
+TRAINING_COPIES = 5
 
 
 def check_budget(train: TrainConfig) -> None:
@@ -85,13 +89,27 @@ def check_penalties(config: Config, image_shape: tuple[int, ...]) -> None:
 
 
 def check_labels(config: Config, data: Any) -> None:
-    """--conditional needs a label for every image, and more than one class to be useful."""
+    """--conditional needs a label for every image, and more than one class to be useful;
+    its classes are stored in every checkpoint, within the limits a checkpoint is loaded
+    with (`gan.config.values`)."""
     if not config.model.conditional:
         return
     if data.labels is None:
         where = DATASETS.get(config.data.name).labels or "labels"
         raise GanError(
             f"--conditional needs {where}, and {data.source} has none; add them or leave "
+            "--conditional out."
+        )
+    if len(data.classes) > MAX_CLASSES:
+        raise GanError(
+            f"--conditional takes at most {MAX_CLASSES:,} classes and {data.source} has "
+            f"{len(data.classes):,}; group them into fewer, or leave --conditional out."
+        )
+    long = next((c for c in data.classes if not 0 < len(str(c)) <= MAX_CLASS_NAME), None)
+    if long is not None:
+        raise GanError(
+            f"The class name {shown(str(long))} ({len(str(long))} characters) is longer than "
+            f"the {MAX_CLASS_NAME} characters a class name may have; rename it, or leave "
             "--conditional out."
         )
     if len(data.classes) < 2:
@@ -101,6 +119,43 @@ def check_labels(config: Config, data: Any) -> None:
             "The data has one class ({}): --conditional will learn nothing from it.",
             ", ".join(data.classes),
         )
+
+
+def check_limits(
+    config: Config, image_shape: tuple[int, ...], images: int = 0, classes: int = 0
+) -> None:
+    """The image size within the side a checkpoint may have, and the run within the
+    machine's memory: G and D (counted on the meta device, never allocated here) with
+    their gradients, Adam's moments and G's moving average, and `images` as float."""
+    from gan.data.limits import physical_memory, size_text
+    from gan.models import parameter_bytes
+
+    channels, height, width = image_shape
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
+        raise GanError(
+            f"The images are {height}x{width}, more than the {MAX_SIDE} pixels a side a run "
+            "may have; give a smaller --image-size."
+        )
+    total = physical_memory()
+    if total is None:
+        return
+    m = config.model
+    model = TRAINING_COPIES * sum(parameter_bytes(m.name, image_shape, m.latent_dim, classes))
+    data = images * channels * height * width * 4
+    if model + data <= total:
+        return
+    size = f"{height}x{width}"
+    if data > model:
+        raise GanError(
+            f"{images:,} images of {channels}x{size} ({size_text(data)} as float) and model "
+            f"{m.name!r} ({size_text(model)} to train) need more than this machine's "
+            f"{size_text(total)} of memory; give a smaller --image-size, or use fewer images."
+        )
+    raise GanError(
+        f"Model {m.name!r} at {channels}x{size} needs about {size_text(model)} of memory to "
+        f"train (weights, gradients, optimizer state and moving average), more than this "
+        f"machine's {size_text(total)}; give a smaller --image-size or another --model."
+    )
 
 
 def check_same_data(data: Any, state: dict[str, Any], path: Path | None) -> None:

@@ -24,6 +24,7 @@ from gan.train.checks import (
     check_budget,
     check_growth,
     check_labels,
+    check_limits,
     check_penalties,
     check_same_data,
 )
@@ -222,6 +223,8 @@ def after_data(plan: Plan, data: Any, state: dict[str, Any] | None = None, path=
     config = config.replace(changes)
     image_shape = tuple(data.images.shape[1:])
     checked = _check_fits(config, image_shape, plan.checked)
+    classes = len(data.classes) if config.model.conditional else 0
+    check_limits(config, image_shape, len(data.images), classes)  # with the data, this time
     check_labels(config, data)
     if state is not None:
         check_same_data(data, state, path)
@@ -277,6 +280,7 @@ def _check_fits(config: Config, image_shape: tuple[int, ...], done: tuple | None
     m, o = config.model, config.optim
     key = (m.name, tuple(image_shape[1:]), m.latent_dim, o.loss, o.r1_gamma)
     if key != done:
+        check_limits(config, image_shape)  # before check_model_fits gives the model memory
         check_model_fits(m.name, image_shape, m.latent_dim)
         check_penalties(config, image_shape)
     return key
