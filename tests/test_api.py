@@ -32,17 +32,23 @@ def test_import_gan_loads_no_torch():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-def test_train_checks_its_keywords_as_the_command_line_does(tmp_path):
+def test_train_checks_its_keywords_as_the_command_line_does(tmp_path, monkeypatch, mnist_dir):
     import gan
     from gan.errors import GanError
 
+    monkeypatch.chdir(tmp_path)  # the default --workdir: where a run that got through writes
+    given = {"data": str(mnist_dir), "max_steps": 1, "batch_size": 4, "device": "cpu"}
     with pytest.raises(GanError, match="did you mean dataset"):
-        gan.train(datset="mnist")
+        gan.train(datset="mnist", **given)
     with pytest.raises(GanError, match="batch_size: 0 is not in the range"):
-        gan.train(batch_size=0)
+        gan.train(**(given | {"batch_size": 0}))
     with pytest.raises(GanError, match="image_size"):
-        gan.train(image_size="big")
-    assert not list(tmp_path.iterdir())
+        gan.train(image_size="big", **given)
+    with pytest.raises(GanError, match="image_size: '1x8192' is too large"):
+        gan.train(image_size="1x8192", **given)  # the area passes: a side does not
+    with pytest.raises(GanError, match="lr_g: must be a finite number, got an integer"):
+        gan.train(lr_g=10**400, **given)
+    assert not list(tmp_path.iterdir())  # each was refused before anything was written
 
 
 def test_a_generator_samples_by_label_and_refuses_what_it_cannot_make(tmp_path, mnist_dir):

@@ -319,11 +319,16 @@ def test_a_planted_decoded_cache_declaring_a_huge_array_is_decoded_again(s3: S3)
     s3.put_many("planted", "mri", pngs(4))
     first = load("mri", "s3://planted/mri/", (8, 8))
     [cached] = (s3.cache_dir / ".decoded").glob("*.npz")
+    cached.unlink()
+    with peak_memory() as usual:  # decoded again from the cached objects, as below
+        load("mri", "s3://planted/mri/", (8, 8))
     for shape in [(1 << 40,), (64, 1, 1024, 1024)]:  # 1 TiB; 64 MB
         cached.write_bytes(planted_npz(shape))
-        again = load("mri", "s3://planted/mri/", (8, 8))
+        with peak_memory() as peak:
+            again = load("mri", "s3://planted/mri/", (8, 8))
         assert torch.equal(again.images, first.images)
         assert not again.extra.get("decoded_cached") and again.extra["s3_downloaded"] == 0
+        assert peak[0] < usual[0] + 16 * MB  # np.load allocates what the header declares
 
 
 # ---- meta.csv names -------------------------------------------------------------------------
