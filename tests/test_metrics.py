@@ -172,16 +172,16 @@ def test_eval_every_logs_fid_and_keeps_best(trained):
 
 def test_evaluate_cli_prints_json_last_and_writes_it_into_the_run(trained):
     ckpt = trained / "checkpoints" / "last.pt"
-    result = run_cli("evaluate", str(ckpt), "--num-samples", "500", "--device", "cpu",
-                     cwd=trained)  # fmt: skip
+    result = run_cli("evaluate", str(ckpt), "--data", MNIST_1K, "--num-samples", "500",
+                     "--device", "cpu", cwd=trained)  # fmt: skip
     assert result.returncode == 0, result.stderr
     last = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(last) >= {"fid", "kid", "precision", "recall", "num_samples", "features"}
     assert last["features"] == "mnist-lenet" and last["num_samples"] == 500
-    report = trained / "logs" / last["run"] / f"eval-{last['step']:07d}.json"
+    (report,) = (trained / "logs" / last["run"]).glob(f"eval-{last['step']:07d}-*.json")
     assert json.loads(report.read_text()) == last
-    again = run_cli("evaluate", str(ckpt), "--num-samples", "500", "--device", "cpu",
-                    "--metrics", "fid", cwd=trained)  # fmt: skip
+    again = run_cli("evaluate", str(ckpt), "--data", MNIST_1K, "--num-samples", "500",
+                    "--device", "cpu", "--metrics", "fid", cwd=trained)  # fmt: skip
     assert json.loads(again.stdout.strip().splitlines()[-1])["fid"] == pytest.approx(last["fid"])
 
 
@@ -196,8 +196,8 @@ def test_evaluate_bad_inputs(trained, tmp_path):
             "do not exist",
         ),
     ):
-        result = run_cli("evaluate", ckpt, "--num-samples", "10", "--device", "cpu", *args,
-                         cwd=tmp_path, )  # fmt: skip
+        result = run_cli("evaluate", ckpt, "--data", MNIST_1K, "--num-samples", "10",
+                         "--device", "cpu", *args, cwd=tmp_path)  # fmt: skip
         assert result.returncode == 1, (args, result.stderr)
         assert phrase in result.stderr and "Traceback" not in result.stderr
 

@@ -112,8 +112,9 @@ def folder_run(tmp_path_factory) -> Path:
 
 
 def _evaluate(work: Path, *args) -> tuple[dict, str]:
+    data = () if "--data" in args else ("--data", work / "train")  # the run's own images
     result = run_cli("evaluate", work / "checkpoints" / "last.pt", "--metrics", "nn",
-                     "--num-samples", "16", "--device", "cpu", *args, cwd=work)  # fmt: skip
+                     "--num-samples", "16", "--device", "cpu", *data, *args, cwd=work)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1]), result.stdout
 
@@ -138,7 +139,7 @@ def test_evaluate_nn_on_a_folder_checkpoint_prints_and_reports_the_copy_scores(
         assert 0 <= result[f"nn_{space}_share_closer_than_closest_pair"] < 0.25
     assert result["num_real"] == 40 and result["num_samples"] == 16
     assert result["features"] == "random-conv" and result["step"] == 2 and result["run"] == "f"
-    report = folder_run / "logs" / "f" / "eval-0000002.json"
+    (report,) = (folder_run / "logs" / "f").glob("eval-0000002-random-conv-16-*.json")
     assert json.loads(report.read_text()) == result
     assert f"report  {report}" in stdout or f"report  {report.relative_to(folder_run)}" in stdout
 

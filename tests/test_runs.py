@@ -66,11 +66,11 @@ def test_two_runs_keep_their_own_last_eval_and_assets(tmp_path):
 
     for run in ("a", "b"):  # started from another folder: outputs still land in the run
         ckpt = ckpts / run / "last.pt"
-        evaluated = run_cli("evaluate", ckpt, "--num-samples", "50", "--metrics", "fid",
-                            "--device", "cpu", cwd=elsewhere)  # fmt: skip
+        evaluated = run_cli("evaluate", ckpt, "--data", MNIST_1K, "--num-samples", "50",
+                            "--metrics", "fid", "--device", "cpu", cwd=elsewhere)  # fmt: skip
         assert evaluated.returncode == 0, evaluated.stderr
         step = json.loads(evaluated.stdout.strip().splitlines()[-1])["step"]
-        assert (work / "logs" / run / f"eval-{step:07d}.json").is_file()
+        assert list((work / "logs" / run).glob(f"eval-{step:07d}-*.json"))
         sampled = run_cli("sample", ckpt, "--num", "4", "--device", "cpu", cwd=elsewhere)
         assert sampled.returncode == 0, sampled.stderr
         assert (work / "assets" / run / f"sample-{step:07d}.png").is_file()
@@ -79,8 +79,8 @@ def test_two_runs_keep_their_own_last_eval_and_assets(tmp_path):
         assert (work / "assets" / run / "losses.png").is_file()
     assert not any(elsewhere.iterdir())
     # checkpoints/last.pt is b's now: its report goes to b, not to a file beside last.pt
-    result = run_cli("evaluate", ckpts / "last.pt", "--num-samples", "50", "--metrics", "fid",
-                     "--device", "cpu", cwd=elsewhere)  # fmt: skip
+    result = run_cli("evaluate", ckpts / "last.pt", "--data", MNIST_1K, "--num-samples", "50",
+                     "--metrics", "fid", "--device", "cpu", cwd=elsewhere)  # fmt: skip
     assert result.returncode == 0 and not list(ckpts.glob("*.json"))
     listed = runs(work)
     assert [listed[r]["step"] for r in ("a", "b")] == [4, 6]

@@ -120,12 +120,56 @@ def test_a_mangled_trackers_json_starts_new_tracker_runs(tmp_path):
 
     logs = tmp_path / "logs"
     logs.mkdir()
-    for text in ('{"remembers": "x"}', "[1, 2]", "not json", '{"remembers": {"id": "old"}}'):
+    own = json.dumps({"run": "r", "workdir": str(tmp_path.resolve())})[1:-1]
+    for text in ('{"remembers": "x"}', "[1, 2]", "not json", '{"remembers": {"id": "old"}}',
+                 f'{{{own}, "remembers": {{"id": "old"}}}}'):  # fmt: skip
         (logs / "trackers.json").write_text(text)
         start = RunStart("r", logs, tmp_path, 0, {}, {}, "", {})
         RunLog(logs, [Remembers(None, tmp_path, "mnist")]).open(start).close(None)
         assert json.loads((logs / "trackers.json").read_text())["remembers"] == {"id": "new"}
-    assert seen == [{}, {}, {}, {"id": "old"}]
+    # Only a file that names this run and workdir is continued (an older gan's does not).
+    assert seen == [{}, {}, {}, {}, {"id": "old"}]
+
+
+@pytest.mark.parametrize(
+    ("run", "workdir", "why"),
+    [
+        ("a", None, "run 'a'"),  # cp -r logs/a logs/r
+        ("r", "elsewhere", "elsewhere"),  # a workdir copied to another place
+        (None, None, "does not name"),  # an older gan's file: it may be a copy too
+    ],
+    ids=["other-run", "other-workdir", "old-format"],
+)
+def test_trackers_json_of_another_run_starts_new_tracker_runs_and_says_so(
+    tmp_path, run, workdir, why
+):
+    from gan.runs.tracking import RunLog, RunStart
+
+    seen = []
+
+    class Remembers(Faulty):
+        name = "remembers"
+
+        def open(self, start):
+            seen.append(start.ids)
+            return {"id": "new"}
+
+    logs = tmp_path / "logs" / "r"
+    logs.mkdir(parents=True)
+    made_for = {} if run is None else {"run": run, "workdir": str(tmp_path / (workdir or ""))}
+    (logs / "trackers.json").write_text(json.dumps({**made_for, "remembers": {"id": "old"}}))
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m)), level="WARNING", format="{message}")
+    try:
+        start = RunStart("r", logs, tmp_path, 3, {}, {}, "", {})
+        RunLog(logs, [Remembers(None, tmp_path, "mnist")]).open(start).close(None)
+    finally:
+        logger.remove(sink)
+    assert seen == [{}]
+    (line,) = warnings
+    assert "new tracker runs start" in line and why in line and "remembers" in line
+    written = json.loads((logs / "trackers.json").read_text())
+    assert written == {"run": "r", "workdir": str(tmp_path.resolve()), "remembers": {"id": "new"}}
 
 
 # ---- choosing trackers: the one-sentence errors ---------------------------------------------
@@ -314,8 +358,14 @@ def test_mlflow_server_receives_the_run_and_a_resume_continues_it(tmp_path, mlfl
     import gan
 
     work = str(tmp_path)
-    opts = {**TINY, "tracker": "mlflow", "mlflow_uri": mlflow_server, "workdir": work}
-    gan.train(**opts, max_steps=20, stop_at=10, mlflow_experiment="gan-test")
+    opts = {
+        **TINY,
+        "tracker": "mlflow",
+        "mlflow_uri": mlflow_server,
+        "workdir": work,
+        "mlflow_experiment": "gan-test",
+    }  # given again on resume: never from the checkpoint
+    gan.train(**opts, max_steps=20, stop_at=10)
     ids = json.loads((tmp_path / "logs" / "r" / "trackers.json").read_text())["mlflow"]
     client = MlflowClient(tracking_uri=mlflow_server)
     run = client.get_run(ids["run_id"])
@@ -363,10 +413,102 @@ def test_mlflow_server_down_is_one_sentence_and_no_checkpoint(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"The MLflow server at {uri} did not answer" in result.stderr
     assert not list(tmp_path.rglob("*.pt")) and not (tmp_path / "logs").exists()
-    for bad in (f"file://{tmp_path}/store", "nosuchscheme://x", "http://[::1"):
+    for bad, said in ((f"file://{tmp_path}/store", "so nothing was trained"),
+                      ("nosuchscheme://x", "so nothing was trained"),
+                      ("http://[::1", "is not a valid URI")):  # fmt: skip
         result = run_cli("train", "--dataset", "mnist", "--data", MNIST_1K, "--max-steps", "5",
                          "--tracker", "mlflow", "--mlflow-uri", bad, "--workdir", tmp_path,
                          cwd=tmp_path)  # fmt: skip
-        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-        assert "so nothing was trained" in result.stderr
+        assert result.returncode == 1 and said in result.stderr, result.stderr
     assert not list(tmp_path.rglob("*.pt")) and not (tmp_path / "logs").exists()
+
+
+# ---- a tracker run belongs to one run -----------------------------------------------------------
+
+
+@needs_mlflow
+@needs_wandb
+def test_a_copied_run_starts_its_own_mlflow_and_wandb_runs(tmp_path, monkeypatch):
+    """`cp -r` of a run's folders, or of a whole workdir, then a resume: the copy gets
+    tracker runs of its own (one line says so), the original's are untouched, and the
+    original still continues its own."""
+    import shutil
+
+    from mlflow import MlflowClient
+
+    import gan
+
+    for key in [k for k in os.environ if k.startswith("WANDB_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))  # no key: W&B offline
+    monkeypatch.chdir(tmp_path)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"  # beside the workdirs: the same for all
+    opts = {**TINY, "tracker": "mlflow,wandb", "mlflow_uri": store, "mlflow_experiment": "c"}
+    work, moved = tmp_path / "work", tmp_path / "moved"
+
+    def ids(workdir: Path, run: str) -> dict:
+        return json.loads((workdir / "logs" / run / "trackers.json").read_text())
+
+    gan.train(**opts, workdir=str(work), max_steps=10)
+    first = ids(work, "r")
+    for kind in ("checkpoints", "logs", "assets"):
+        shutil.copytree(work / kind / "r", work / kind / "copy")
+    shutil.copytree(work, moved)
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m)), level="WARNING", format="{message}")
+    try:
+        gan.train(**(opts | {"run_name": "copy"}), workdir=str(work), max_steps=20, resume="auto")
+        gan.train(**opts, workdir=str(moved), max_steps=15, resume="auto")
+        gan.train(**opts, workdir=str(work), max_steps=20, resume="auto")
+    finally:
+        logger.remove(sink)
+    copies = [ids(work, "copy"), ids(moved, "r")]
+    for copy in copies:
+        assert copy["mlflow"]["run_id"] != first["mlflow"]["run_id"]
+        assert copy["wandb"]["id"] != first["wandb"]["id"]
+    assert (first["run"], first["workdir"]) == ("r", str(work.resolve()))
+    assert (copies[0]["run"], copies[1]["workdir"]) == ("copy", str(moved.resolve()))
+    again = ids(work, "r")  # the original went on in its own tracker runs
+    assert (again["mlflow"], again["wandb"]) == (first["mlflow"], first["wandb"])
+    said = [w for w in warnings if "new tracker runs start" in w]
+    assert len(said) == 2 and "of run 'r' in" in said[0], warnings
+    client = MlflowClient(tracking_uri=store)
+
+    def steps(run_id: str) -> list[int]:
+        return [m.step for m in client.get_metric_history(run_id, "loss/d")]
+
+    assert steps(first["mlflow"]["run_id"]) == [5, 10, 15, 20]  # its own steps only
+    assert steps(copies[0]["mlflow"]["run_id"]) == [15, 20]
+    assert steps(copies[1]["mlflow"]["run_id"]) == [15]
+    assert (tmp_path / "artifacts").is_dir() and not (tmp_path / "mlruns").exists()  # by the db
+    copy_id = copies[0]["wandb"]["id"]  # its offline W&B run lies in its own folder
+    assert list((work / "logs" / "copy" / "wandb").glob(f"offline-run-*-{copy_id}"))
+
+
+@needs_mlflow
+def test_credentials_in_mlflow_tracking_uri_reach_the_server_and_nothing_else(
+    tmp_path, mlflow_server, monkeypatch, capfd
+):
+    """The user's own MLFLOW_TRACKING_URI may carry credentials: they are used, and
+    neither printed, logged nor stored (trackers.json, train.log, run.json, config.toml)."""
+    import gan
+
+    secret = "s3cret-Pa55"
+    address = mlflow_server.replace("http://", f"http://user:{secret}@")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", address)
+    gan.train(**TINY, max_steps=5, workdir=str(tmp_path), tracker="mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://user:{secret}@127.0.0.1:{_free_port()}")
+    result = run_cli("train", "--data", MNIST_1K, "--max-steps", "5", "--tracker", "mlflow",
+                     "--workdir", tmp_path / "dead", cwd=tmp_path)  # fmt: skip
+    printed = capfd.readouterr()
+    ids = json.loads((tmp_path / "logs" / "r" / "trackers.json").read_text())["mlflow"]
+    assert ids["uri"] == mlflow_server.replace("http://", "http://***@")
+    from mlflow import MlflowClient
+
+    assert MlflowClient(tracking_uri=mlflow_server).get_run(ids["run_id"]).info.status == "FINISHED"
+    assert result.returncode == 1 and "did not answer" in result.stderr
+    written = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
+    assert not [b for b in written if secret.encode() in b]
+    assert "View run r at: http://***@127.0.0.1:" in printed.out  # MLflow's own line
+    assert secret not in printed.out + printed.err + result.stdout + result.stderr

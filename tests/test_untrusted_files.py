@@ -44,12 +44,13 @@ def test_inception_weights_with_a_pickle_payload_run_nothing(trained, tmp_path, 
     marker = tmp_path / "pwned"
     evil = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
     torch.save({"Conv2d_1a_3x3.conv.weight": Payload(marker)}, evil)
-    outcome = cli_in("evaluate", trained, "--features", "inception", "--features-weights", evil,
-                     "--num-samples", "8", "--device", "cpu", cwd=tmp_path)  # fmt: skip
+    outcome = cli_in("evaluate", trained, "--data", MNIST_1K, "--features", "inception",
+                     "--features-weights", evil, "--num-samples", "8", "--device", "cpu",
+                     cwd=tmp_path)  # fmt: skip
     expect_error(outcome, 1, "not loaded", "could run code")
     monkeypatch.setenv("GAN_INCEPTION_WEIGHTS", str(evil))
-    outcome = cli_in("evaluate", trained, "--features", "inception", "--num-samples", "8",
-                     "--device", "cpu", cwd=tmp_path)  # fmt: skip
+    outcome = cli_in("evaluate", trained, "--data", MNIST_1K, "--features", "inception",
+                     "--num-samples", "8", "--device", "cpu", cwd=tmp_path)  # fmt: skip
     expect_error(outcome, 1, "not loaded")
     outcome = cli_in("train", "--data", MNIST_1K, "--max-steps", "2", "--batch-size", "4",
                      "--device", "cpu", "--eval-every", "1", "--eval-features", "inception",
@@ -141,25 +142,29 @@ def test_weights_that_do_not_fit_the_model_are_refused_before_it_is_built(traine
     expect_error(outcome, 1, "does not match model 'mlp'")
 
 
-def test_evaluate_takes_no_s3_cache_or_download_settings_from_a_checkpoint(trained, tmp_path):
-    cache = tmp_path / "planted-cache"
+def test_evaluate_takes_no_s3_cache_or_download_settings_from_a_checkpoint(
+    trained, tmp_path, monkeypatch
+):
+    import gan.outputs.evaluate as evaluating
 
     def plant(state):
-        state["config"]["data"] |= {"download": True, "cache_dir": str(cache),
-                                    "no_sign_request": True, "s3_workers": 256}  # fmt: skip
+        state["config"]["data"] |= {"download": True, "cache_dir": str(tmp_path / "planted"),
+                                    "no_sign_request": True, "s3_workers": 256,
+                                    "no_cache": True}  # fmt: skip
 
     handed = forged(trained, tmp_path, plant)
-    from gan.config import Config
-    from gan.outputs.evaluate import evaluation_data
-
-    data = evaluation_data(Config.from_dict(load_checkpoint(handed)["config"]), None)
-    assert (data.download, data.cache_dir, data.no_sign_request, data.s3_workers) == (
-        False, None, False, 32)  # fmt: skip
-    assert data.source == str(MNIST_1K) and data.name == "mnist"
-    outcome = cli_in("evaluate", handed, "--num-samples", "16", "--metrics", "fid",
-                     "--device", "cpu", cwd=tmp_path)  # fmt: skip
-    assert outcome.code == 0, outcome.stderr  # an offline download would have failed
-    assert not cache.exists()
+    read = []  # what the data loader is handed
+    real = evaluating.load_dataset
+    monkeypatch.setattr(
+        evaluating, "load_dataset", lambda config: read.append(config) or real(config)
+    )
+    outcome = cli_in("evaluate", handed, "--data", MNIST_1K, "--num-samples", "16", "--metrics",
+                     "fid", "--device", "cpu", cwd=tmp_path)  # fmt: skip
+    assert outcome.code == 0, outcome.stderr
+    (data,) = read  # this machine's settings, the checkpoint's images
+    assert (data.download, data.cache_dir, data.no_sign_request, data.s3_workers,
+            data.no_cache) == (False, None, False, 32, False)  # fmt: skip
+    assert data.source == str(MNIST_1K) and data.name == "mnist" and data.image_size == (28, 28)
 
 
 def test_export_and_sample_defaults_follow_the_folder_not_the_stored_name(trained, tmp_path):

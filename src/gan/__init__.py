@@ -43,7 +43,7 @@ def evaluate(
     report: bool = True,
 ) -> dict[str, Any]:
     """Score a checkpoint as `gan evaluate` does (FID, KID, precision/recall; "nn" for
-    the copy check); with `report`, also write the run's eval-<step>.json."""
+    the copy check); with `report`, also write the run's eval-<step>-<what>.json."""
     from pathlib import Path
 
     from gan.metrics.evaluate import parse_metrics

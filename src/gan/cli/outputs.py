@@ -103,7 +103,12 @@ def sample(
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint, e.g. checkpoints/last.pt.")],
     data: Annotated[
-        str | None, typer.Option(help="Real images (default: the checkpoint's dataset).")
+        str | None,
+        typer.Option(
+            help="Real images to score against (default: the checkpoint's dataset where it "
+            "was read from the dataset's own place, e.g. MNIST in ./data or the bundled MRI "
+            "sample; a checkpoint that names a path or address needs --data)."
+        ),
     ] = None,
     num_samples: Annotated[
         int, typer.Option(min=2, max=1_000_000, help="Generated images to score.")

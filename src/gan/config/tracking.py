@@ -1,16 +1,27 @@
 """The `[track]` section: which experiment trackers a run reports to (TensorBoard, W&B,
 MLflow) and where. Declared like every other section (`gan.config.sections`); importing
-this module does not load torch or any tracker."""
+this module does not load torch or any tracker.
+
+Also the rules on where things go that every handed file obeys: which options only the
+command line and the environment may set (`local_fields`), and MLflow URIs parsed, their
+credentials never shown (`check_mlflow_uri`, `redact`)."""
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gan.config.options import option
 from gan.config.values import names_or_none
+from gan.errors import GanError
+
+if TYPE_CHECKING:
+    from gan.config.options import Field
 
 TRACK = "Experiment trackers (docs/tracking.md)"
+MAX_TEXT = 500
 
 
 def tracker_names(value: Any) -> str:
@@ -21,8 +32,9 @@ def tracker_names(value: Any) -> str:
 
 
 def _optional_text(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 500:
-        raise ValueError(f"{value!r} is not a name or address")
+    # The value is not echoed: an address may carry a password.
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
+        raise ValueError(f"must be a name or address of 1 to {MAX_TEXT} characters")
     return value.strip()
 
 
@@ -73,3 +85,63 @@ class TrackConfig:
     def names(self) -> list[str]:
         """The trackers asked for, in order ([] for none)."""
         return [] if self.tracker == "none" else self.tracker.split(",")
+
+
+def local_fields() -> list[Field]:
+    """The options only the command line and the environment set, never a handed file (a
+    checkpoint resumed, a `--config` file): where the run is tracked (the whole `[track]`
+    section) and where its data is cached and how it is fetched (S3 settings, --download)."""
+    from gan.config import FIELDS
+    from gan.config.sections import S3
+
+    return [f for f in FIELDS.values() if f.opt.panel in (TRACK, S3) or f.key == "data.download"]
+
+
+# scheme://user:password@host: the user information, up to the host's last '@'.
+_USERINFO = re.compile(r"(?<=://)[^/?#\s]*@")
+_SECRET = r"[^=&;#\s]*(?:token|key|secret|pass|pwd|auth|sig|cred|session)[^=&;#\s]*"
+# ?access_token=...: the value of a query parameter whose name says it is a secret.
+_SECRET_QUERY = re.compile(rf"(?i)([?&;]{_SECRET}=)[^&;#\s]*")
+
+
+def redact(text: str, uri: str | None = None) -> str:
+    """`text` with the credentials of any URL in it hidden (user:password@ and query
+    tokens), and those of `uri` wherever they appear (an exception may quote them)."""
+    if uri:
+        for secret in _secrets(uri):
+            text = text.replace(secret, "***")
+    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub("***@", text))
+
+
+def _secrets(uri: str) -> list[str]:
+    """The credentials in `uri`, as written and decoded, longest first."""
+    found = [m[0][:-1] for m in _USERINFO.finditer(uri)]
+    found += [m[0].split("=", 1)[1] for m in _SECRET_QUERY.finditer(uri)]
+    pieces = [p for f in found for p in (f, *f.split(":", 1))]
+    pieces += [urllib.parse.unquote(p) for p in pieces]
+    return sorted({p for p in pieces if len(p) >= 3}, key=len, reverse=True)
+
+
+def check_mlflow_uri(uri: str, where: str = "--mlflow-uri", credentials: bool = False) -> None:
+    """A URI that parses, and, unless `credentials` (the user's own environment), carries
+    no user name, password or token: those would be stored with the run."""
+    shown = redact(uri)
+    try:  # what MLflow makes of the rest (a store, `databricks`) it says itself
+        parts = urllib.parse.urlsplit(uri)
+        parts.port  # noqa: B018 - reading it checks it
+        bad = not uri.isprintable() or (parts.scheme in ("http", "https") and not parts.hostname)
+    except ValueError:
+        bad = True
+    if bad:
+        raise GanError(
+            f"{where} {shown!r} is not a valid URI (its host, its port from 0 to 65535 or a "
+            "character cannot be read); give an http(s)://host:port server or a sqlite:/// "
+            "store."
+        )
+    if not credentials and (parts.username is not None or _SECRET_QUERY.search(uri)):
+        raise GanError(
+            f"{where} {shown} carries a user name, password or token, which gan would store "
+            "with the run; give the server alone and the credentials in "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN), "
+            "or the whole URI in MLFLOW_TRACKING_URI, which gan never stores or prints."
+        )

@@ -1,9 +1,22 @@
 """`gan evaluate`: a checkpoint's generator scored against its dataset (or --data), and
-the report written into its run's logs."""
+the report written into its run's logs.
+
+A report is named by what it measured, so one of other data, features or sample count is
+never replaced: `logs/<run>/eval-<step>-<features>-<num_samples>-<data>.json`, e.g.
+`eval-0001200-mnist-lenet-10000-3fa2c1d0.json`, where `<step>` has 7 digits (more past
+9,999,999), `<features>` is the report's `features` (the feature space: `mnist-lenet`,
+`random-conv`, `inception-<weights digest>`) and `<data>` the first 8 hex digits of its
+`data_sha256` (of the real images, as scored). A report of the same name is the same
+measurement made again: it is updated, keeping the metrics only the earlier one had when
+both used the same seed. Beside a checkpoint kept outside a workdir:
+`<name>.eval-<features>-<num_samples>-<data>.json`. Earlier gans wrote `eval-<step>.json`.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +24,7 @@ from loguru import logger
 
 from gan.atomic import atomic_write
 from gan.config import FIELDS, Config, DataConfig
+from gan.config.tracking import redact
 from gan.data import load_dataset
 from gan.devices import release_cached_memory, resolve_device
 from gan.errors import GanError
@@ -19,33 +33,62 @@ from gan.metrics.evaluate import Evaluator
 from gan.outputs.generator import load_generator
 from gan.runs.folders import run_paths_for
 
+MAX_REPORT_BYTES = 1 << 20  # a report is about 1 KiB
+
 
 def report_path(checkpoint: Path, result: dict[str, Any]) -> Path:
-    """logs/<run>/eval-<step>.json of the checkpoint's run (so it outlives last.pt being
-    replaced by a newer run), or `<name>.eval.json` beside a checkpoint kept elsewhere."""
+    """logs/<run>/eval-<step>-<what>.json of the checkpoint's run (so it outlives last.pt
+    being replaced by a newer run), or `<name>.eval-<what>.json` beside a checkpoint kept
+    elsewhere; <what> is the features, the sample count and the data (module docstring)."""
+    features = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(result["features"]))[:80]
+    what = f"{features}-{int(result['num_samples'])}-{str(result['data_sha256'])[:8]}"
     paths = run_paths_for(checkpoint, {"run_name": result.get("run")})
     if paths is not None and paths.logs.is_dir():
-        return paths.logs / f"eval-{int(result['step']):07d}.json"
-    return checkpoint.with_name(checkpoint.stem + ".eval.json")
+        return paths.logs / f"eval-{int(result['step']):07d}-{what}.json"
+    return checkpoint.with_name(f"{checkpoint.stem}.eval-{what}.json")
 
 
 def write_report(checkpoint: Path, result: dict[str, Any]) -> Path | None:
     path = report_path(checkpoint, result)
     try:
-        atomic_write(path, json.dumps(result, indent=2) + "\n")
+        atomic_write(path, json.dumps(_with_earlier(path, result), indent=2) + "\n")
     except OSError as exc:
         logger.warning("Could not write {} ({})", path, exc)
         return None
     return path
 
 
+def _with_earlier(path: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """The result, with the metrics an earlier report of the same measurement (same name,
+    same seed: the same samples) had and this one did not compute (--metrics nn after
+    fid,kid,pr keeps the FID)."""
+    try:  # is_file: a FIFO planted there would hang the read
+        small = path.is_file() and path.stat().st_size < MAX_REPORT_BYTES
+        earlier = json.loads(path.read_text(encoding="utf-8")) if small else None
+    except (OSError, ValueError, RecursionError):
+        return result
+    same = ("step", "features", "num_samples", "data_sha256", "seed")
+    if not isinstance(earlier, dict) or any(earlier.get(k) != result.get(k) for k in same):
+        return result
+    return {**earlier, **result}
+
+
 def evaluation_data(saved: Config, data: str | None) -> DataConfig:
-    """The checkpoint's dataset as far as it defines the images (name, size, filters) and
-    where they were read, unless --data says; S3 request, cache and download settings are
-    this machine's defaults, never the checkpoint's."""
+    """The checkpoint's dataset as far as it defines the images (name, size, filters), read
+    from --data, else from the dataset's own default place (MNIST in ./data, the bundled
+    MRI sample, BPS's public bucket); never from a place the checkpoint names (a `folder`
+    at / would walk the disk, an s3:// address would send requests where the file says).
+    S3 request, cache and download settings are this machine's defaults."""
     fixed = [f for f in FIELDS.values() if f.section == "data" and f.opt.fixed]
     kept = {f.name: saved.get(f.key) for f in fixed}
-    return DataConfig(**kept, source=data if data is not None else saved.data.source)
+    if data is None and saved.data.source is not None:
+        shown = redact(str(saved.data.source))[:200]
+        raise GanError(
+            f"The checkpoint names the {saved.data.name} data it was trained on ({shown!r}), "
+            "and gan evaluate reads no place a checkpoint names; give --data with the images "
+            "to score against (for a run of your own, that same place)."
+        )
+    return DataConfig(**kept, source=data)
 
 
 def evaluate_checkpoint(
@@ -80,5 +123,7 @@ def evaluate_checkpoint(
         step=int(state["step"]),
         run=state.get("run_name"),
         checkpoint=str(checkpoint),
+        data_sha256=hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()[:16],
+        seed=seed,
     )
     return result

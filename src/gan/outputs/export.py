@@ -25,6 +25,7 @@ from loguru import logger
 
 from gan import __version__
 from gan.atomic import atomic_write, temp_name
+from gan.config.tracking import redact
 from gan.errors import GanError
 from gan.runs.folders import run_paths_for
 from gan.runs.guard import check_folders
@@ -68,12 +69,21 @@ def describe(generator: torch.nn.Module, state: dict[str, Any], fmt: str, out: P
             "run": state.get("run_name"),
             "step": int(state["step"]),
             "dataset": state.get("dataset"),
-            "config": state.get("config"),
+            "config": _without_credentials(state.get("config")),
             "best_fid": state.get("best_fid"),
             "gan_version": __version__,
             "torch_version": torch.__version__,
         },
     }
+
+
+def _without_credentials(config: Any) -> Any:
+    """The stored config with an MLflow URI's credentials hidden: a checkpoint of an older
+    gan (or a forged one) may hold them, and a sidecar travels with the export."""
+    track = config.get("track") if isinstance(config, dict) else None
+    if not isinstance(track, dict) or not isinstance(track.get("mlflow_uri"), str):
+        return config
+    return {**config, "track": {**track, "mlflow_uri": redact(track["mlflow_uri"])}}
 
 
 def _class_weights(generator: torch.nn.Module, classes: list[str]) -> list[float] | None:

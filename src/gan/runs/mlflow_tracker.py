@@ -4,17 +4,22 @@ Params are the run's options, metrics the logged scalars with their steps, grids
 config artifacts; the run id is kept in logs/<run>/trackers.json, so a resumed run
 continues the same MLflow run. The default store is SQLite in <workdir>/mlruns/ (MLflow's
 file store is retired); a server that does not answer is one sentence before training.
+A URI's credentials (from MLFLOW_TRACKING_URI: --mlflow-uri refuses them) reach MLflow's
+client only: every message and trackers.json show it redacted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import math
 import os
 import re
+import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator
@@ -24,6 +29,7 @@ from typing import Any
 import torch
 from loguru import logger
 
+from gan.config.tracking import check_mlflow_uri, redact
 from gan.errors import GanError
 from gan.runs.tracking import RunEnd, RunStart, picture
 
@@ -40,27 +46,41 @@ def default_uri(workdir: Path) -> str:
 
 
 def probe(uri: str) -> None:
-    """One sentence, now, when an http(s) tracking server does not answer."""
+    """One sentence, now, when an http(s) tracking server does not answer. The request
+    carries no credentials: any answer, a refusal included, means it is there."""
     if not uri.startswith(("http://", "https://")):
         return
-    url = uri.rstrip("/") + "/health"
+    parts = urllib.parse.urlsplit(uri)
+    bare = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="")
+    url = bare.geturl().rstrip("/") + "/health"
     try:
         urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S).close()
     except urllib.error.HTTPError:
         return  # it answered (a server without /health, or behind a login)
     except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
+        reason = redact(str(getattr(exc, "reason", exc)), uri)
         raise GanError(
-            f"The MLflow server at {uri} did not answer ({reason}); start it (e.g. mlflow "
+            f"The MLflow server at {redact(uri)} did not answer ({reason}); start it (e.g. mlflow "
             "server --host 127.0.0.1 --port 5000) or point --mlflow-uri or MLFLOW_TRACKING_URI "
             "at one, so nothing was trained."
         ) from None
 
 
-def _first(exc: Exception) -> str:
-    """The first sentence of an exception's message, for one sentence of ours."""
+def _artifacts_root(uri: str) -> str | None:
+    """Beside a SQLite store's database, as in the default store (MLflow's own default is
+    ./mlruns of wherever gan runs); a server's or another store's: theirs (None)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    # sqlite:///x.db is x.db of the current folder, sqlite:////tmp/x.db is /tmp/x.db
+    database = Path(urllib.parse.unquote(uri[len("sqlite:///") :].split("?")[0]))
+    return (database.parent / "artifacts").resolve().as_uri()
+
+
+def _first(exc: Exception, uri: str) -> str:
+    """The first sentence of an exception's message, for one sentence of ours; the URI's
+    credentials hidden (MLflow's messages quote the address they failed at)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return re.split(r"(?<=[.;])\s", text, maxsplit=1)[0].rstrip(".;")[:200]
+    return re.split(r"(?<=[.;])\s", redact(text, uri), maxsplit=1)[0].rstrip(".;")[:200]
 
 
 @contextlib.contextmanager
@@ -98,10 +118,13 @@ class MlflowTracker:
         if self.local:
             (workdir / "mlruns").mkdir(parents=True, exist_ok=True)
             self.uri = default_uri(workdir)
+        elif not track.mlflow_uri:  # the user's own environment may hold credentials
+            check_mlflow_uri(self.uri, "MLFLOW_TRACKING_URI", credentials=True)
+        self.shown = redact(self.uri)  # what messages and trackers.json show
         probe(self.uri)
         self.client = self._open_store(MlflowClient)
         self.experiment = track.mlflow_experiment or dataset
-        self.artifacts_root = (workdir / "mlruns" / "artifacts").resolve().as_uri()
+        self.artifacts_root = _artifacts_root(self.uri)
         self.artifacts = track.tracker_artifacts
         self.run_id = ""
 
@@ -115,8 +138,9 @@ class MlflowTracker:
                 client.search_experiments(max_results=1)
         except (MlflowException, OSError, ValueError) as exc:
             raise GanError(
-                f"MLflow could not use the tracking URI {self.uri} ({_first(exc)}); give "
-                "--mlflow-uri an http(s) server or a sqlite:/// store, so nothing was trained."
+                f"MLflow could not use the tracking URI {self.shown} ({_first(exc, self.uri)}); "
+                "give --mlflow-uri an http(s) server or a sqlite:/// store, so nothing was "
+                "trained."
             ) from None
         return client
 
@@ -127,24 +151,24 @@ class MlflowTracker:
             self.run_id = self._resume(start) or self._create(start)
         except MlflowException as exc:
             raise GanError(
-                f"MLflow at {self.uri} refused the run ({_first(exc)}); check the server and "
-                "--mlflow-uri, so nothing was trained."
+                f"MLflow at {self.shown} refused the run ({_first(exc, self.uri)}); check the "
+                "server and --mlflow-uri, so nothing was trained."
             ) from None
         self._params(start.params)
         self.client.log_text(self.run_id, start.config_text, "config.toml")
-        return {"run_id": self.run_id, "uri": self.uri, "experiment": self.experiment}
+        return {"run_id": self.run_id, "uri": self.shown, "experiment": self.experiment}
 
     def _resume(self, start: RunStart) -> str | None:
         """The stored run, when it is on this server: set running again."""
         run_id = start.ids.get("run_id")
         if not run_id:
             return None
-        if start.ids.get("uri") != self.uri:
+        if redact(str(start.ids.get("uri"))) != self.shown:
             logger.warning(
                 "MLflow: this run was tracked at {} and now goes to {}, so a new MLflow run "
                 "starts there (--mlflow-uri as before continues the first).",
-                start.ids.get("uri"),
-                self.uri,
+                redact(str(start.ids.get("uri"))),
+                self.shown,
             )
             return None
         from mlflow.exceptions import MlflowException
@@ -163,7 +187,7 @@ class MlflowTracker:
         if found is not None:
             experiment_id = found.experiment_id
         else:  # in the local store, its artifacts beside the database
-            where = self.artifacts_root if self.local else None
+            where = self.artifacts_root
             experiment_id = self.client.create_experiment(self.experiment, where)
         tags = {f"gan.{key}": value for key, value in start.tags.items()}
         run = self.client.create_run(experiment_id, run_name=start.name, tags=tags)
@@ -208,4 +232,7 @@ class MlflowTracker:
         self.client.log_batch(self.run_id, tags=tags)
         if self.artifacts and end.checkpoint is not None:
             self.client.log_artifact(self.run_id, str(end.checkpoint), "checkpoints")
-        self.client.set_terminated(self.run_id, _STATUS.get(end.status, "FAILED"))
+        printed = io.StringIO()  # MLflow prints the run's address: credentials and all
+        with contextlib.redirect_stdout(printed):
+            self.client.set_terminated(self.run_id, _STATUS.get(end.status, "FAILED"))
+        sys.stdout.write(redact(printed.getvalue(), self.uri))

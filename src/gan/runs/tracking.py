@@ -145,7 +145,7 @@ class RunLog:
         return self
 
     def _open_trackers(self, start: RunStart) -> None:
-        stored = read_ids(self.log_dir / IDS_FILE)
+        stored = read_ids(self.log_dir / IDS_FILE, start)
         opened: list[Tracker] = []
         try:
             for tracker in self.trackers:
@@ -164,7 +164,8 @@ class RunLog:
         finally:
             self.trackers = opened  # only those opened are closed with the log
         if stored:
-            atomic_write(self.log_dir / IDS_FILE, json.dumps(stored, indent=2) + "\n")
+            text = json.dumps({**owner(start), **stored}, indent=2) + "\n"
+            atomic_write(self.log_dir / IDS_FILE, text)
 
     def _each(self, call: str, step: int, *args: Any) -> None:
         for tracker in list(self.trackers):
@@ -220,7 +221,10 @@ class RunLog:
 
 
 def _warn(tracker: Tracker, what: str, exc: Exception, step: int) -> None:
-    reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    from gan.config.tracking import redact  # a server's message may quote its address
+
+    text = redact(str(exc).strip())
+    reason = text.splitlines()[0][:200] if text else type(exc).__name__
     logger.warning(
         "Tracker {} {} at step {} ({}: {}); the run goes on without it, its checkpoints and "
         "history are unaffected.",
@@ -239,13 +243,43 @@ def make_trackers(names: list[str], track: Any, workdir: Path, dataset: str) -> 
     return [TRACKERS[name].load()(track, workdir, dataset) for name in names]
 
 
-def read_ids(path: Path) -> dict[str, Any]:
-    """trackers.json: each tracker's ids of this run ({} when missing or unreadable)."""
+def owner(start: RunStart) -> dict[str, str]:
+    """Which run a trackers.json belongs to: its name and the workdir it was made in."""
+    try:
+        workdir = start.workdir.expanduser().resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a loop of links
+        workdir = start.workdir.expanduser().absolute()
+    return {"run": start.name, "workdir": str(workdir)}
+
+
+def read_ids(path: Path, start: RunStart | None = None) -> dict[str, Any]:
+    """trackers.json: each tracker's ids of this run ({} when missing or unreadable). With
+    `start`, only when the file says it was made for that run in that workdir: a copy of a
+    run (`cp -r`), or a file of an older gan that does not say, starts new tracker runs."""
     try:
         loaded = json.loads(read_regular(path).decode("utf-8"))  # no link, no FIFO
     except (OSError, ValueError, RecursionError):
         return {}
-    return loaded if isinstance(loaded, dict) else {}
+    if not isinstance(loaded, dict):
+        return {}
+    ids = {k: v for k, v in loaded.items() if isinstance(v, dict)}
+    made_for = {k: loaded.get(k) for k in ("run", "workdir")}
+    if start is None or not ids or made_for == owner(start):
+        return ids
+    if isinstance(made_for["run"], str) and isinstance(made_for["workdir"], str):
+        whose = f"run {made_for['run'][:100]!r} in {made_for['workdir'][:300]!r}"
+    else:
+        whose = "a run it does not name (an older gan wrote it)"
+    logger.warning(
+        "{} holds the {} ids of {}, not of run {!r} in {}, so new tracker runs start (those "
+        "of the other run are left as they were).",
+        path,
+        ", ".join(ids),
+        whose,
+        start.name,
+        owner(start)["workdir"],
+    )
+    return {}
 
 
 def picture(image: torch.Tensor) -> Any:

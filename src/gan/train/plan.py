@@ -2,7 +2,8 @@
 
 - **Before the data** (`before_data`): the options given (flags, a `--config` file, a
   library call), merged into the resumed checkpoint's config, or else completed by the
-  dataset's own defaults; then the dataset's model, length and image size.
+  dataset's own defaults, trackers and data caching from the flags alone (`handed`); then
+  the dataset's model, length and image size.
 - **Once the data is loaded** (`after_data`): augmentation for small data, no labels for
   data without them (new runs only), and the image size the data has.
 
@@ -20,6 +21,7 @@ from typing import Any
 from gan.config import FIELDS, Config
 from gan.config.catalog import DATASETS, MODELS
 from gan.errors import GanError
+from gan.train import handed
 from gan.train.checks import (
     check_budget,
     check_growth,
@@ -154,6 +156,7 @@ def before_data(
         sources |= dict.fromkeys(changes, DATASET)
     else:
         base, changes = saved, resumed_options(saved, given, chosen) | (outputs or {})
+    changes |= handed.from_here(given, saved, sources, (FLAG, ARGUMENT))  # never a file's
     changes |= _only_new(dataset_resolution(_View(base, changes)), base, changes, sources)
     config = base.replace(changes)
     checked = _check_before_data(config)
