@@ -101,15 +101,18 @@ def open_regular(path: Path | str, flags: int, mode: int = 0o644, alone: bool = 
     try:
         fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK | _CLOEXEC, mode)
     except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.EMLINK) or (  # ELOOP: a link (EMLINK on BSDs)
-            exc.errno in (errno.ENXIO, errno.EISDIR, errno.EWOULDBLOCK)  # FIFO, folder
-        ):
-            raise NotRegular(exc.errno, "not a regular file", str(path)) from None
+        # ELOOP: a link (EMLINK on some BSDs); ENXIO: a FIFO nobody reads; EISDIR: a folder
+        kinds = {errno.ELOOP: "a link", errno.EMLINK: "a link", errno.ENXIO: "a FIFO"}
+        if exc.errno in (*kinds, errno.EISDIR):
+            raise NotRegular(exc.errno, kinds.get(exc.errno, "a folder"), str(path)) from None
         raise
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise NotRegular(errno.EINVAL, "not a regular file", str(path))
+            kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "not a regular file"
+            raise NotRegular(
+                errno.EINVAL, "a folder" if stat.S_ISDIR(info.st_mode) else kind, str(path)
+            )
         if alone and info.st_nlink > 1:
             raise NotRegular(errno.EMLINK, "a file with other hard links", str(path))
         os.set_blocking(fd, True)

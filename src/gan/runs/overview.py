@@ -6,6 +6,7 @@ reports say everything, so listing a folder of large runs stays instant.
 
 from __future__ import annotations
 
+import re
 import stat
 import time
 from dataclasses import asdict, dataclass
@@ -78,6 +79,9 @@ def _size(*folders: Path) -> int:
     return total
 
 
+_FEATURE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")  # mnist-lenet, inception-<digest>: printable
+
+
 def _trained_space(info: dict[str, Any]) -> str | None:
     """The feature space of training's FIDs: --eval-features, else the default for the
     run's image size (which `gan evaluate` also takes without --features)."""
@@ -86,7 +90,7 @@ def _trained_space(info: dict[str, Any]) -> str | None:
     train, model = info.get("train"), info.get("model")
     chosen = train.get("eval_features") if isinstance(train, dict) else None
     if isinstance(chosen, str):
-        return chosen
+        return chosen if _FEATURE_ID.match(chosen) else None
     shape = model.get("image_shape") if isinstance(model, dict) else None
     if isinstance(shape, list) and len(shape) == 3 and all(_whole(v) for v in shape):
         return default_features(tuple(shape))
@@ -109,7 +113,7 @@ def _reports(logs: Path) -> list[tuple[int, str, float]]:
         result = read_json(report)
         step, fid = _whole(result.get("step")), number(result.get("fid"))
         features = _text(result.get("features"))
-        if step is not None and fid is not None and features:
+        if step is not None and fid is not None and features and _FEATURE_ID.match(features):
             found.append((step, features, fid))
     return found
 
