@@ -29,8 +29,9 @@ from gan.errors import GanError
 from tests.conftest import MNIST_1K, run_gan
 from tests.test_bad_input import cli_in, expect_error
 from tests.test_hostile_data import peak_memory
-from tests.test_s3 import load
+from tests.test_s3 import load, pngs
 
+pytest_plugins = ["tests.s3_server"]
 MB = 1 << 20
 
 
@@ -260,6 +261,20 @@ def test_train_keywords_beyond_reason_are_one_sentence(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
+def test_cache_files_nested_past_the_stack_are_read_as_damaged(s3):
+    from gan.data.s3_cache import MANIFEST
+
+    s3.bucket("nest")
+    s3.put_many("nest", "mri", pngs(4))
+    first = load("mri", "s3://nest/mri/", (8, 8))
+    deep = "[" * 100_000 + "]" * 100_000
+    (s3.cache_dir / "nest" / MANIFEST).write_text(deep)  # read as empty: fetched again
+    for decoded in (s3.cache_dir / ".decoded").glob("*.npz"):
+        decoded.unlink()
+    again = load("mri", "s3://nest/mri/", (8, 8))
+    assert torch.equal(again.images, first.images) and again.extra["s3_downloaded"] == 4
+
+
 # ---- 3. bounded totals ------------------------------------------------------------------------
 
 
@@ -425,3 +440,10 @@ def test_the_plan_and_the_loader_agree_on_every_boundary(tmp_path):
     with pytest.raises(ValueError):
         parse_image_size(f"1x{MAX_SIDE + 1}")
     assert _model_problem({**model, "image_shape": [1, 1, MAX_SIDE + 1]})
+
+
+def test_images_resized_past_the_memory_are_one_sentence_before_resizing(monkeypatch):
+    small_machine(monkeypatch, 8 * MB)  # 1,000 digits at 64x64: 4 MB, over the 2 MB allowed
+    with pytest.raises(GanError, match=r"resized to 64x64 would not fit in memory .*--limit"):
+        load("mnist", MNIST_1K, (64, 64))
+    assert tuple(load("mnist", MNIST_1K, (32, 32)).images.shape) == (1000, 1, 32, 32)

@@ -22,6 +22,7 @@ from gan.data.limits import (
     bounded,
     check_pixels,
     dataset_problem,
+    memory_budget,
     usable_cores,
 )
 from gan.errors import GanError
@@ -180,7 +181,7 @@ def decode_all(
     still add up to more than the machine holds."""
     arrays: list[np.ndarray] = []
     failures: list[tuple[Any, str]] = list(refused)
-    held = 0
+    held, budget = 0, memory_budget()
 
     def attempt(path: Path) -> list[np.ndarray] | str:
         try:
@@ -198,17 +199,13 @@ def decode_all(
                 held += sum(a.nbytes for a in result)
             if counts is not None:
                 counts.append(0 if isinstance(result, str) else len(result))
-            if result and not isinstance(result, str) and _too_much(len(arrays), held):
+            if budget is not None and held > budget:
                 pool.shutdown(wait=True, cancel_futures=True)  # the files not yet begun
-                raise GanError(_too_much_sentence(len(arrays), held, root))
+                raise GanError(_too_much(len(arrays), held, root))
     return arrays, report_failures(failures, root)
 
 
-def _too_much(images: int, held: int) -> bool:
-    return dataset_problem(images, held) is not None
-
-
-def _too_much_sentence(images: int, held: int, root: Any) -> str:
+def _too_much(images: int, held: int, root: Any) -> str:
     return (
         f"The images of {root} do not fit in memory ({dataset_problem(images, held)}); use "
         "fewer files, or a smaller --image-size."
@@ -234,15 +231,23 @@ def stack(arrays: list[np.ndarray], root: Any) -> torch.Tensor:
     if not arrays:
         raise GanError(f"No readable images were found in {root}; check the path and file types.")
     held = sum(a.nbytes for a in arrays)
-    if _too_much(len(arrays), held):
-        raise GanError(_too_much_sentence(len(arrays), held, root))
+    if dataset_problem(len(arrays), held) is not None:
+        raise GanError(_too_much(len(arrays), held, root))
     return torch.from_numpy(np.stack(arrays))
 
 
 def resize_batch(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize a uint8 N x C x H x W tensor with antialiased bilinear interpolation."""
+    """Resize a uint8 N x C x H x W tensor with antialiased bilinear interpolation, once
+    the resized images are known to fit in memory."""
     if tuple(images.shape[-2:]) == tuple(size):
         return images
+    count, channels = images.shape[:2]
+    problem = dataset_problem(count, count * channels * size[0] * size[1])
+    if problem is not None:
+        raise GanError(
+            f"The images resized to {size[0]}x{size[1]} would not fit in memory ({problem}); "
+            "give a smaller --image-size, or use fewer images (--limit)."
+        )
     out = []
     for chunk in images.split(1024):
         x = F.interpolate(chunk.float(), size=size, mode="bilinear", antialias=True)

@@ -127,7 +127,7 @@ class Manifest:
     def _read(self) -> dict[str, list]:
         try:
             entries = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # torn, edited, or nested past the stack
             return {}
         return entries if isinstance(entries, dict) else {}
 

@@ -100,7 +100,8 @@ def _load_decoded(path) -> tuple[list[np.ndarray], list[int], list[tuple[str, st
         shaped = (images.ndim == 4 and images.dtype == np.uint8) or images.shape == (0,)
         if not shaped or len(images) != sum(counts):
             return None
-    except (OSError, ValueError, KeyError, TypeError, EOFError, MemoryError, zipfile.BadZipFile):
+    except (OSError, ValueError, KeyError, TypeError, EOFError, MemoryError, RecursionError,
+            zipfile.BadZipFile):  # fmt: skip
         return None
     return list(images), counts, failures
 
