@@ -305,6 +305,15 @@ def test_volumes_that_add_up_past_the_memory_stop_the_decoding_in_one_sentence(
     assert "smaller --image-size" in str(refused.value)
 
 
+def test_s3_objects_that_add_up_past_the_memory_are_one_sentence(s3, monkeypatch):
+    s3.bucket("many")
+    s3.put_many("many", "mri", pngs(8))
+    small_machine(monkeypatch, 96 * 1024)  # 8 slices of 64x64: 32 KB, over the 24 KB allowed
+    with pytest.raises(GanError, match=r"The images of s3://many/mri/ do not fit in memory"):
+        load("mri", "s3://many/mri/", (64, 64))
+    assert not list((s3.cache_dir / ".decoded").glob("*.npz"))
+
+
 def test_a_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
     import gan.data.folder as folder
 

@@ -26,7 +26,7 @@ def shown(value: Any) -> str:
         return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1:,} digits"
     try:
         return _SHORT.repr(value)
-    except (ValueError, RecursionError, OverflowError):
+    except Exception:  # noqa: BLE001 - a value whose repr fails is still named
         return f"a {type(value).__name__}"
 
 

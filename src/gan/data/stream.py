@@ -31,8 +31,9 @@ from numpy.lib import format as npformat
 
 from gan.atomic import atomic_file
 from gan.data import s3
-from gan.data.limits import memory_budget, usable_cores
+from gan.data.limits import dataset_problem, memory_budget, usable_cores
 from gan.data.s3_cache import CacheError, Manifest, cached_path
+from gan.errors import GanError
 
 DECODED = ".decoded"  # the folder of decoded results inside the cache root
 VERSION = 1  # bump when the decoded file's layout changes
@@ -170,8 +171,12 @@ def _ingest(
     logger.info("{}: {} objects, {:.1f} MB; {} to download", uri, len(objects), total / 1e6, todo)
     decoding = threading.BoundedSemaphore(usable_cores())  # downloads in parallel, decodes not
     unplaced: list[int] = []
+    held, budget = [0, 0], memory_budget()  # images and bytes decoded so far; their bound
+    counting = threading.Lock()
 
     def work(index: int) -> list[np.ndarray] | str:
+        if budget is not None and held[1] > budget:  # the whole ingest is refused below
+            return "not decoded: the images before it pass a dataset's share of memory"
         args = (client, bucket, objects[index], paths[index], manifest, settings, fresh[index])
         try:
             source = s3.make_local(*args)
@@ -180,13 +185,21 @@ def _ingest(
             return str(exc)
         try:
             with decoding:
-                return decoder.decode(source)
+                images = decoder.decode(source)
+            with counting:
+                held[0], held[1] = held[0] + len(images), held[1] + sum(a.nbytes for a in images)
+            return images
         except Exception as exc:  # any decoder failure means "this object is unreadable"
             return f"{type(exc).__name__}: {exc}".strip()
 
     finish = manifest.save if settings.use_cache else lambda: None
     sizes = [o.size for o in objects]
     results = s3.in_parallel(uri, "ingest", sizes, work, settings.workers, finish)
+    if budget is not None and held[1] > budget:
+        raise GanError(
+            f"The images of {uri} do not fit in memory ({dataset_problem(*held)}); use fewer "
+            "objects (--limit), or a smaller --image-size."
+        )
     return *_gather(bucket, objects, results), fresh, unplaced
 
 
