@@ -130,6 +130,18 @@ def test_a_checkpoint_whose_structure_costs_is_refused_before_its_digest(tmp_pat
     assert "not a valid gan checkpoint" in str(refused.value)
 
 
+def test_dense_tensors_of_any_layout_pass_and_views_that_repeat_memory_do_not():
+    from gan.checkpoint_checks import tensor_problem
+
+    x = torch.arange(24.0).reshape(2, 3, 4)
+    for fine in (x, x.permute(2, 0, 1), x.reshape(1, 2, 3, 4).to(memory_format=torch.channels_last),
+                 x[:, :0], x[1], torch.tensor(3.0)):  # fmt: skip
+        assert tensor_problem(fine) is None
+    overlapping = torch.arange(8.0).as_strided((4, 3), (1, 1))  # rows share elements
+    for wrong in (x[:, :1].expand(2, 100, 4), overlapping, x[:, ::2]):
+        assert "not dense" in tensor_problem(wrong)
+
+
 def test_a_checkpoint_nested_beyond_the_recursion_limit_is_one_sentence(tmp_path):
     base = with_false_digest({**mlp_state(), "extra": "MARKER"}, tmp_path / "base.pt")
     path = nested_pickle(base, tmp_path / "deep.pt", 100_000)

@@ -151,6 +151,8 @@ def tensor_problem(t: torch.Tensor) -> str | None:
     (an expanded or overlapping view would be materialised whole by the digest)."""
     if t.layout != torch.strided or t.is_quantized or t.device.type != "cpu" or t.is_nested:
         return "it holds a tensor of a kind gan never writes"
+    if not t.numel():
+        return None  # nothing to read: any strides will do
     expected = 1
     for stride, size in sorted((st, sz) for sz, st in zip(t.shape, t.stride(), strict=True)
                                if sz != 1):  # fmt: skip
@@ -159,7 +161,7 @@ def tensor_problem(t: torch.Tensor) -> str | None:
             return f"it holds a {shape} tensor with strides {strides}, which is not dense"
         expected *= size
     end = (t.storage_offset() + t.numel()) * t.element_size()
-    if t.numel() and end > t.untyped_storage().nbytes():
+    if end > t.untyped_storage().nbytes():
         return "it holds a tensor that reaches past its storage"
     return None
 
