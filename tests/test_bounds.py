@@ -383,9 +383,26 @@ def test_a_model_that_cannot_fit_in_memory_is_one_sentence_before_the_data(tmp_p
     started = time.monotonic()
     outcome = cli_in("train", "--data", MNIST_1K, "--image-size", "4096x4096", "--model", "mlp",
                      "--workdir", tmp_path / "w", cwd=tmp_path)  # fmt: skip
-    expect_error(outcome, 1, "Model 'mlp' at 1x4096x4096 needs about",
+    expect_error(outcome, 1, "Model 'mlp' at 1x4096x4096 needs about", "for G and D with their",
                  "give a smaller --image-size or another --model")  # fmt: skip
     assert time.monotonic() - started < 20 and not (tmp_path / "w").exists()
+
+
+def test_feature_maps_that_cannot_fit_are_one_sentence_not_an_allocation(tmp_path, monkeypatch):
+    """dcgan's weights at 1024x1024 are small; one image's feature maps are 2.7 GB."""
+    small_machine(monkeypatch, 16 << 30)
+    outcome = cli_in("train", "--data", MNIST_1K, "--image-size", "1024x1024", "--model", "dcgan",
+                     "--batch-size", "8", "--device", "cpu", "--workdir", tmp_path / "w",
+                     cwd=tmp_path)  # fmt: skip
+    expect_error(outcome, 1, "Model 'dcgan' at 1x1024x1024 needs about 43.5 GB",
+                 "43.4 GB for the feature maps of a batch of 8",
+                 "give a smaller --batch-size")  # fmt: skip
+    assert not (tmp_path / "w").exists()
+    small_machine(monkeypatch, 64 << 30)  # room for it: the plan lets it through to the data
+    outcome = cli_in("train", "--data", MNIST_1K / "missing", "--image-size", "1024x1024",
+                     "--model", "dcgan", "--batch-size", "8", "--device", "cpu",
+                     "--workdir", tmp_path / "w", cwd=tmp_path)  # fmt: skip
+    expect_error(outcome, 1, "does not exist")
 
 
 def test_a_folder_whose_own_size_is_too_large_for_the_model_is_one_sentence(tmp_path, monkeypatch):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
+
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
@@ -91,25 +94,62 @@ def parameter_bytes(
     return g, d
 
 
+# Pixel values of an image above which G and D are run on the meta device (nothing
+# allocated; the first run imports PyTorch's symbolic shapes, about 1.5 s): below it, one
+# real image through uninitialised weights costs at most a few hundred MB.
+LARGE_IMAGE = 1 << 17
+
+
+def _forward_pass(
+    name: str, image_shape: tuple[int, int, int], latent_dim: int
+) -> tuple[tuple[int, ...], bool, int]:
+    """G's image shape, whether D makes one logit per image, and the bytes of every layer's
+    output for one image: one image through G and D, on the meta device when it is large."""
+    made = [0]
+
+    def count(module: nn.Module, _: object, output: object) -> None:
+        if isinstance(output, torch.Tensor) and next(module.children(), None) is None:
+            made[0] += output.numel() * output.element_size()
+
+    meta = math.prod(image_shape) > LARGE_IMAGE
+    if meta:
+        MODELS.get(name).builder()
+        with torch.device("meta"), _SkipInit():
+            models = [m.eval() for m in build_models(name, image_shape, latent_dim)]
+    else:
+        models = _shape_only(name, image_shape, latent_dim)
+    for module in (m for net in models for m in net.modules()):
+        module.register_forward_hook(count)
+    generator, discriminator = models
+    with torch.device("meta" if meta else "cpu"), torch.no_grad():
+        out = generator(torch.zeros(1, *generator.latent_shape))
+        fits = False
+        with contextlib.suppress(RuntimeError):  # D cannot take images this small
+            fits = discriminator(torch.zeros(1, *image_shape)).shape == (1,)
+    return tuple(out.shape[1:]), fits, made[0]
+
+
+def activation_bytes(name: str, image_shape: tuple[int, int, int], latent_dim: int) -> int:
+    """Bytes of the feature maps G and D make for one image: what a training step holds
+    per image for its backward pass, counted before a batch of them is allocated."""
+    return _forward_pass(name, image_shape, latent_dim)[2]
+
+
 def check_model_fits(name: str, image_shape: tuple[int, int, int], latent_dim: int) -> None:
-    """Fail early (before any data is loaded) when a model cannot make this image size."""
+    """Fail early (before any data is loaded) when a model cannot make this image size.
+    Large images go through G and D on the meta device: even one could take more memory
+    than the machine has."""
     _, height, width = image_shape
-    generator, discriminator = _shape_only(name, image_shape, latent_dim)
-    with torch.no_grad():  # two images through uninitialised weights: only shapes matter
-        out = generator(torch.zeros(2, *generator.latent_shape))
-        try:
-            logits = discriminator(torch.zeros(2, *image_shape))
-        except RuntimeError:
-            logits = None
-    if logits is None or logits.shape != (2,):
+    made, fits, _ = _forward_pass(name, image_shape, latent_dim)
+    if not fits:
         raise GanError(
             f"--image-size {height}x{width} is too small for model {name!r}'s discriminator; "
             "choose a larger --image-size or another --model."
         )
-    if tuple(out.shape[1:]) != tuple(image_shape):
+    if tuple(made) != tuple(image_shape):
         raise GanError(
             f"Model {name!r} cannot make {image_shape[1]}x{image_shape[2]} images "
-            f"(it makes {out.shape[2]}x{out.shape[3]}); choose another --image-size or --model."
+            f"(it makes {made[1]}x{made[2]}); choose another --image-size or --model."
         )
 
 

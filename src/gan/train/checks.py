@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ BUDGET_MIN_S = 2.0  # the warm-up: its first steps, then at least half a second 
 # Copies of G's and D's weights a run holds: the weights, their gradients, Adam's two
 # moments, and (for G) the moving average.
 TRAINING_COPIES = 5
+ACTIVATION_COPIES = 2  # a batch's feature maps, kept for the backward pass, and their gradients
 
 
 def check_budget(train: TrainConfig) -> None:
@@ -125,10 +127,9 @@ def check_limits(
     config: Config, image_shape: tuple[int, ...], images: int = 0, classes: int = 0
 ) -> None:
     """The image size within the side a checkpoint may have, and the run within the
-    machine's memory: G and D (counted on the meta device, never allocated here) with
-    their gradients, Adam's moments and G's moving average, and `images` as float."""
+    machine's memory (`_memory_needs`), each refused in one sentence before anything is
+    allocated."""
     from gan.data.limits import physical_memory, size_text
-    from gan.models import parameter_bytes
 
     channels, height, width = image_shape
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
@@ -139,23 +140,59 @@ def check_limits(
     total = physical_memory()
     if total is None:
         return
-    m = config.model
-    model = TRAINING_COPIES * sum(parameter_bytes(m.name, image_shape, m.latent_dim, classes))
-    data = images * channels * height * width * 4
-    if model + data <= total:
+    needs = _memory_needs(config, image_shape, images, classes)
+    if sum(needs.values()) <= total:
         return
-    size = f"{height}x{width}"
-    if data > model:
-        raise GanError(
-            f"{images:,} images of {channels}x{size} ({size_text(data)} as float) and model "
-            f"{m.name!r} ({size_text(model)} to train) need more than this machine's "
-            f"{size_text(total)} of memory; give a smaller --image-size, or use fewer images."
-        )
+    batch = config.optim.batch_size
+    parts = {
+        "model": "for G and D with their gradients, optimizer state and moving average",
+        "data": f"for the {images:,} images as float",
+        "activations": f"for the feature maps of a batch of {batch}",
+    }
+    spent = ", ".join(f"{size_text(n)} {parts[k]}" for k, n in needs.items() if n)
     raise GanError(
-        f"Model {m.name!r} at {channels}x{size} needs about {size_text(model)} of memory to "
-        f"train (weights, gradients, optimizer state and moving average), more than this "
-        f"machine's {size_text(total)}; give a smaller --image-size or another --model."
+        f"Model {config.model.name!r} at {'x'.join(map(str, image_shape))} needs about "
+        f"{size_text(sum(needs.values()))} of memory to train ({spent}), more than this "
+        f"machine's {size_text(total)}; {_FIXES[max(needs, key=needs.__getitem__)]}."
     )
+
+
+_FIXES = {
+    "model": "give a smaller --image-size or another --model",
+    "data": "give a smaller --image-size, or use fewer images",
+    "activations": "give a smaller --batch-size (with more --accumulation-steps), a smaller "
+    "--image-size or another --model",
+}
+
+
+def _memory_needs(
+    config: Config, image_shape: tuple[int, ...], images: int, classes: int
+) -> dict[str, int]:
+    """Bytes a run holds in the machine's memory: G and D (counted on the meta device) with
+    their gradients, Adam's moments and G's moving average; the images as float; and, for a
+    run on the CPU (or MPS's unified memory), the feature maps of a batch and their
+    gradients (one image through G and D, on the meta device when it is large)."""
+    from gan.models import activation_bytes, parameter_bytes
+
+    m = config.model
+    needs = {
+        "model": TRAINING_COPIES * sum(parameter_bytes(m.name, image_shape, m.latent_dim, classes)),
+        "data": images * math.prod(image_shape) * 4,
+        "activations": 0,
+    }
+    if _in_host_memory(config.train.device):
+        per_image = activation_bytes(m.name, image_shape, m.latent_dim)
+        needs["activations"] = ACTIVATION_COPIES * config.optim.batch_size * per_image
+    return needs
+
+
+def _in_host_memory(device: str) -> bool:
+    """Whether --device trains in the machine's memory (the CPU, or MPS's unified memory)."""
+    if device == "auto":
+        import torch
+
+        return not torch.cuda.is_available()
+    return not device.startswith("cuda")
 
 
 def check_same_data(data: Any, state: dict[str, Any], path: Path | None) -> None:
