@@ -186,6 +186,17 @@ def test_a_checkpoint_written_as_e65e87f_wrote_them_still_verifies(tmp_path):
     assert load_checkpoint(tmp_path / "old.pt")["rng_ranks"][0]["python"] == (3, (1, 2), None)
 
 
+def test_a_zip_that_the_zip_reader_cannot_handle_is_one_sentence(tmp_path):
+    path = tmp_path / "newer-zip.pt"
+    save_atomic(mlp_state(), path)
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02")  # the central directory's first record
+    data[entry + 6 : entry + 8] = (72).to_bytes(2, "little")  # "needs zip version 7.2"
+    path.write_bytes(bytes(data))
+    with pytest.raises(GanError, match=r"truncated or corrupt \(NotImplementedError"):
+        load_checkpoint(path)
+
+
 def test_load_generator_refuses_a_model_the_machine_cannot_hold_before_building_it(
     tmp_path, monkeypatch
 ):
