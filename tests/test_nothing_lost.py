@@ -52,7 +52,7 @@ def history_steps(workdir: Path, run: str) -> list[int]:
 
 def expect_refusal(result, *phrases: str) -> None:
     assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.stderr.count("Error: ") == 1, result.stderr
     for phrase in phrases:
         assert phrase in result.stderr, result.stderr
 

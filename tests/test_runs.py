@@ -96,7 +96,7 @@ def test_a_second_trainer_is_refused_and_kill_9_frees_the_lock(tmp_path):
         wait_for_checkpoint(tmp_path, "i", interrupted)
         second = run_cli("train", *TINY, "--workdir", tmp_path, "--run-name", "k", "--resume",
                          "auto", "--max-steps", "50", cwd=tmp_path)  # fmt: skip
-        assert second.returncode == 1 and "Traceback" not in second.stderr
+        assert second.returncode == 1 and second.stderr.count("Error: ") == 1
         assert f"being trained by another process (pid {killed.pid}" in second.stderr
         assert {r: s["status"] for r, s in runs(tmp_path).items()} == {
             "k": "training", "i": "training"
@@ -203,7 +203,7 @@ def test_corruption_anywhere_is_refused_by_sample_and_evaluate(two_checkpoints, 
             load_checkpoint(path)
         result = run_cli("sample", path, "--device", "cpu", cwd=tmp_path)
         assert result.returncode == 1 and "is corrupt" in result.stderr, (name, result.stderr)
-        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert len(result.stderr.strip().splitlines()) == 1
     result = run_cli("evaluate", tmp_path / "ema.pt", "--num-samples", "50", "--device", "cpu",
                      cwd=tmp_path)  # fmt: skip
     assert result.returncode == 1 and "is corrupt" in result.stderr
