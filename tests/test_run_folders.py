@@ -165,6 +165,35 @@ def test_a_link_at_the_temporary_name_is_never_followed(tmp_path):
     assert target.read_bytes() == PRECIOUS and path.read_text() == "{}\n"
 
 
+def test_publishing_last_pt_without_hard_links_never_follows_a_planted_link(tmp_path, monkeypatch):
+    """Where os.link fails (a filesystem without hard links, or a name already taken),
+    last.pt is copied through a temporary file created exclusively, never through a link
+    planted at a temporary name."""
+    from gan.checkpoint import publish
+
+    target, source, alias = tmp_path / "precious", tmp_path / "step.pt", tmp_path / "last.pt"
+    target.write_bytes(PRECIOUS)
+    source.write_bytes(b"the new checkpoint")
+    temp_name(alias).symlink_to(target)
+
+    def no_links(*args: object) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    publish(source, alias)
+    assert target.read_bytes() == PRECIOUS and alias.read_bytes() == b"the new checkpoint"
+
+
+def test_an_export_never_writes_through_a_link_at_its_temporary_name(trained, tmp_path):
+    target, out = tmp_path / "precious", tmp_path / "g.pt2"
+    target.write_bytes(PRECIOUS)
+    temp_name(out).symlink_to(target)  # export runs in this process and thread
+    result = run_cli("export", trained / "checkpoints" / "r" / "last.pt", "--format",
+                     "exported", "--out", out, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert target.read_bytes() == PRECIOUS and out.stat().st_size > len(PRECIOUS)
+
+
 # ---- the leftovers of a kill ---------------------------------------------------------------
 def _dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -64,6 +64,14 @@ def _create_temp(path: Path) -> tuple[Path, int]:
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
 
 
+def fresh_temp(path: Path) -> Path:
+    """An empty temporary file beside `path`, created exclusively, for writers that open
+    a file by name (torch.export, ONNX): what they open is ours, never a planted link."""
+    tmp, fd = _create_temp(Path(path))
+    os.close(fd)
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path, durable: bool = True) -> Iterator[BinaryIO]:
     """Write through a temporary file beside `path` that replaces it once complete.

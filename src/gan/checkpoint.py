@@ -8,6 +8,7 @@ import hashlib
 import os
 import pickle
 import re
+import secrets
 import shutil
 import warnings
 import zipfile
@@ -77,12 +78,14 @@ def save_atomic(state: dict[str, Any], path: Path) -> Path:
 
 def publish(source: Path, alias: Path) -> None:
     """Atomically make `alias` (e.g. checkpoints/last.pt) a copy of a complete checkpoint."""
-    tmp = temp_name(alias)
+    tmp = temp_name(alias, secrets.token_hex(4))  # os.link fails on a name already there
     try:
         try:
             os.link(source, tmp)  # free on filesystems with hard links
-        except OSError:
-            shutil.copyfile(source, tmp)
+        except OSError:  # none here: a copy, through a temporary file created exclusively
+            with open(source, "rb") as src, atomic_file(alias) as f:
+                shutil.copyfileobj(src, f)
+            return
         os.replace(tmp, alias)
     except OSError as exc:
         raise GanError(f"Could not update {alias} ({exc.strerror or exc}).") from None

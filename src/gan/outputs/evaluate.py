@@ -22,7 +22,7 @@ from typing import Any
 
 from loguru import logger
 
-from gan.atomic import atomic_write
+from gan.atomic import atomic_write, read_regular
 from gan.config import FIELDS, Config, DataConfig
 from gan.config.tracking import redact
 from gan.data import load_dataset
@@ -62,9 +62,8 @@ def _with_earlier(path: Path, result: dict[str, Any]) -> dict[str, Any]:
     """The result, with the metrics an earlier report of the same measurement (same name,
     same seed: the same samples) had and this one did not compute (--metrics nn after
     fid,kid,pr keeps the FID)."""
-    try:  # is_file: a FIFO planted there would hang the read
-        small = path.is_file() and path.stat().st_size < MAX_REPORT_BYTES
-        earlier = json.loads(path.read_text(encoding="utf-8")) if small else None
+    try:  # no link followed, no FIFO waited on, a bounded size
+        earlier = json.loads(read_regular(path, MAX_REPORT_BYTES).decode("utf-8"))
     except (OSError, ValueError, RecursionError):
         return result
     same = ("step", "features", "num_samples", "data_sha256", "seed")

@@ -24,7 +24,7 @@ import torch
 from loguru import logger
 
 from gan import __version__
-from gan.atomic import atomic_write, temp_name
+from gan.atomic import atomic_write, fresh_temp
 from gan.config.tracking import redact
 from gan.errors import GanError
 from gan.runs.folders import run_paths_for
@@ -112,9 +112,10 @@ def export(checkpoint: Path, fmt: str, out: Path | None = None) -> tuple[Path, P
     if out.suffix != FORMATS[fmt]:
         out = out.with_name(out.name + FORMATS[fmt])
     classes = len(state["model"].get("classes") or [])
-    tmp = temp_name(out)
+    tmp: Path | None = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = fresh_temp(out)  # the writers open it by name: ours, never a planted link
         with torch.no_grad():
             _WRITERS[fmt](generator, classes, tmp)
         os.replace(tmp, out)  # complete or absent, like checkpoints
@@ -123,7 +124,8 @@ def export(checkpoint: Path, fmt: str, out: Path | None = None) -> tuple[Path, P
             f"Could not write {out} ({exc.strerror or exc}); choose another --out."
         ) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
     meta = describe(generator, state, fmt, out)
     meta["sha256"] = hashlib.sha256(out.read_bytes()).hexdigest()
     sidecar = out.with_name(out.name + ".json")
