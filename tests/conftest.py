@@ -80,3 +80,9 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(
         ["gan", *map(str, args)], result.exit_code, result.stdout, result.stderr
     )
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """The lines of a command's stderr that report an error ('Error: ...'): a refusal has
+    exactly one (run_cli itself fails on an exception that would have been a traceback)."""
+    return [line for line in result.stderr.splitlines() if line.startswith("Error")]

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gan.checkpoint import load_checkpoint, save_atomic, step_files
-from tests.conftest import run_cli
+from tests.conftest import error_lines, run_cli
 
 COMMON = ["--device", "cpu", "--batch-size", "8", "--log-every", "1", "--sample-every", "3",
           "--checkpoint-every", "3", "--keep-checkpoints", "100", "--augment", "none",
@@ -52,7 +52,7 @@ def history_steps(workdir: Path, run: str) -> list[int]:
 
 def expect_refusal(result, *phrases: str) -> None:
     assert result.returncode == 1, result.stderr
-    assert result.stderr.count("Error: ") == 1, result.stderr
+    assert len(error_lines(result)) == 1, result.stderr
     for phrase in phrases:
         assert phrase in result.stderr, result.stderr
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from gan.checkpoint import load_checkpoint
 from gan.outputs import plotting
-from tests.conftest import MNIST_1K, run_cli
+from tests.conftest import MNIST_1K, error_lines, run_cli
 
 
 # ---- gan export CKPT, no --out ----------------------------------------------------------
@@ -166,7 +166,7 @@ def test_evaluate_data_reads_the_folder_it_is_given(folder_run, monkeypatch):
     empty.mkdir()
     missing = run_cli("evaluate", folder_run / "checkpoints" / "last.pt", "--metrics", "nn",
                       "--device", "cpu", "--data", empty, cwd=folder_run)  # fmt: skip
-    assert missing.returncode == 1 and missing.stderr.count("Error: ") == 1
+    assert missing.returncode == 1 and len(error_lines(missing)) == 1
     assert "No image files" in missing.stderr and str(empty) in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gan.checkpoint import load_checkpoint, step_files
-from tests.conftest import run_cli
+from tests.conftest import error_lines, run_cli
 
 # No augmentation and no learning-rate decay: adaptive augmentation's ramp and the decay
 # follow the planned run length, so a run planned for 20 steps and then extended to 40 is
@@ -64,7 +64,7 @@ def test_resume_refuses_options_that_change_the_run(tmp_path, mnist_dir):
         result = run_cli("train", "--resume", "auto", "--workdir", str(tmp_path), *args,
                          cwd=tmp_path)  # fmt: skip
         assert result.returncode == 1
-        assert flag in result.stderr and result.stderr.count("Error: ") == 1
+        assert flag in result.stderr and len(error_lines(result)) == 1
     assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == before
 
 
@@ -80,7 +80,7 @@ def test_resume_auto_with_a_mistyped_run_name_is_an_error_naming_the_runs(tmp_pa
     train(tmp_path, mnist_dir, "--max-steps", "2", "--run-name", "mnist-a")
     result = run_cli("train", "--data", mnist_dir, *COMMON, "--workdir", tmp_path, "--resume",
                      "auto", "--run-name", "mnist-b", cwd=tmp_path)  # fmt: skip
-    assert result.returncode == 1 and result.stderr.count("Error: ") == 1
+    assert result.returncode == 1 and len(error_lines(result)) == 1
     assert "no checkpoint of run 'mnist-b'" in result.stderr and "mnist-a" in result.stderr
     assert "--resume auto-or-new" in result.stderr
     assert not (tmp_path / "logs" / "mnist-b").exists()  # nothing was started

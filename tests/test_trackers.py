@@ -21,7 +21,7 @@ from loguru import logger
 from gan.checkpoint import load_checkpoint
 from gan.config import Config
 from gan.train.board import hparam_values
-from tests.conftest import MNIST_1K, run_cli
+from tests.conftest import MNIST_1K, error_lines, run_cli
 
 TINY = dict(dataset="mnist", data=str(MNIST_1K), device="cpu", batch_size=32, log_every=5,
             checkpoint_every=10, sample_every=10, run_name="r")  # fmt: skip
@@ -410,7 +410,7 @@ def test_mlflow_server_down_is_one_sentence_and_no_checkpoint(tmp_path):
     result = run_cli("train", "--dataset", "mnist", "--data", MNIST_1K, "--max-steps", "5",
                      "--tracker", "tensorboard,mlflow", "--mlflow-uri", uri, "--workdir", tmp_path,
                      cwd=tmp_path)  # fmt: skip
-    assert result.returncode == 1 and result.stderr.count("Error: ") == 1
+    assert result.returncode == 1 and len(error_lines(result)) == 1
     assert f"The MLflow server at {uri} did not answer" in result.stderr
     assert not list(tmp_path.rglob("*.pt")) and not (tmp_path / "logs").exists()
     for bad, said in ((f"file://{tmp_path}/store", "so nothing was trained"),
