@@ -146,8 +146,18 @@ def test_a_config_file_chooses_no_tracker_server_cache_or_download(tmp_path, lis
         (f"http://127.0.0.1:{{port}}/?access_token={SECRET}", "MLFLOW_TRACKING_TOKEN"),
         (f"http://user:{SECRET}@127.0.0.1:port", "is not a valid URI"),
         ("http://[::1", "is not a valid URI"),
+        (f"http://user:x/{SECRET}@127.0.0.1:{{port}}", "is not a valid URI"),
+        (f"http://user:{SECRET} x@127.0.0.1:{{port}}", "MLFLOW_TRACKING_PASSWORD"),
     ],
-    ids=["user-password", "token-as-user", "query-token", "bad-port", "bad-host"],
+    ids=[
+        "user-password",
+        "token-as-user",
+        "query-token",
+        "bad-port",
+        "bad-host",
+        "slash",
+        "blank",
+    ],  # fmt: skip
 )
 @pytest.mark.parametrize("tracker", ["mlflow", "tensorboard"])
 def test_an_mlflow_uri_with_credentials_or_malformed_is_one_sentence_that_hides_them(
@@ -162,6 +172,32 @@ def test_an_mlflow_uri_with_credentials_or_malformed_is_one_sentence_that_hides_
     assert SECRET not in done.stdout + done.stderr
     assert not _connected(listener)
     assert not list(tmp_path.iterdir())  # nothing written, the URI stored nowhere
+
+
+@pytest.mark.parametrize("cut", [" ", "/", "#", "?", "@", ":", "\t", "%20"])
+def test_a_password_holding_any_character_is_hidden_wherever_the_uri_is_shown(cut):
+    """Everything between :// and the URI's last '@' is the user's: hidden in the stored
+    URI (trackers.json, the export sidecar), the ignored-options line of a handed file,
+    the refusals of a malformed or credentialed URI, and MLflow's own printed lines."""
+    from gan.config import FIELDS
+    from gan.config.tracking import check_mlflow_uri, redact, remember
+    from gan.errors import GanError
+    from gan.outputs.export import _without_credentials
+    from gan.train.handed import _as_flags
+
+    uri = f"http://user:{SECRET}{cut}{SECRET}@127.0.0.1:5000/api"
+    shown = [redact(uri), _as_flags(FIELDS["track.mlflow_uri"], uri),
+             _without_credentials({"track": {"mlflow_uri": uri}})["track"]["mlflow_uri"],
+             redact(f"View run r at: {uri}/#/experiments/1", uri)]  # fmt: skip
+    for credentials in (False, True):
+        try:
+            check_mlflow_uri(uri, credentials=credentials)
+        except GanError as exc:
+            shown.append(str(exc))
+    remember(uri)  # a tracker's later message may cut the URI anywhere
+    shown.append(redact(f"connection to {uri} failed"))
+    assert shown[0] == "http://***@127.0.0.1:5000/api"
+    assert not [text for text in shown if SECRET in text or "user:" in text], shown
 
 
 # ---- point 5: gan evaluate reads no place a checkpoint names ---------------------------------

@@ -97,27 +97,50 @@ def local_fields() -> list[Field]:
     return [f for f in FIELDS.values() if f.opt.panel in (TRACK, S3) or f.key == "data.download"]
 
 
-# scheme://user:password@host: the user information, up to the host's last '@'.
-_USERINFO = re.compile(r"(?<=://)[^/?#\s]*@")
+# A URI's user information: everything between :// and its LAST '@' (a password may hold
+# '/', '?', '#', ':' or a blank, which no parser of the rest can know). In running text a
+# URI ends at a blank; a text that is one URI (a stored or shown option) is one whole.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_USERINFO = re.compile(r"(?<=://)(?!/)\S*@")
 _SECRET = r"[^=&;#\s]*(?:token|key|secret|pass|pwd|auth|sig|cred|session)[^=&;#\s]*"
 # ?access_token=...: the value of a query parameter whose name says it is a secret.
 _SECRET_QUERY = re.compile(rf"(?i)([?&;]{_SECRET}=)[^&;#\s]*")
+_KNOWN: set[str] = set()  # the credentials of URIs this process uses (`remember`)
+
+
+def userinfo(uri: str) -> str | None:
+    """The user information of one URI (None without): between `://` and the last '@'; a
+    URI whose authority is empty (sqlite:////path) has none, whatever its path holds."""
+    _, sep, rest = uri.strip().partition("://")
+    if not sep or rest.startswith("/") or "@" not in rest:
+        return None
+    return rest.rpartition("@")[0]
+
+
+def remember(uri: str) -> None:
+    """Hide `uri`'s credentials from every later `redact` of this process (a tracker's
+    message may quote them anywhere, cut where a parser of running text cannot know)."""
+    _KNOWN.update(_secrets(uri, users=False))
 
 
 def redact(text: str, uri: str | None = None) -> str:
     """`text` with the credentials of any URL in it hidden (user:password@ and query
-    tokens), and those of `uri` wherever they appear (an exception may quote them)."""
-    if uri:
-        for secret in _secrets(uri):
-            text = text.replace(secret, "***")
+    tokens), those of `uri` and of remembered URIs wherever they appear; a text that is one
+    URI hides everything up to its last '@'."""
+    for secret in sorted({*_KNOWN, *(_secrets(uri) if uri else ())}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    info = userinfo(text) if _SCHEME.match(text.strip()) else None
+    if info:
+        text = text.replace(f"://{info}@", "://***@", 1)
     return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub("***@", text))
 
 
-def _secrets(uri: str) -> list[str]:
-    """The credentials in `uri`, as written and decoded, longest first."""
-    found = [m[0][:-1] for m in _USERINFO.finditer(uri)]
-    found += [m[0].split("=", 1)[1] for m in _SECRET_QUERY.finditer(uri)]
-    pieces = [p for f in found for p in (f, *f.split(":", 1))]
+def _secrets(uri: str, users: bool = True) -> list[str]:
+    """The credentials in `uri`, as written and decoded, longest first (`users`: the user
+    name alone too; a name such as `admin` is no secret to hide in every message)."""
+    info = userinfo(uri)
+    pieces = [info, *(info.split(":", 1) if users else info.split(":", 1)[1:])] if info else []
+    pieces += [m[0].split("=", 1)[1] for m in _SECRET_QUERY.finditer(uri)]
     pieces += [urllib.parse.unquote(p) for p in pieces]
     return sorted({p for p in pieces if len(p) >= 3}, key=len, reverse=True)
 
@@ -125,7 +148,7 @@ def _secrets(uri: str) -> list[str]:
 def check_mlflow_uri(uri: str, where: str = "--mlflow-uri", credentials: bool = False) -> None:
     """A URI that parses, and, unless `credentials` (the user's own environment), carries
     no user name, password or token: those would be stored with the run."""
-    shown = redact(uri)
+    shown = redact(uri, uri)
     try:  # what MLflow makes of the rest (a store, `databricks`) it says itself
         parts = urllib.parse.urlsplit(uri)
         parts.port  # noqa: B018 - reading it checks it
@@ -138,7 +161,8 @@ def check_mlflow_uri(uri: str, where: str = "--mlflow-uri", credentials: bool = 
             "character cannot be read); give an http(s)://host:port server or a sqlite:/// "
             "store."
         )
-    if not credentials and (parts.username is not None or _SECRET_QUERY.search(uri)):
+    has = parts.username is not None or userinfo(uri) is not None or _SECRET_QUERY.search(uri)
+    if not credentials and has:
         raise GanError(
             f"{where} {shown} carries a user name, password or token, which gan would store "
             "with the run; give the server alone and the credentials in "

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from loguru import logger
 
-from gan.config.tracking import check_mlflow_uri, redact
+from gan.config.tracking import check_mlflow_uri, redact, remember
 from gan.errors import GanError
 from gan.runs.tracking import RunEnd, RunStart, picture
 
@@ -120,6 +120,7 @@ class MlflowTracker:
             self.uri = default_uri(workdir)
         elif not track.mlflow_uri:  # the user's own environment may hold credentials
             check_mlflow_uri(self.uri, "MLFLOW_TRACKING_URI", credentials=True)
+        remember(self.uri)  # every later message of this process hides its credentials
         self.shown = redact(self.uri)  # what messages and trackers.json show
         probe(self.uri)
         self.client = self._open_store(MlflowClient)
