@@ -86,3 +86,37 @@ def error_lines(result: subprocess.CompletedProcess) -> list[str]:
     """The lines of a command's stderr that report an error ('Error: ...'): a refusal has
     exactly one (run_cli itself fails on an exception that would have been a traceback)."""
     return [line for line in result.stderr.splitlines() if line.startswith("Error")]
+
+
+def _remove_tree(root: Path) -> None:
+    """Remove a folder tree without recursion (shutil.rmtree recurses a level a frame)."""
+    folders, stack = [], [root]
+    while stack:
+        folders.append(stack.pop())
+        stack += [Path(e.path) for e in os.scandir(folders[-1]) if e.is_dir(follow_symlinks=False)]
+    for folder in reversed(folders):
+        for entry in os.scandir(folder):
+            if not entry.is_dir(follow_symlinks=False):
+                os.unlink(entry.path)
+        os.rmdir(folder)
+
+
+@pytest.fixture
+def nest():
+    """nest(folder, depth): `depth` folders named `a`, each inside the last, under
+    `folder`; returns the deepest. Made one by one (os.makedirs recurses) and removed
+    after the test without recursion: pytest's own cleanup of tmp_path would crash on
+    them, in this session and in every later one."""
+    made: list[Path] = []
+
+    def make(folder: Path, depth: int) -> Path:
+        made.append(folder / "a")
+        for _ in range(depth):
+            folder = folder / "a"
+            folder.mkdir()
+        return folder
+
+    yield make
+    for top in made:
+        if top.exists():
+            _remove_tree(top)

@@ -9,6 +9,7 @@ or a machine made small by replacing `gan.data.limits.physical_memory`.
 
 from __future__ import annotations
 
+import json
 import struct
 import time
 import zipfile
@@ -219,6 +220,33 @@ def test_load_generator_refuses_a_model_the_machine_cannot_hold_before_building_
     assert gan.load_generator(path, device="cpu").sample(2).shape == (2, 8, 8, 1)
 
 
+def test_evaluate_refuses_scoring_the_machine_cannot_hold_before_drawing_a_sample(
+    tmp_path, monkeypatch
+):
+    """`--metrics nn` keeps every sample's pixels, pr a distance matrix of the larger set,
+    every metric the samples' features: their memory is checked before a sample is drawn,
+    one sentence naming --num-samples."""
+    import gan.metrics.evaluate as scoring
+
+    path = save_atomic(mlp_state((1, 28, 28)), tmp_path / "mnist.pt")
+    drawn: list[int] = []
+    real_draw = scoring.fake_features
+    monkeypatch.setattr(
+        scoring, "fake_features", lambda *a, **k: drawn.append(a[1]) or real_draw(*a, **k)
+    )
+    small_machine(monkeypatch, 256 * MB)  # 100,000 samples of 28x28 pixels: 470 MB held
+    args = ("evaluate", path, "--data", MNIST_1K, "--device", "cpu", "--metrics")
+    outcome = cli_in(*args, "nn", "--num-samples", "100000", cwd=tmp_path)
+    expect_error(
+        outcome, 1, "--num-samples 100,000 with --metrics nn would hold", "smaller --num-samples"
+    )
+    outcome = cli_in(*args, "pr", "--num-samples", "20000", cwd=tmp_path)  # a 1.6 GB matrix
+    expect_error(outcome, 1, "--num-samples 20,000 with --metrics pr would hold")
+    assert not drawn
+    assert cli_in(*args, "fid,nn", "--num-samples", "16", cwd=tmp_path).code == 0
+    assert drawn == [16]
+
+
 def test_resume_auto_falls_back_past_a_checkpoint_that_fails_in_any_way(tmp_path, monkeypatch):
     from gan.runs import resume
 
@@ -337,6 +365,33 @@ def test_s3_objects_that_add_up_past_the_memory_are_one_sentence(s3, monkeypatch
     assert not list((s3.cache_dir / ".decoded").glob("*.npz"))
 
 
+@pytest.mark.parametrize("dataset", ["folder", "mri"])
+def test_a_data_folder_nested_past_the_recursion_limit_is_walked_its_depths_skipped(
+    tmp_path, nest, dataset
+):
+    """Walked without recursion (`gan.walk`): folders deeper than MAX_DATA_DEPTH are
+    skipped, in one warning; the images above them load."""
+    root = tmp_path / "images"
+    root.mkdir()
+    for name, data in pngs(3).items():
+        (root / name).write_bytes(data)
+    bottom = nest(root, 1200)
+    (bottom / "deep.png").write_bytes(pngs(1)["img-0000.png"])
+    (root.joinpath(*["a"] * 64) / "kept.png").write_bytes(pngs(1)["img-0000.png"])
+    done = cli_in("data", "info", "--dataset", dataset, "--data", root, "--json", cwd=tmp_path)
+    assert done.code == 0, done.stderr
+    assert json.loads(done.stdout)["num_images"] == 4
+    assert f"Skipped 1 folder(s) under {root} nested deeper than 64 levels" in done.stderr
+
+
+def test_s3_keys_nested_deeper_than_a_dataset_may_be_are_refused_before_the_cache():
+    from gan.data.s3_cache import refusals
+
+    keys = ["a/" * 64 + "kept.png", "a/" * 65 + "deep.png", "a/" * 2000 + "deeper.png"]
+    refused = refusals(Path("/cache"), "bucket", keys)
+    assert set(refused) == set(keys[1:]) and "nested deeper than 64" in refused[keys[1]]
+
+
 def test_a_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
     import gan.data.folder as folder
 
@@ -388,6 +443,71 @@ def test_tiff_strips_that_each_inflate_to_a_page_are_skipped_at_the_first(tmp_pa
     assert len(data.images) == 3 and data.extra["skipped_files"] == 1
     assert "inflates past its 4,096 bytes" in skipped[0]
     assert peak[0] < 8 * MB
+
+
+def packbits(data: bytes) -> bytes:
+    """PackBits as an encoder writes it: literal runs of at most 128 bytes."""
+    return b"".join(
+        bytes([len(c) - 1]) + c for c in (data[i : i + 128] for i in range(0, len(data), 128))
+    )
+
+
+def tiff_8bit(
+    width: int, strips: list[bytes], compression: int, at: list[int] | None = None
+) -> bytes:
+    """An 8-bit grayscale TIFF of one row a strip: the strips' bytes one after the other,
+    or, with `at`, each strip at that index into them (strips that repeat)."""
+    count = len(at or strips)
+    tags = [(256, 4, 1, width), (257, 4, 1, count), (258, 3, 1, 8), (259, 3, 1, compression),
+            (262, 3, 1, 1), (273, 4, count, None), (277, 3, 1, 1), (278, 4, 1, 1),
+            (279, 4, count, None)]  # fmt: skip
+    offsets_at = 8 + 2 + 12 * len(tags) + 4
+    data_at = offsets_at + 8 * count
+    starts = [data_at + sum(map(len, strips[:i])) for i in range(len(strips))]
+    index = at or list(range(count))
+    offsets, sizes = [starts[i] for i in index], [len(strips[i]) for i in index]
+    ifd = struct.pack("<H", len(tags))
+    for tag, kind, n, value in tags:
+        value = offsets_at if tag == 273 else offsets_at + 4 * count if tag == 279 else value
+        packed = struct.pack("<H", value) + b"\0\0" if kind == 3 else struct.pack("<I", value)
+        ifd += struct.pack("<HHI", tag, kind, n) + packed
+    arrays = struct.pack(f"<{count}I", *offsets) + struct.pack(f"<{count}I", *sizes)
+    return b"II*\0" + struct.pack("<I", 8) + ifd + bytes(4) + arrays + b"".join(strips)
+
+
+ROW = bytes(range(100))  # one row of a 100-pixel-wide page
+HOSTILE_TIFFS = {  # what each is, and the phrase of its refusal
+    # every strip points at one blob that decodes to 128 times its size (the red team's)
+    "packbits bomb": (lambda: tiff_8bit(100, [b"\x81\x00" * 2000], 32773, [0] * 100),
+                      "stores 4,000 bytes"),
+    "packbits decoding past its strip": (lambda: tiff_8bit(100, [b"\x81\x00" * 10] * 100, 32773),
+                                         "inflates past its 100 bytes"),
+    "packbits no-ops": (lambda: tiff_8bit(100, [b"\x80" * 50_000 + packbits(ROW)] * 4, 32773),
+                        "more than its size needs"),
+    "repeated strips": (lambda: tiff_8bit(100, [packbits(ROW)], 32773, [0] * 100), "repeat"),
+    "strip past the end": (lambda: tiff_8bit(100, [ROW] * 100, 1)[:-50], "past the end"),
+    "lzw": (lambda: tiff_8bit(100, [ROW] * 100, 5), "compression LZW cannot be bounded"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", HOSTILE_TIFFS)
+def test_tiff_strips_of_any_codec_are_bounded_before_decoding(tmp_path, skipped, case):
+    """A per-strip cap for every codec tifffile may use (PackBits too, which tifffile
+    decodes in Python, a byte at a time), strips that neither overlap nor repeat, and
+    codecs whose output cannot be capped refused: decoding costs at most the page."""
+    from tests.s3_server import make_bps_dataset
+
+    root = tmp_path / "bps"
+    rows = make_bps_dataset(root, n=4)
+    make, phrase = HOSTILE_TIFFS[case]
+    (root / rows[1]["filename"]).write_bytes(make())
+    (root / rows[2]["filename"]).write_bytes(tiff_8bit(100, [packbits(ROW)] * 100, 32773))
+    started = time.monotonic()
+    with peak_memory() as peak:
+        data = load("bps", root, (16, 16))
+    assert time.monotonic() - started < 10 and peak[0] < 8 * MB
+    assert len(data.images) == 3 and data.extra["skipped_files"] == 1  # the PackBits one loads
+    assert phrase in skipped[0], skipped
 
 
 def test_a_model_that_cannot_fit_in_memory_is_one_sentence_before_the_data(tmp_path):

@@ -248,14 +248,17 @@ def test_evaluate_keeps_reports_of_other_features_sample_counts_and_data(trained
     evaluate("--data", MNIST_1K, "--num-samples", "16", "--features", "random-conv")
     other = evaluate("--data", small, "--num-samples", "16")
     kid = evaluate("--data", MNIST_1K, "--num-samples", "16", "--metrics", "kid")
+    seeded = evaluate("--data", MNIST_1K, "--num-samples", "16", "--seed", "7")  # other samples
     reports = {p.name: json.loads(p.read_text()) for p in set(logs.glob("eval-*.json")) - before}
-    assert len(reports) == 4, sorted(reports)  # none replaced another
+    assert len(reports) == 5, sorted(reports)  # none replaced another
     assert {(r["features"], r["num_samples"], r["num_real"]) for r in reports.values()} == {
         ("mnist-lenet", 16, 1000), ("mnist-lenet", 24, 1000), ("random-conv", 16, 1000),
         ("mnist-lenet", 16, 300)}  # fmt: skip
     assert other["data_sha256"] != first["data_sha256"]
     mine = reports[f"eval-0000002-mnist-lenet-16-{first['data_sha256'][:8]}.json"]
     assert mine["fid"] == first["fid"] and mine["kid"] == kid["kid"]  # one measurement, both
+    other_seed = reports[f"eval-0000002-mnist-lenet-16-{first['data_sha256'][:8]}-s7.json"]
+    assert other_seed["fid"] == seeded["fid"] != first["fid"] and "kid" not in other_seed
 
 
 def _mnist_subset(folder: Path, count: int) -> Path:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from loguru import logger
 
@@ -290,6 +291,97 @@ def test_a_resume_drops_lines_that_are_not_records_and_goes_on(work):
     assert steps == [1, 2, 3, 4, 5]
 
 
+def test_history_readers_hold_bounded_memory_whatever_its_length(tmp_path):
+    """`gan runs`, plot-history and a resume's cut stream history.jsonl and keep what
+    they need (a few numbers; at most 2 x MAX_POINTS points; nothing): neither the file
+    nor its records, whose dicts take ~75 times the bytes of a line `{}`."""
+    import tracemalloc
+
+    import matplotlib.pyplot as plt
+
+    from gan.outputs import plotting
+    from gan.runs.history import truncate_history
+    from gan.runs.overview import summarize
+
+    paths = RunPaths(tmp_path, "h")
+    paths.logs.mkdir(parents=True)
+    history, count = paths.logs / "history.jsonl", 30_000
+    line = b'{"step": %d, "d_loss": 1.5, "g_loss": 2.5, "fid": %d}\n'
+    history.write_bytes(
+        b"{}\n" * count + b"".join(line % (i, 9 - i % 7) for i in range(1, count + 1))
+    )
+
+    def peak(call):
+        tracemalloc.start()
+        try:
+            return call(), tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    summary, used = peak(lambda: summarize(paths))
+    assert (summary.step, summary.last_fid, summary.best_fid) == (count, 9 - count % 7, 3)
+    assert used < 4 << 20
+    (losses, fids, best, per_point), used = peak(lambda: plotting.read_points(history))
+    assert len(losses) <= 2 * plotting.MAX_POINTS < count and per_point == 2 and best == (6, 3)
+    assert used < 16 << 20 and np.nanmax(losses[:, 1]) == 1.5
+    plt.close(plotting.history_figure(history))
+    _, used = peak(lambda: truncate_history(history, count // 2))
+    assert used < 4 << 20
+    assert history.read_bytes() == b"".join(line % (i, 9 - i % 7) for i in range(1, count // 2 + 1))
+
+
+def test_numbers_beyond_a_float_in_a_history_are_gaps_not_a_crash(work):
+    """Every numeric field read back goes through `gan.runs.status.number`."""
+    huge = "1" + "0" * 400
+    lines = [f'{{"step": 5, "d_loss": 1.0, "g_loss": 1.0, "fid": {huge}}}',
+             f'{{"step": 6, "d_loss": {huge}, "g_loss": 1.0, "fid": 2.0}}',
+             f'{{"step": {huge}, "d_loss": 1.0}}',
+             f'{{"step": 7, "images_per_s": {huge}}}']  # fmt: skip
+    history = work / "logs" / "r" / "history.jsonl"
+    history.write_text(history.read_text() + "\n".join(lines) + "\n")
+    plotted = run_cli("plot-history", "logs/r", cwd=work)
+    assert plotted.returncode == 0, plotted.stderr
+    listed = run_cli("runs", "--workdir", work, "--json", cwd=work)
+    found = {r["run"]: r for r in json.loads(listed.stdout)}
+    assert listed.returncode == 0 and found["r"]["step"] == 7, listed.stderr
+
+
+def test_gan_runs_counts_a_folder_nested_past_the_recursion_limit(work, nest):
+    (nest(work / "assets" / "r", 1200) / "deep.bin").write_bytes(bytes(1000))
+    listed = run_cli("runs", "--workdir", work, "--json", cwd=work)
+    assert listed.returncode == 0, listed.stderr
+    run = {r["run"]: r for r in json.loads(listed.stdout)}["r"]
+    assert run["size_bytes"] == sum(p.stat().st_size for p in run_files(work, "r"))
+
+
+def run_files(work: Path, run: str) -> list[Path]:
+    """The run's regular files, each once (a walk of the test's own, without recursion)."""
+    files, seen = [], set()
+    for kind in ("checkpoints", "logs", "assets"):
+        stack = [work / kind / run]
+        while stack:
+            for entry in os.scandir(stack.pop()):
+                info = entry.stat(follow_symlinks=False)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False) and info.st_ino not in seen:
+                    seen.add(info.st_ino)
+                    files.append(Path(entry.path))
+    return files
+
+
+def test_evaluate_writes_no_report_through_a_linked_run_folder(work):
+    real = work.parent / "moved-logs"
+    (work / "logs" / "r").rename(real)
+    (work / "logs" / "r").symlink_to(real, target_is_directory=True)
+    before = digest(real)
+    done = run_cli("evaluate", "checkpoints/r/last.pt", "--data", MNIST_1K, "--num-samples",
+                   "8", "--metrics", "fid", "--device", "cpu", cwd=work)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "no report was written" in done.stderr and '"fid"' in done.stdout.splitlines()[-1]
+    assert digest(real) == before and not list(work.rglob("*eval-*.json"))
+
+
 @pytest.mark.parametrize("seconds", ['"abc"', "1e999", "[1, 2]", "1" + "0" * 400, "null"])
 def test_a_status_with_a_bad_number_neither_crashes_nor_spreads(tmp_path, seconds):
     paths = RunPaths(tmp_path, "s")
@@ -349,33 +441,44 @@ def test_a_rewind_sets_aside_gan_exports_of_later_steps(work):
     assert not any((ckpts / name).exists() for name in files)
 
 
-def _report(logs: Path, name: str, step: int, features: str, fid: float) -> None:
-    report = {"step": step, "features": features, "fid": fid, "num_samples": 100}
+def _report(logs: Path, name: str, step: int, features: str, fid: float, count: int = 100,
+            data: str = "aaaa0000", seed: int = 12345) -> None:  # fmt: skip
+    report = {"step": step, "features": features, "fid": fid, "num_samples": count,
+              "data_sha256": data, "seed": seed}  # fmt: skip
     (logs / name).write_text(json.dumps(report))
 
 
-def test_gan_runs_compares_fids_of_one_feature_space(tmp_path):
+def test_gan_runs_compares_fids_of_one_feature_space_sample_count_and_data(tmp_path):
+    """Training's FIDs (its space, --eval-samples, its data) alone where the history has
+    any; else the reports of the newest report's features, sample count and data (any
+    seed). Which setting that is, the JSON says."""
     logs = tmp_path / "logs" / "r"
     logs.mkdir(parents=True)
-    run = {"model": {"name": "mlp", "image_shape": [1, 28, 28]}, "train": {"eval_features": None}}
+    run = {"model": {"name": "mlp", "image_shape": [1, 28, 28]},
+           "train": {"eval_features": None, "eval_samples": 2000}}  # fmt: skip
     (logs / "run.json").write_text(json.dumps(run))
     history = [{"step": 2, "fid": 5.0}, {"step": 4, "fid": 4.0}, {"step": 6, "d_loss": 1.0}]
     (logs / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
-    _report(logs, "eval-0000004.json", 4, "mnist-lenet", 3.0)  # training's space (the default)
+    _report(logs, "eval-0000004.json", 4, "mnist-lenet", 3.0)  # training's space, 100 samples
     _report(logs, "eval-0000004-random-conv.json", 4, "random-conv", 0.5)
     _report(logs, "eval-0000006-inception.json", 6, "inception-0123456789abcdef", 90.0)
-    # a run that measured no FID while training: its newest report's space alone
+    # a run that measured no FID while training: its newest report's setting alone
     other = tmp_path / "logs" / "q"
     other.mkdir()
+    space = "inception-0123456789abcdef"
     _report(other, "eval-0000002.json", 2, "random-conv", 7.0)
-    _report(other, "eval-0000008.json", 8, "inception-0123456789abcdef", 60.0)
-    _report(other, "eval-0000004.json", 4, "inception-0123456789abcdef", 50.0)
+    _report(other, "eval-0000008.json", 8, space, 60.0)
+    _report(other, "eval-0000004.json", 4, space, 50.0)
+    _report(other, "eval-0000003-s7.json", 3, space, 55.0, seed=7)  # the same setting
+    _report(other, "eval-0000006-5000.json", 6, space, 10.0, count=5000)  # other samples
+    _report(other, "eval-0000005-bbbb.json", 5, space, 20.0, data="bbbb0000")  # other data
     listed = run_cli("runs", "--workdir", tmp_path, "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     found = {r["run"]: r for r in json.loads(listed.stdout)}
     r, q = found["r"], found["q"]
-    assert (r["last_fid"], r["best_fid"], r["fid_features"]) == (3.0, 3.0, "mnist-lenet")
-    assert (q["last_fid"], q["best_fid"]) == (60.0, 50.0)
-    assert q["fid_features"] == "inception-0123456789abcdef"
+    assert (r["last_fid"], r["best_fid"], r["fid_features"]) == (4.0, 4.0, "mnist-lenet")
+    assert r["fid_setting"] == {"features": "mnist-lenet", "num_samples": 2000, "data": "training"}
+    assert (q["last_fid"], q["best_fid"], q["fid_features"]) == (60.0, 50.0, space)
+    assert q["fid_setting"] == {"features": space, "num_samples": 100, "data": "aaaa0000"}
     table = run_cli("runs", "--workdir", tmp_path, cwd=tmp_path).stdout.splitlines()
     assert "FEATURES" in table[0].split() and any("mnist-lenet" in row for row in table)

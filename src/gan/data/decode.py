@@ -26,6 +26,7 @@ from gan.data.limits import (
     usable_cores,
 )
 from gan.errors import GanError
+from gan.walk import MAX_DATA_DEPTH, Walk
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # What PIL may identify those files as; any other format (PSD, ICO, XBM, EPS, ...) is refused,
@@ -43,22 +44,29 @@ def require_path(path: Path, flag: str = "--data") -> Path:
 
 def find_files(root: Path, suffixes: Iterable[str]) -> list[Path]:
     """Files under root (recursively, hidden ones skipped) whose name ends with a suffix.
-    Named pipes, devices and sockets are left out (reading one could block forever)."""
+    Named pipes, devices and sockets are left out (reading one could block forever); so
+    are folders nested deeper than `MAX_DATA_DEPTH` levels (walked without recursion: no
+    depth crashes the walk), each left out said in one warning."""
     suffixes = tuple(s.lower() for s in suffixes)
     if root.is_file():
         return [root] if root.name.lower().endswith(suffixes) else []
     found, odd = [], []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith(".") and name.lower().endswith(suffixes):
-                path = Path(dirpath) / name
+    walk = Walk(root, hidden=False, max_depth=MAX_DATA_DEPTH)
+    for folder, entries in walk:
+        for entry in entries:  # a link to a file is its file; one to a folder is not entered
+            if not entry.is_dir() and entry.name.lower().endswith(suffixes):
+                path = folder / entry.name
                 regular = path.is_file() or not path.exists()  # missing: reported when read
                 (found if regular else odd).append(path)
     if odd:
         logger.warning(
             "Skipped {} entries under {} that are not regular files (first: {}).",
             len(odd), root, odd[0],
+        )  # fmt: skip
+    if walk.too_deep:
+        logger.warning(
+            "Skipped {} folder(s) under {} nested deeper than {} levels; move the images "
+            "nearer to the top.", walk.too_deep, root, MAX_DATA_DEPTH,
         )  # fmt: skip
     return found
 
@@ -113,19 +121,54 @@ def image_info(path: Any) -> tuple[str, tuple[int, int]] | None:
         return None  # RuntimeWarning: PIL's DecompressionBombWarning, raised as an error
 
 
-_INFLATE = {8: "zlib", 32946: "zlib", 50013: "zlib", 34925: "lzma"}  # TIFF compression codes
+# TIFF compressions whose decoded size is capped here, strip by strip, before tifffile
+# decodes them (without imagecodecs it decodes these only, each strip whole however far it
+# goes); any other is refused: its output cannot be bounded before it is made.
+_CODECS = {1: "none", 8: "zlib", 32946: "zlib", 50013: "zlib", 34925: "lzma", 32773: "packbits"}
 
 
-def _check_segments(tif: Any, page: Any, limit: int) -> None:
-    """Each zlib or LZMA strip (or tile) must not inflate past its own declared size, nor
-    all of them together past `limit`: without imagecodecs, tifffile inflates each one
-    whole, however far that goes, and a page's strips may all point at one small bomb."""
+def _packbits_size(data: bytes, cap: int) -> int:
+    """The bytes a PackBits stream decodes to, counted without decoding, up to past `cap`."""
+    at = out = 0
+    while at < len(data) and out <= cap:
+        head = data[at]
+        if head < 128:  # a literal run of head + 1 bytes
+            out, at = out + head + 1, at + head + 2
+        elif head > 128:  # one byte repeated 257 - head times
+            out, at = out + 257 - head, at + 2
+        else:  # 128: no operation
+            at += 1
+    return out
+
+
+def _decoded_size(kind: str, data: bytes, cap: int) -> int:
+    """What one compressed strip decodes to, counted up to past `cap` (a corrupt stream:
+    0, which tifffile reports itself)."""
     import lzma
     import zlib
 
-    kind = _INFLATE.get(int(page.compression))
+    if kind == "packbits":
+        return _packbits_size(data, cap)
+    inflater = zlib.decompressobj() if kind == "zlib" else lzma.LZMADecompressor()
+    try:
+        return len(inflater.decompress(data, cap + 1))
+    except (zlib.error, lzma.LZMAError):
+        return 0
+
+
+def _check_segments(tif: Any, page: Any, limit: int) -> None:
+    """Before tifffile decodes anything: the page's compression is one whose output is
+    capped here; its strips (or tiles) are no more than its size has, lie in the file and
+    do not overlap or repeat (so all of them together read at most the file once), a
+    PackBits one stores no more than an encoder writes for its size, and each decodes to
+    no more than its own declared size. Without this a page's strips may all point at one
+    small bomb."""
+    kind = _CODECS.get(int(page.compression))
     if kind is None:
-        return
+        raise ValueError(
+            f"its compression {page.compression.name} cannot be bounded before decoding; "
+            "save it uncompressed or with deflate, LZMA or PackBits"
+        )
     handle, count = tif.filehandle, len(page.dataoffsets)
     segment = math.prod(page.chunks) * page.dtype.itemsize  # one strip or tile, decoded
     if count > math.prod(page.chunked) or segment * count > limit:
@@ -133,15 +176,19 @@ def _check_segments(tif: Any, page: Any, limit: int) -> None:
             f"the first page declares {count:,} strips or tiles of {segment:,} bytes, where "
             f"its size has {math.prod(page.chunked):,}, and the limit is {limit:,} bytes"
         )
-    for offset, count in zip(page.dataoffsets, page.databytecounts, strict=False):
+    stored = segment + segment // 64 + 1024  # PackBits of incompressible bytes, and more
+    end = 0
+    for offset, size in sorted(zip(page.dataoffsets, page.databytecounts, strict=False)):
+        if not size:
+            continue  # an empty strip: tifffile fills it
+        if offset < end or offset + size > handle.size:
+            raise ValueError("its strips or tiles overlap, repeat or lie past the end of the file")
+        if kind == "packbits" and size > stored:  # no-op bytes cost work and make nothing
+            raise ValueError(f"a PackBits strip stores {size:,} bytes, more than its size needs")
+        end = offset + size
         handle.seek(offset)
-        data = handle.read(min(count, handle.size))
-        inflater = zlib.decompressobj() if kind == "zlib" else lzma.LZMADecompressor()
-        try:
-            if len(inflater.decompress(data, segment + 1)) > segment:
-                raise ValueError(f"a compressed strip inflates past its {segment:,} bytes")
-        except (zlib.error, lzma.LZMAError):
-            continue  # a corrupt segment: tifffile says so itself
+        if kind != "none" and _decoded_size(kind, handle.read(size), segment) > segment:
+            raise ValueError(f"a compressed strip inflates past its {segment:,} bytes")
 
 
 def first_tiff_page(file: Any) -> np.ndarray:

@@ -17,6 +17,7 @@ from loguru import logger
 
 from gan.atomic import atomic_file
 from gan.data.limits import MAX_NAME_BYTES, MAX_PATH_BYTES, TEMP_NAME_BYTES
+from gan.walk import MAX_DATA_DEPTH
 
 T = TypeVar("T")
 BODY_ATTEMPTS = 3  # requests for one object whose body keeps being cut short
@@ -76,6 +77,8 @@ def refusals(cache_root: Path, bucket: str, keys: Iterable[str]) -> dict[str, st
     for key in keys:
         if not safe_key(key):
             refused[key] = "the key leaves the prefix"
+        elif key.count("/") > MAX_DATA_DEPTH:
+            refused[key] = f"the key is nested deeper than {MAX_DATA_DEPTH} folders"
         elif max(len(os.fsencode(part)) for part in key.split("/")) > (
             MAX_NAME_BYTES - TEMP_NAME_BYTES
         ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,21 @@ class Evaluator:
             self.images = images.cpu()  # uint8, for the copy check
             self.real = real_features(self.images, self.net, self.fid_name, device, batch)
         self.device, self.batch, self.seed, self.num = device, batch, seed, num_samples
+
+    def held_bytes(self, metrics: tuple[str, ...]) -> int:
+        """The memory scoring `metrics` holds at its peak, known before a sample is drawn:
+        the samples' features (float32, gathered and joined) and the float64 copies FID and
+        KID make of both sets'; for pr, each set's k-NN distance matrix; for nn, the
+        samples' pixels (bytes as drawn, joined, then float32) and the reals' in float32
+        and float64."""
+        count, real, dim = self.num, len(self.images), int(self.real.shape[1])
+        need = count * dim * 4 * 2 + (count + real) * dim * 8
+        if "pr" in metrics:
+            need += max(count, real) ** 2 * 4  # the larger set's distance matrix
+        if "nn" in metrics:
+            pixels = math.prod(self.images.shape[1:])
+            need += count * pixels * (1 + 1 + 4) + real * pixels * (4 + 8)
+        return need
 
     def __call__(self, generator: nn.Module, metrics: tuple[str, ...] = ("fid",)) -> dict[str, Any]:
         pixels: list[torch.Tensor] | None = [] if "nn" in metrics else None

@@ -6,16 +6,20 @@ never replaced: `logs/<run>/eval-<step>-<features>-<num_samples>-<data>.json`, e
 `eval-0001200-mnist-lenet-10000-3fa2c1d0.json`, where `<step>` has 7 digits (more past
 9,999,999), `<features>` is the report's `features` (the feature space: `mnist-lenet`,
 `random-conv`, `inception-<weights digest>`) and `<data>` the first 8 hex digits of its
-`data_sha256` (of the real images, as scored). A report of the same name is the same
-measurement made again: it is updated, keeping the metrics only the earlier one had when
-both used the same seed. Beside a checkpoint kept outside a workdir:
-`<name>.eval-<features>-<num_samples>-<data>.json`. Earlier gans wrote `eval-<step>.json`.
+`data_sha256` (of the real images, as scored); a `--seed` other than the default adds
+`-s<seed>` (`...-3fa2c1d0-s7.json`), so the samples of another seed never replace them. A
+report of the same name is the same measurement made again: it is updated, keeping the
+metrics only the earlier one had. Beside a checkpoint kept outside a workdir:
+`<name>.eval-<features>-<num_samples>-<data>[-s<seed>].json`. Earlier gans wrote
+`eval-<step>.json`. A run folder that is a link or leads outside its workdir gets no
+report (a warning says so; the result is printed all the same).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -32,24 +36,42 @@ from gan.metrics import METRICS
 from gan.metrics.evaluate import Evaluator
 from gan.outputs.generator import load_generator
 from gan.runs.folders import run_paths_for
+from gan.runs.guard import inside
 
 MAX_REPORT_BYTES = 1 << 20  # a report is about 1 KiB
+DEFAULT_SEED = 12345  # gan evaluate's --seed: reports made with it have no -s<seed> in their name
 
 
-def report_path(checkpoint: Path, result: dict[str, Any]) -> Path:
+def report_path(checkpoint: Path, result: dict[str, Any]) -> Path | None:
     """logs/<run>/eval-<step>-<what>.json of the checkpoint's run (so it outlives last.pt
     being replaced by a newer run), or `<name>.eval-<what>.json` beside a checkpoint kept
-    elsewhere; <what> is the features, the sample count and the data (module docstring)."""
+    elsewhere; <what> is the features, the sample count, the data and a seed other than
+    the default (module docstring). None where logs/<run> is a link or leads outside the
+    workdir: no report is written through it."""
     features = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(result["features"]))[:80]
     what = f"{features}-{int(result['num_samples'])}-{str(result['data_sha256'])[:8]}"
+    if int(result.get("seed", DEFAULT_SEED)) != DEFAULT_SEED:
+        what += f"-s{int(result['seed'])}"
     paths = run_paths_for(checkpoint, {"run_name": result.get("run")})
-    if paths is not None and paths.logs.is_dir():
-        return paths.logs / f"eval-{int(result['step']):07d}-{what}.json"
+    if paths is not None:
+        if os.path.lexists(paths.logs) and not inside(paths.workdir, paths.logs):
+            return None
+        if paths.logs.is_dir():
+            return paths.logs / f"eval-{int(result['step']):07d}-{what}.json"
+        if not inside(paths.workdir, checkpoint.parent):
+            return None
     return checkpoint.with_name(f"{checkpoint.stem}.eval-{what}.json")
 
 
 def write_report(checkpoint: Path, result: dict[str, Any]) -> Path | None:
     path = report_path(checkpoint, result)
+    if path is None:
+        logger.warning(
+            "The run folder of {} is a link or leads outside its workdir, so no report was "
+            "written into it; the result is the JSON printed.",
+            checkpoint,
+        )
+        return None
     try:
         atomic_write(path, json.dumps(_with_earlier(path, result), indent=2) + "\n")
     except OSError as exc:
@@ -90,6 +112,21 @@ def evaluation_data(saved: Config, data: str | None) -> DataConfig:
     return DataConfig(**kept, source=data)
 
 
+def _check_memory(evaluator: Evaluator, metrics: tuple[str, ...]) -> None:
+    """Refuse, before a sample is drawn, scoring that would hold more than three quarters
+    of the machine's memory (the features, distances and pixels the metrics keep)."""
+    from gan.data import limits
+
+    total, need = limits.physical_memory(), evaluator.held_bytes(metrics)
+    if total is not None and need > total // 4 * 3:
+        raise GanError(
+            f"--num-samples {evaluator.num:,} with --metrics {','.join(metrics)} would hold "
+            f"{limits.size_text(need)} of features, distances and pixels, more than three "
+            f"quarters of this machine's {limits.size_text(total)}; give a smaller "
+            "--num-samples (or leave out pr and nn, which hold the most)."
+        )
+
+
 def evaluate_checkpoint(
     checkpoint: Path,
     data: str | None = None,
@@ -99,7 +136,7 @@ def evaluate_checkpoint(
     weights: str | None = None,
     batch: int = 250,
     device: str = "auto",
-    seed: int = 12345,
+    seed: int = DEFAULT_SEED,
 ) -> dict[str, Any]:
     """Generate `num_samples` images and score them against the checkpoint's dataset."""
     torch_device = resolve_device(device)
@@ -113,6 +150,7 @@ def evaluate_checkpoint(
     if num_samples < 2:
         raise GanError("--num-samples must be at least 2.")
     evaluator = Evaluator(images, features, weights, num_samples, torch_device, batch, seed)
+    _check_memory(evaluator, metrics)
     result = evaluator(generator, metrics)
     release_cached_memory(torch_device)
     result.update(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,8 @@ import numpy as np
 from gan.atomic import atomic_file, is_regular
 from gan.errors import GanError
 from gan.runs.guard import check_folders
-from gan.runs.history import read_history
+from gan.runs.history import iter_history
+from gan.runs.status import number
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -71,49 +73,109 @@ def steady_limits(*series: np.ndarray) -> tuple[float, float]:
     return max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad
 
 
-def _finite(value: object) -> bool:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    return ok and math.isfinite(value)  # type: ignore[arg-type]
+MAX_POINTS = 10_000  # points a curve keeps: a plot is ~1,000 pixels wide
+
+
+class Points:
+    """Rows of (step, values...) of at most 2 x MAX_POINTS points, whatever the count of
+    records: past that, neighbouring points are averaged in pairs (a NaN is a gap, left
+    out of its mean) and later records in buckets of as many as a point now holds."""
+
+    def __init__(self, width: int) -> None:
+        self.rows: list[tuple[float, ...]] = []
+        self.size = 1  # records a point averages
+        self.sums, self.counts, self.pending = [0.0] * width, [0] * width, 0
+
+    def add(self, row: tuple[float, ...]) -> None:
+        if self.size == 1:
+            self.rows.append(row)
+        else:
+            for i, value in enumerate(row):
+                if value == value:  # not NaN
+                    self.sums[i] += value
+                    self.counts[i] += 1
+            self.pending += 1
+            if self.pending == self.size:
+                self.rows.append(self._flush())
+        if len(self.rows) >= 2 * MAX_POINTS:
+            pairs = np.array(self.rows, dtype=float).reshape(MAX_POINTS, 2, -1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: a gap, NaN
+                self.rows = [tuple(row) for row in np.nanmean(pairs, axis=1)]
+            self.size *= 2
+
+    def _flush(self) -> tuple[float, ...]:
+        row = tuple(s / c if c else math.nan for s, c in zip(self.sums, self.counts, strict=True))
+        self.sums, self.counts = [0.0] * len(row), [0] * len(row)
+        self.pending = 0
+        return row
+
+    def array(self) -> np.ndarray:
+        """The points as an N x width array (the records not yet a whole bucket: one)."""
+        rows = self.rows + ([self._flush()] if self.pending else [])
+        return np.array(rows, dtype=float).reshape(-1, len(self.sums))
+
+
+def _gap(value: object) -> float:
+    """A value read back from a history as a float; NaN (a gap) where it is none: text,
+    null, NaN, an integer beyond a float (`gan.runs.status.number`, as `gan runs` reads)."""
+    found = number(value)
+    return math.nan if found is None else found
+
+
+def read_points(history: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, float] | None, int]:
+    """(step, D loss, G loss) rows, (step, FID) rows, the best (step, FID), and how many
+    logged records a point averages; streamed, so a history of any length holds at most
+    `MAX_POINTS`-ish points."""
+    losses, fids, best = Points(3), Points(2), None
+    try:
+        for record in iter_history(history):
+            step = number(record.get("step"))
+            if step is None:
+                continue
+            losses.add((step, _gap(record.get("d_loss")), _gap(record.get("g_loss"))))
+            fid = number(record.get("fid"))
+            if fid is not None:
+                fids.add((step, fid))
+                best = (step, fid) if best is None or fid < best[1] else best
+    except OSError as exc:
+        raise GanError(
+            f"Cannot read {history} ({exc.strerror or exc}); give a run's history.jsonl."
+        ) from None
+    return losses.array(), fids.array(), best, losses.size
 
 
 def history_figure(history: Path, smoothing: int = 1) -> Figure:
     """The figure `plot-history` saves: D and G loss against step (each also raw, faint,
-    under its moving average when smoothing), and FID below where the history has it."""
+    under its moving average when smoothing), and FID below where the history has it. A
+    history of more records than `MAX_POINTS` is plotted in averages of as many records."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    try:
-        records = [r for r in read_history(history) if _finite(r.get("step"))]
-    except OSError as exc:
-        raise GanError(
-            f"Cannot read {history} ({exc.strerror or exc}); give a run's history.jsonl."
-        ) from None
-    if not records:
+    losses, fid, best, per_point = read_points(history)
+    if not len(losses):
         raise GanError(f"{history} holds no logged steps yet; train longer or check the path.")
-    steps = np.array([r["step"] for r in records], dtype=float)
-    series = {  # a value that is not a number (null for NaN, or foreign) is a gap
-        label: np.array([r.get(key) if _finite(r.get(key)) else np.nan for r in records], float)
-        for label, key in (("D loss", "d_loss"), ("G loss", "g_loss"))
-    }
-    fid = [(r["step"], r["fid"]) for r in records if _finite(r.get("fid"))]
-    if fid:
+    steps = losses[:, 0]
+    series = {"D loss": losses[:, 1], "G loss": losses[:, 2]}  # NaN: a gap
+    window = max(1, round(smoothing / per_point))
+    if best is not None:
         fig, (ax, ax_fid) = plt.subplots(
             2, 1, figsize=(8, 6.5), dpi=120, sharex=True, height_ratios=(2, 1)
         )
-        ax_fid.plot(*zip(*fid, strict=True), marker="o", color="tab:green", label="FID")
+        marker = "o" if len(fid) <= 200 else None
+        ax_fid.plot(fid[:, 0], fid[:, 1], marker=marker, color="tab:green", label="FID")
         ax_fid.set_ylabel("FID")
         ax_fid.set_xlabel("step")
         ax_fid.grid(alpha=0.3)
-        best = min(fid, key=lambda p: p[1])
         ax_fid.annotate(f"best {best[1]:.3g}", best, textcoords="offset points", xytext=(4, 6))
     else:
         fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     for (label, values), color in zip(series.items(), ("tab:blue", "tab:orange"), strict=True):
-        if smoothing > 1:  # a leading underscore keeps the raw curve out of the legend
+        if window > 1:  # a leading underscore keeps the raw curve out of the legend
             ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8, label=f"_{label} raw")
-        ax.plot(steps, smooth(values, smoothing), color=color, label=label, linewidth=1.6)
+        ax.plot(steps, smooth(values, window), color=color, label=label, linewidth=1.6)
     ax.set_ylim(*steady_limits(*series.values()))
     ax.set_xlim(0, max(steps.max(), 1))
     ax.set_xlabel("step")
@@ -121,6 +183,7 @@ def history_figure(history: Path, smoothing: int = 1) -> Figure:
     title = history.parent.name + (
         f" (moving average over {smoothing} logs)" if smoothing > 1 else ""
     )
+    title += f" (a point: the mean of {per_point} logs)" if per_point > 1 else ""
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right")

@@ -24,21 +24,25 @@ IN_PLACE = (".lock", "history.jsonl", "train.log")  # appended or rewritten in p
 WHOLE = ("status.json", "run.json", "config.toml", "trackers.json")  # written by rename
 
 
+def inside(workdir: Path, folder: Path) -> bool:
+    """Whether `folder` is no link and, resolved, lies in the workdir (absent or not)."""
+    try:
+        return not folder.is_symlink() and folder.resolve().is_relative_to(workdir.resolve())
+    except (OSError, RuntimeError):  # RuntimeError: a loop of links
+        return False
+
+
 def check_folders(
     workdir: Path, folders: tuple[Path, ...], other: str = "choose another --run-name"
 ) -> None:
     """Refuse a run folder that is a link or resolves outside the workdir (`other`: what
     else the user can do)."""
     try:
-        root = workdir.resolve()
+        workdir.resolve()
     except (OSError, RuntimeError) as exc:  # RuntimeError: a loop of links
         raise GanError(f"--workdir {workdir} cannot be resolved ({exc}); give a folder.") from None
     for folder in folders:
-        try:
-            inside = not folder.is_symlink() and folder.resolve().is_relative_to(root)
-        except (OSError, RuntimeError):
-            inside = False
-        if not inside:
+        if not inside(workdir, folder):
             raise GanError(
                 f"Run folder {folder} is a link or leads outside {workdir}; put a real folder "
                 f"there or {other} (nothing was changed)."

@@ -15,8 +15,9 @@ from typing import Any
 
 from gan.checkpoint import step_files
 from gan.runs.folders import RunPaths, is_locked
-from gan.runs.history import read_history
+from gan.runs.history import iter_history
 from gan.runs.status import ENDED, STATUS, number, read_json, read_status
+from gan.walk import Walk
 
 
 @dataclass
@@ -30,6 +31,7 @@ class RunSummary:
     last_fid: float | None
     best_fid: float | None
     fid_features: str | None  # the one feature space of last_fid and best_fid
+    fid_setting: dict[str, Any] | None  # their features, num_samples and data ("training")
     started: str | None
     seconds: float | None  # training wall time, over all sessions
     seconds_left: float | None  # a run training now: its planned steps left at its last rate
@@ -41,17 +43,38 @@ class RunSummary:
         return asdict(self)
 
 
-def _history(path: Path) -> list[dict[str, Any]]:
-    try:  # lines cut short by a killed process are skipped, quietly: listing is no resume
-        records = read_history(path, warn=False)
-    except OSError:  # missing, or not a regular file (a link, a FIFO)
-        return []
-    # A record is kept only with a whole-number step: the files may be hand-edited or foreign.
-    return [r for r in records if _whole(r.get("step")) is not None]
+@dataclass
+class Seen:
+    """What `gan runs` keeps of a history, read a line at a time: never its records."""
+
+    step: int = 0  # the largest whole step
+    last: dict[str, Any] | None = None  # the last record with a whole step
+    last_fid: tuple[int, float] | None = None  # (step, FID) of the latest FID
+    best_fid: float | None = None
+
+
+def _history(path: Path) -> Seen:
+    """A record counts only with a whole-number step: the files may be hand-edited or
+    foreign. Lines cut short by a killed process are skipped, quietly: listing is no
+    resume."""
+    seen = Seen()
+    try:
+        for record in iter_history(path, warn=False):
+            step = _whole(record.get("step"))
+            if step is None:
+                continue
+            seen.step, seen.last = max(seen.step, step), record
+            fid = number(record.get("fid"))
+            if fid is not None:
+                seen.last_fid = max(seen.last_fid or (step, fid), (step, fid))
+                seen.best_fid = fid if seen.best_fid is None else min(seen.best_fid, fid)
+    except OSError:  # missing, or not a regular file (a link, a FIFO), or unreadable
+        pass
+    return seen
 
 
 def _whole(value: Any) -> int | None:
-    return value if type(value) is int and value >= 0 else None
+    return value if type(value) is int and 0 <= value < 2**63 else None  # a step, a count
 
 
 def _text(value: Any) -> str | None:
@@ -63,19 +86,21 @@ def _name(table: Any) -> str | None:
 
 
 def _size(*folders: Path) -> int:
-    """Bytes on disk, each file once (a run's last.pt is a hard link to a step file)."""
+    """Bytes on disk, each file once (a run's last.pt is a hard link to a step file);
+    walked without recursion and without following links, at any depth."""
     seen, total = set(), 0
     for folder in folders:
         if not _real(folder):
             continue
-        for path in folder.rglob("*"):  # links are not followed
-            try:
-                info = path.lstat()
-            except OSError:
-                continue
-            if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
-                seen.add((info.st_dev, info.st_ino))
-                total += info.st_size
+        for _, entries in Walk(folder):
+            for entry in entries:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
+                    seen.add((info.st_dev, info.st_ino))
+                    total += info.st_size
     return total
 
 
@@ -97,44 +122,42 @@ def _trained_space(info: dict[str, Any]) -> str | None:
     return None
 
 
-def _in_space(features: str, space: str) -> bool:
-    """Whether a report's features are `space` (training's inception: the published
-    weights, the only ones its FIDs are comparable with)."""
-    from gan.metrics.features import INCEPTION_SHA256
-
-    published = space == "inception" and features.startswith(f"inception-{INCEPTION_SHA256}")
-    return features == space or published
-
-
-def _reports(logs: Path) -> list[tuple[int, str, float]]:
-    """(step, feature space, FID) of the run's `gan evaluate` reports."""
+def _reports(logs: Path) -> list[tuple[int, str, int, str, float]]:
+    """(step, feature space, sample count, data digest, FID) of the run's `gan evaluate`
+    reports (0 and "" where an older report does not say)."""
     found = []
     for report in sorted(logs.glob("eval-*.json")) if _real(logs) else []:
         result = read_json(report)
         step, fid = _whole(result.get("step")), number(result.get("fid"))
-        features = _text(result.get("features"))
+        features, data = _text(result.get("features")), _text(result.get("data_sha256"))
+        count = _whole(result.get("num_samples")) or 0
         if step is not None and fid is not None and features and _FEATURE_ID.match(features):
-            found.append((step, features, fid))
+            data = data[:16] if data and _FEATURE_ID.match(data) else ""
+            found.append((step, features, count, data, fid))
     return found
 
 
 def _fids(
-    paths: RunPaths, info: dict[str, Any], history: list[dict[str, Any]]
-) -> tuple[float | None, float | None, str | None]:
-    """Last and best FID of one feature space, and that space: training's evaluations
-    (--eval-every) with the reports (logs/<run>/eval-*.json) of the same space, else, where
-    neither has any, the reports of the newest report's space. FIDs of two feature spaces
-    are not comparable. At equal steps the report (more samples) counts as last."""
-    trained = [(r["step"], 0, fid) for r in history if (fid := number(r.get("fid"))) is not None]
+    paths: RunPaths, info: dict[str, Any], seen: Seen
+) -> tuple[float | None, float | None, dict[str, Any] | None]:
+    """Last and best FID of one setting (one feature space, one sample count, one data:
+    FIDs of two settings are not comparable), and that setting. Training's evaluations
+    (--eval-every: its feature space, --eval-samples, its own data) where the history has
+    any; else the reports (logs/<run>/eval-*.json) of the newest report's setting. A
+    report never joins training's FIDs: it names its data by a digest that training does
+    not record, so one of other data of the same size could not be told apart."""
+    if seen.last_fid is not None:
+        train = info.get("train") if isinstance(info.get("train"), dict) else {}
+        count = _whole(train.get("eval_samples"))
+        setting = {"features": _trained_space(info), "num_samples": count, "data": "training"}
+        return seen.last_fid[1], seen.best_fid, setting
     reports = _reports(paths.logs)
-    space = _trained_space(info)
-    found = trained + [(s, 1, fid) for s, f, fid in reports if space and _in_space(f, space)]
-    if not found and reports:
-        space = max(reports)[1]
-        found = [(s, 1, fid) for s, f, fid in reports if f == space]
-    if not found:
+    if not reports:
         return None, None, None
-    return max(found)[2], min(fid for _, _, fid in found), space
+    key = max(reports)[1:4]
+    same = [r for r in reports if r[1:4] == key]
+    setting = {"features": key[0], "num_samples": key[1] or None, "data": key[2] or None}
+    return max(same)[4], min(r[4] for r in same), setting
 
 
 def _status(paths: RunPaths, status: dict[str, Any], step: int, planned: int | None) -> str:
@@ -164,12 +187,11 @@ def _seconds(paths: RunPaths, status: dict[str, Any], state: str) -> float | Non
     return (number(status.get("seconds_before")) or 0.0) + max(end - began, 0.0)
 
 
-def _left(history: list[dict[str, Any]], info: dict[str, Any], planned: int | None):
+def _left(last: dict[str, Any] | None, info: dict[str, Any], planned: int | None):
     """The planned steps not yet trained, at the images/s of the last record."""
     per_step = _whole(info.get("images_per_step"))
-    if not history or planned is None or not per_step:
+    if last is None or planned is None or not per_step:
         return None
-    last = history[-1]
     rate = number(last.get("images_per_s"))
     if rate is None or rate <= 0:
         return None
@@ -188,11 +210,11 @@ def summarize(paths: RunPaths) -> RunSummary:
     logs = _real(paths.logs)
     info = read_json(paths.logs / "run.json") if logs else {}
     status = read_status(paths.logs) if logs else {}
-    history = _history(paths.logs / "history.jsonl") if logs else []
+    seen = _history(paths.logs / "history.jsonl") if logs else Seen()
     steps = step_files(paths.checkpoints) if _real(paths.checkpoints) else []
-    step = max([r["step"] for r in history] + [s for s, _ in steps] + [0])
+    step = max([seen.step] + [s for s, _ in steps])
     planned = _whole(status.get("planned", info.get("total_steps")))
-    last_fid, best_fid, features = _fids(paths, info, history)
+    last_fid, best_fid, setting = _fids(paths, info, seen)
     state = _status(paths, status, step, planned)
     last = paths.checkpoints / "last.pt"
     checkpoint = last if last.exists() else (steps[-1][1] if steps else None)
@@ -205,10 +227,11 @@ def summarize(paths: RunPaths) -> RunSummary:
         planned=planned,
         last_fid=last_fid,
         best_fid=best_fid,
-        fid_features=features,
+        fid_features=setting["features"] if setting else None,
+        fid_setting=setting,
         started=_text(status.get("started")) or _text(info.get("started")),
         seconds=_seconds(paths, status, state),
-        seconds_left=_left(history, info, planned) if state == "training" else None,
+        seconds_left=_left(seen.last, info, planned) if state == "training" else None,
         size_bytes=_size(paths.checkpoints, paths.logs, paths.assets),
         checkpoint=str(checkpoint) if checkpoint else None,
         reason=_text(status.get("reason")) if state == "failed" else None,
