@@ -76,9 +76,9 @@ def test_tensorboard_and_gan_runs_show_the_plan_and_the_time_left(budgeted):
     left = [e.value for e in acc.Scalars("perf/seconds_left")]
     assert left[-1] == 0 and all(v >= 0 for v in left) and max(left) > 0
     info = {"images_per_step": 8}
-    history = [{"step": 10, "images_per_s": 80.0}]  # 10 steps a second
-    assert _left(history, info, 100) == pytest.approx(9.0)  # 90 steps to go
-    assert _left(history, info, None) is None and _left([], info, 100) is None
+    last = {"step": 10, "images_per_s": 80.0}  # the history's last record: 10 steps a second
+    assert _left(last, info, 100) == pytest.approx(9.0)  # 90 steps to go
+    assert _left(last, info, None) is None and _left(None, info, 100) is None
 
 
 def test_the_schedules_follow_the_fixed_plan(budgeted):

@@ -18,6 +18,7 @@ import pytest
 from loguru import logger
 
 from gan.atomic import atomic_write, temp_name
+from gan.checkpoint import load_checkpoint, save_atomic
 from gan.runs.aside import set_aside
 from gan.runs.folders import RunPaths
 from gan.runs.history import read_history
@@ -147,6 +148,94 @@ def test_grids_are_written_whole_never_through_a_link(work):
     for name in ("reals.png", "samples-0000002.png"):
         path = assets / name
         assert not path.is_symlink() and path.read_bytes()[:4] == b"\x89PNG"
+
+
+SAMPLES = {  # --format: (extra options, the default output's name, what it starts with)
+    "grid": ((), "sample-0000004.png", b"\x89PNG"),
+    "npy": ((), "sample-0000004.npy", b"\x93NUMPY"),
+    "gif": (("--interpolate", "2"), "walk-0000004.gif", b"GIF8"),
+}
+
+
+@pytest.mark.parametrize("fmt", SAMPLES)
+def test_gan_sample_writes_whole_never_through_a_link(work, fmt):
+    options, name, magic = SAMPLES[fmt]
+    out = work / "assets" / "r" / name
+    out.symlink_to(precious(work))
+    done = run_cli("sample", "checkpoints/r/last.pt", "--num", "2", "--format", fmt, *options,
+                   "--device", "cpu", cwd=work)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert precious(work).read_bytes() == PRECIOUS
+    assert not out.is_symlink() and out.read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize("planted", ["png folder", "png file", "run folder"])
+def test_gan_sample_refuses_a_linked_output_folder_and_follows_no_link(work, planted):
+    target = work.parent / "elsewhere"
+    target.mkdir()
+    folder = work / "assets" / "r" / "sample-0000004"
+    if planted == "png folder":  # --format png's default folder
+        folder.symlink_to(target, target_is_directory=True)
+    elif planted == "png file":  # one image's name in it
+        folder.mkdir()
+        (folder / "00000.png").symlink_to(precious(work))
+    else:  # the run's assets folder itself
+        shutil.rmtree(work / "assets" / "r")
+        (work / "assets" / "r").symlink_to(target, target_is_directory=True)
+    done = run_cli("sample", "checkpoints/r/last.pt", "--num", "2", "--format", "png",
+                   "--device", "cpu", cwd=work)  # fmt: skip
+    if planted == "png file":  # replaced, not written through
+        assert done.returncode == 0, done.stderr
+        assert not (folder / "00000.png").is_symlink()
+    else:
+        refused(done, "is a link")
+    assert list(target.iterdir()) == [] and precious(work).read_bytes() == PRECIOUS
+
+
+def test_gan_bench_writes_its_json_whole_never_through_a_link(tmp_path):
+    from gan.bench import write_json
+
+    target, out = tmp_path / "precious", tmp_path / "bench.json"
+    target.write_bytes(PRECIOUS)
+    out.symlink_to(target)
+    write_json({"results": []}, out)
+    assert target.read_bytes() == PRECIOUS and json.loads(out.read_text()) == {"results": []}
+
+
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory) -> Path:
+    """A conditional 2-step run's last.pt whose class names no file system takes as they
+    are: a name of dots, a blank, a direction mark, a line break, a NUL, two names that
+    differ in case only, a name shaped like another's folder with its index."""
+    work = tmp_path_factory.mktemp("conditional")
+    train(work, "--run-name", "c", "--max-steps", "2", "--conditional")
+    state = load_checkpoint(work / "checkpoints" / "c" / "last.pt")
+    state["model"]["classes"] = ["..", ".", " ", "\u202e", "a\nb", "a\x00b", "A", "a", "x", "x-8"]
+    return save_atomic(state, work / "checkpoints" / "c" / "named.pt")
+
+
+def test_class_names_map_to_folders_no_two_classes_share_and_labels_keep_one_a_line(
+    conditional, tmp_path
+):
+    import codecs
+
+    classes = load_checkpoint(conditional)["model"]["classes"]
+    done = run_cli("sample", conditional, "--num", "20", "--format", "png", "--out",
+                   tmp_path / "png", "--device", "cpu", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    folders = sorted((tmp_path / "png").iterdir())
+    assert len({f.name.casefold() for f in folders}) == len(classes) == len(folders)
+    assert all(len(list(f.iterdir())) == 2 for f in folders)  # nothing overwritten
+    assert {"A-6", "a-7", "x", "x-8"} <= {f.name for f in folders}
+    done = run_cli("sample", conditional, "--num", "20", "--format", "npy", "--out",
+                   tmp_path / "all.npy", "--device", "cpu", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = (tmp_path / "all-labels.txt").read_text().splitlines()
+    names = [codecs.decode(line, "unicode_escape") for line in lines]
+    assert len(lines) == 20 and set(names) == set(classes)
+    from gan.outputs.sample_files import class_folders  # a name shaped like an index
+
+    assert len({f.casefold() for f in class_folders(["x", "X", "x-1", "x-0"])}) == 4
 
 
 def test_losses_png_is_written_whole_never_through_a_link(work):

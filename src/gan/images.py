@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,11 +30,15 @@ def grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> Path:
-    """Write images given in [-1, 1] as one PNG grid."""
+    """Write images given in [-1, 1] as one PNG grid, whole (a link at `path` is replaced,
+    not written through)."""
     from torchvision.utils import save_image
 
+    from gan.atomic import atomic_file
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(grid(images, nrow), path)
+    with atomic_file(path, durable=False) as f:
+        save_image(grid(images, nrow), f, format="PNG")
     return path
 
 
@@ -43,14 +48,16 @@ def grid_count(image_shape: tuple[int, int, int]) -> int:
     return 64 if height * width <= 64 * 64 else 16
 
 
-def save_gif(frames: list[torch.Tensor], path: Path, ms_per_frame: int = 120) -> Path:
-    """An animated GIF of C x H x W frames in [0, 1], looping forever."""
+def save_gif(frames: list[torch.Tensor], path: Any, ms_per_frame: int = 120) -> Any:
+    """An animated GIF of C x H x W frames in [0, 1], looping forever, into `path`: an
+    open binary file (the caller's temporary file) or a path."""
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     pictures = []
     for frame in frames:
         array = frame.mul(255).round().byte().permute(1, 2, 0).numpy()
         pictures.append(Image.fromarray(array[..., 0] if array.shape[2] == 1 else array))
-    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=ms_per_frame, loop=0)
+    pictures[0].save(
+        path, format="GIF", save_all=True, append_images=pictures[1:], duration=ms_per_frame, loop=0
+    )
     return path

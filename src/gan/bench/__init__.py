@@ -19,6 +19,7 @@ from typing import Any
 
 from loguru import logger
 
+from gan.atomic import atomic_write
 from gan.errors import GanError
 
 # The size each model trains at by default (its dataset's), and the batch the targets use.
@@ -189,7 +190,7 @@ def table(report: dict[str, Any]) -> str:
 def write_json(report: dict[str, Any], path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
+        atomic_write(path, json.dumps(report, indent=2) + "\n")  # a link there is replaced
     except OSError as exc:
         reason = exc.strerror or exc
         raise GanError(f"Could not write {path} ({reason}); choose another --json.") from None

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from loguru import logger
 
-from gan import images
 from gan.devices import release_cached_memory, resolve_device
 from gan.errors import GanError
 from gan.models.generate import class_grid_rows, class_row_labels, generate_all, walk_latents
+from gan.outputs import sample_files as files
 from gan.outputs.generator import (
     MIN_TRUNCATION,
     bound,
     load_generator,
     resolve_label,
 )
+from gan.outputs.sample_files import safe_name
 from gan.runs.folders import run_paths_for
+from gan.runs.guard import check_folders
 
 FORMATS = ("grid", "png", "npy", "gif")
 _CHUNK = 256  # images generated at once, to bound memory for large --num
@@ -51,13 +51,16 @@ def default_out(
     """Into the run's own assets/<run>/ (found from where the checkpoint lies), or
     WORKDIR/assets/<run>/ for a checkpoint kept outside a workdir."""
     paths = run_paths_for(checkpoint, state)
-    run = paths.name if paths is not None else state.get("run_name") or checkpoint.stem
     if paths is not None:
-        workdir = paths.workdir
+        run, workdir = paths.name, paths.workdir
+    else:  # a name the file stores: one part of a path, never `..` or `/`
+        run = safe_name(str(state.get("run_name") or checkpoint.stem))
+    assets = workdir / "assets" / run
+    check_folders(workdir, (assets,), "give --out")  # no link, nowhere else
     stem = f"{'walk' if walk else 'sample'}-{state['step']:07d}"
-    stem += f"-{_safe(label)}" if label is not None else ""
+    stem += f"-{safe_name(label)}" if label is not None else ""
     suffix = {"grid": ".png", "png": "", "npy": ".npy", "gif": ".gif"}[fmt]
-    return workdir / "assets" / run / f"{stem}{suffix}"
+    return assets / f"{stem}{suffix}"
 
 
 def _check(fmt: str, truncation: float | None, interpolate: int | None) -> None:
@@ -71,11 +74,6 @@ def _check(fmt: str, truncation: float | None, interpolate: int | None) -> None:
         raise GanError(f"--interpolate {interpolate} must be at least 2 steps.")
     if fmt == "gif" and interpolate is None:
         raise GanError("--format gif animates a latent walk; give --interpolate STEPS too.")
-
-
-def _safe(label: str) -> str:
-    """A class name as a file name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "class"
 
 
 @dataclass
@@ -134,18 +132,18 @@ def sample(
     index = resolve_label(label, classes, Path(checkpoint)) if label is not None else None
     shape = tuple(state["model"]["image_shape"])
     plan = _plan(generator, num, nrow, seed, truncation, interpolate, index, shape)
+    walk, name = interpolate is not None, classes[index] if index is not None else None
+    out = (  # before anything is drawn: a linked run folder is refused at once
+        _with_suffix(out, fmt)
+        if out
+        else default_out(Path(checkpoint), state, fmt, workdir, walk, name)
+    )
     options = {"batch_size": _CHUNK, "device": torch_device, "truncation": truncation}
     if plan.latents is None:
         fakes = generate_all(generator, plan.num, seed=seed, labels=plan.labels, **options)
     else:
         fakes = generate_all(generator, latents=plan.latents, labels=plan.labels, **options)
     release_cached_memory(torch_device)
-    walk, name = interpolate is not None, classes[index] if index is not None else None
-    out = (
-        _with_suffix(out, fmt)
-        if out
-        else default_out(Path(checkpoint), state, fmt, workdir, walk, name)
-    )
     per_class = classes if plan.labels is not None and index is None else None
     try:
         _write(fakes, out, fmt, plan.nrow, interpolate, plan.labels, per_class)
@@ -166,24 +164,14 @@ def _write(
     labels: torch.Tensor | None = None,
     per_class: list[str] | None = None,
 ) -> None:
-    """Write in `fmt`; with `per_class` (several classes in one call) PNGs go into one
-    subfolder per class (the layout the folder dataset reads) and npy gets a labels file."""
+    """Write in `fmt` (`gan.outputs.sample_files`); with `per_class` (several classes in
+    one call) PNGs go into one subfolder per class (the layout the folder dataset reads)
+    and npy gets a labels file."""
     if fmt == "grid":
-        images.save_grid(fakes, out, nrow)
+        files.write_grid(fakes, out, nrow)
     elif fmt == "png":
-        from torchvision.utils import save_image
-
-        for i, image in enumerate(images.to_unit(fakes)):
-            folder = out / _safe(per_class[int(labels[i])]) if per_class else out
-            folder.mkdir(parents=True, exist_ok=True)
-            save_image(image, folder / f"{i:05d}.png")
+        files.write_pngs(fakes, out, labels, per_class)
     elif fmt == "gif":
-        walks = fakes.view(-1, steps, *fakes.shape[1:])  # walk x step x C x H x W
-        frames = [images.grid(walks[:, t]) for t in range(steps)]
-        images.save_gif(frames, out)
+        files.write_gif(fakes, out, steps or 1)
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.save(out, images.to_unit(fakes).numpy())
-        if per_class:  # the class of each image, by name, in a text file beside it
-            names = [per_class[int(i)] for i in labels]
-            out.with_name(out.stem + "-labels.txt").write_text("\n".join(names) + "\n")
+        files.write_npy(fakes, out, labels, per_class)
