@@ -321,6 +321,90 @@ def test_wandb_mode_disabled_sends_nothing_and_warns_nothing(tmp_path, monkeypat
     assert not (tmp_path / "logs" / "r" / "wandb").exists()
 
 
+# ---- what a workdir holds chooses nowhere a tracker writes -------------------------------------
+
+
+def _plant(work: Path, case: str, target: Path) -> None:
+    """What a tarball or a shared workdir could hold where a tracker writes."""
+    if case == "wandb folder link":
+        (work / "logs" / "r").mkdir(parents=True)
+        (work / "logs" / "r" / "wandb").symlink_to(target, target_is_directory=True)
+    elif case == "wandb run folder link":  # a resumed run's id is in its trackers.json
+        (work / "logs" / "r" / "wandb").mkdir(parents=True)
+        ours = work / "logs" / "r" / "wandb" / "latest-run"  # W&B's own: replaced, allowed
+        ours.symlink_to("offline-run-20261207_120000-r-0a1b2c", target_is_directory=True)
+        run = (
+            work / "logs" / "r" / "wandb" / f"offline-run-{time.strftime('%Y%m%d_%H%M%S')}-r-0a1b2c"
+        )
+        run.symlink_to(target, target_is_directory=True)
+    elif case == "mlruns link":
+        (work / "mlruns").symlink_to(target, target_is_directory=True)
+    elif case in ("mlflow.db link", "mlflow.db hard link", "artifacts link"):
+        (work / "mlruns").mkdir()
+        precious = target / "precious"
+        precious.write_bytes(b"not a database")
+        name = "artifacts" if case == "artifacts link" else "mlflow.db"
+        link = os.link if case == "mlflow.db hard link" else os.symlink
+        link(target if name == "artifacts" else precious, work / "mlruns" / name)
+    else:  # a store whose experiment keeps its artifacts elsewhere
+        from mlflow import MlflowClient
+
+        (work / "mlruns").mkdir()
+        client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlruns' / 'mlflow.db'}")
+        client.create_experiment("mnist", artifact_location=target.as_uri())
+
+
+@needs_mlflow
+@needs_wandb
+@pytest.mark.parametrize("case", ["wandb folder link", "wandb run folder link", "mlruns link",
+                                  "mlflow.db link", "mlflow.db hard link", "artifacts link",
+                                  "experiment artifacts elsewhere"])  # fmt: skip
+def test_a_tracker_follows_nothing_a_workdir_holds_out_of_it(tmp_path, monkeypatch, case):
+    """W&B's logs/<run>/wandb, the default MLflow store's mlruns/ (its database, written in
+    place, and its artifacts) and the artifact location its experiments name: anything there
+    that leads elsewhere is one sentence before training, and is written through nowhere."""
+    for key in [k for k in os.environ if k.startswith("WANDB_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    work, target = tmp_path / "w", tmp_path / "elsewhere"
+    work.mkdir()
+    target.mkdir()
+    _plant(work, case, target)
+    before = sorted(p.name for p in target.iterdir())
+    tracker = "wandb" if case.startswith("wandb") else "mlflow"
+    done = run_cli("train", "--dataset", "mnist", "--data", MNIST_1K, "--max-steps", "2",
+                   "--batch-size", "8", "--device", "cpu", "--run-name", "r", "--tracker",
+                   tracker, "--workdir", work, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1 and len(error_lines(done)) == 1, done.stderr
+    assert "so nothing was trained" in error_lines(done)[0]
+    assert sorted(p.name for p in target.iterdir()) == before
+    if (target / "precious").exists():
+        assert (target / "precious").read_bytes() == b"not a database"
+
+
+def test_tensorboard_event_files_have_names_no_one_can_plant_a_link_at(tmp_path):
+    """SummaryWriter opens its event file by a name of time, host, pid and a counter,
+    truncating whatever is there: a random tail makes it a name nobody could plant."""
+    from tensorboard.summary.writer import event_file_writer
+
+    precious = tmp_path / "precious"
+    precious.write_bytes(b"another run's file")
+    logs = tmp_path / "logs" / "r"
+    logs.mkdir(parents=True)
+    now, host, pid = int(time.time()), socket.gethostname(), os.getpid()
+    uid = event_file_writer._global_uid._value  # the next writer's number in this process
+    for second in range(now - 2, now + 60):
+        for n in range(uid, uid + 4):
+            (logs / f"events.out.tfevents.{second:010d}.{host}.{pid}.{n}").symlink_to(precious)
+    done = run_cli("train", "--dataset", "mnist", "--data", MNIST_1K, "--max-steps", "2",
+                   "--batch-size", "8", "--device", "cpu", "--run-name", "r", "--workdir",
+                   tmp_path, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert precious.read_bytes() == b"another run's file"
+    assert [p for p in logs.glob("events.out.tfevents.*") if not p.is_symlink()]
+
+
 # ---- MLflow, a real server --------------------------------------------------------------------
 
 

@@ -76,6 +76,42 @@ def check_files(logs: Path) -> None:
             )
 
 
+def check_tree(
+    workdir: Path, root: Path, what: str, own_links: tuple[str, ...] | None = None
+) -> None:
+    """Refuse a folder a tracker writes into in place (`what` says which, in the sentence)
+    that is a link or leads outside the workdir, or holds anywhere in it a link, a FIFO, a
+    device or a file with other hard links: the tracker would write through them. With
+    `own_links`, only `root`'s own entries are checked, and links of those names, which
+    the tracker itself makes and replaces, pass (W&B: a folder of its own each session,
+    links of its own inside the old ones). Walked without recursion; absent passes."""
+    from gan.walk import Walk
+
+    if not os.path.lexists(root):
+        return
+    found = None if inside(workdir, root) and root.is_dir() else (root, "a link or no folder")
+    walk = Walk(root, max_depth=None if own_links is None else 0)
+    for folder, entries in walk if found is None else ():
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            kind = None if stat.S_ISDIR(info.st_mode) else _kind(info.st_mode, info.st_nlink)
+            if kind == "a link" and entry.name in (own_links or ()):
+                continue
+            if kind is not None:
+                found = (folder / entry.name, kind)
+                break
+        if found is not None:
+            break
+    if found is not None:
+        raise GanError(
+            f"{found[0]} in {what} is {found[1]} that gan would write through; move it away "
+            "and try again, so nothing was trained."
+        )
+
+
 def _alive(pid: int, thread: int) -> bool:
     """Whether the writer a temporary name names may still be writing it (this process:
     the thread still runs; another: the process exists here)."""

@@ -31,6 +31,7 @@ from loguru import logger
 
 from gan.config.tracking import check_mlflow_uri, redact, remember
 from gan.errors import GanError
+from gan.runs.guard import check_tree
 from gan.runs.tracking import RunEnd, RunStart, picture
 
 PROBE_TIMEOUT_S = 10
@@ -76,6 +77,13 @@ def _artifacts_root(uri: str) -> str | None:
     return (database.parent / "artifacts").resolve().as_uri()
 
 
+def _within(path: Path, root: Path) -> bool:
+    try:
+        return path.is_absolute() and path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # RuntimeError: a loop of links
+        return False
+
+
 def _first(exc: Exception, uri: str) -> str:
     """The first sentence of an exception's message, for one sentence of ours; the URI's
     credentials hidden (MLflow's messages quote the address they failed at)."""
@@ -115,7 +123,8 @@ class MlflowTracker:
             os.environ.setdefault(key, value)
         self.uri = track.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
         self.local = self.uri is None
-        if self.local:
+        if self.local:  # its database is written in place, its artifacts copied in
+            check_tree(workdir, workdir / "mlruns", "the workdir's MLflow store")
             (workdir / "mlruns").mkdir(parents=True, exist_ok=True)
             self.uri = default_uri(workdir)
         elif not track.mlflow_uri:  # the user's own environment may hold credentials
@@ -175,17 +184,36 @@ class MlflowTracker:
         from mlflow.exceptions import MlflowException
 
         try:
-            self.client.get_run(run_id)
+            stored = self.client.get_run(run_id)
         except MlflowException as exc:
             if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 raise  # the server failed: one sentence, not a new run in its place
             return None
+        self._check_artifacts(stored.info.artifact_uri, f"run {run_id!r}")
         self.client.update_run(run_id, status="RUNNING")
         return run_id
+
+    def _check_artifacts(self, where: str, whose: str) -> None:
+        """In the workdir's own store, an experiment's or run's artifacts stay in its
+        artifacts folder: a store that came with the workdir (a tarball, a copy) may name
+        any place, a folder elsewhere or another server, and the grids, the config and
+        --tracker-artifacts' checkpoint would go there."""
+        if not self.local or self.artifacts_root is None:
+            return
+        root = Path(urllib.parse.urlsplit(self.artifacts_root).path)
+        parts = urllib.parse.urlsplit(str(where))
+        path = Path(urllib.parse.unquote(parts.path))
+        if parts.scheme not in ("", "file") or parts.netloc or not _within(path, root):
+            raise GanError(
+                f"The workdir's MLflow store keeps the artifacts of {whose} at "
+                f"{redact(str(where))[:200]}, outside {root}; move mlruns/ away (or give "
+                "--mlflow-experiment another name), so nothing was trained."
+            )
 
     def _create(self, start: RunStart) -> str:
         found = self.client.get_experiment_by_name(self.experiment)
         if found is not None:
+            self._check_artifacts(found.artifact_location, f"experiment {self.experiment!r}")
             experiment_id = found.experiment_id
         else:  # in the local store, its artifacts beside the database
             where = self.artifacts_root

@@ -4,6 +4,7 @@ written again whenever a session ends, however it ends."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,10 @@ class TensorBoardTracker:
 
         # On resume, TensorBoard hides what an interrupted run logged after its checkpoint.
         purge = start.step + 1 if start.step > 0 else None
-        self.writer = SummaryWriter(log_dir=str(start.logs), purge_step=purge)
+        # Its event file is opened by a name of time, host, pid and a counter, truncating
+        # whatever is there: a random tail makes a name no one could plant a link at.
+        tail = f".{secrets.token_hex(8)}"
+        self.writer = SummaryWriter(log_dir=str(start.logs), purge_step=purge, filename_suffix=tail)
         self.writer.add_text("config", "```toml\n" + start.config_text + "```", start.step)
         self._hparams(start.params)
 

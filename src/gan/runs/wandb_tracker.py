@@ -19,7 +19,9 @@ from urllib.parse import urlparse
 import torch
 from loguru import logger
 
+from gan.atomic import atomic_write
 from gan.errors import GanError
+from gan.runs.guard import check_tree
 from gan.runs.tracking import RunEnd, RunStart, picture
 
 INIT_TIMEOUT_S = 30  # an online start that takes longer falls back to offline (W&B: 90)
@@ -70,6 +72,10 @@ class WandbTracker:
         return "online", None
 
     def open(self, start: RunStart) -> dict[str, Any]:
+        # W&B writes the run's files under logs/<run>/wandb/: a link or file planted there
+        # (a tarball, a shared workdir) would take them anywhere; its own links it replaces
+        check_tree(start.workdir, start.logs / "wandb", f"run {start.name!r}'s W&B folder",
+                   ("latest-run", "debug.log", "debug-internal.log"))  # fmt: skip
         run_id = start.ids.get("id") or _new_id(start.name)
         mode, why = self._mode()
         if mode == "disabled":  # W&B's own off switch: this tracker does nothing
@@ -92,7 +98,7 @@ class WandbTracker:
                 self.files.parent,
                 self.files.parent.parent / f"offline-run-*-{run_id}",
             )
-        (self.files / "config.toml").write_text(start.config_text, encoding="utf-8")
+        atomic_write(self.files / "config.toml", start.config_text)
         return {"id": run_id, "project": self.project}
 
     def _init(self, start: RunStart, run_id: str, mode: str) -> Any:
@@ -123,7 +129,7 @@ class WandbTracker:
 
     def text(self, tag: str, text: str, step: int) -> None:
         if self.run is not None:  # a file of the run's, uploaded with it
-            (self.files / f"{tag}.md").write_text(text, encoding="utf-8")
+            atomic_write(self.files / f"{tag}.md", text)
 
     def close(self, end: RunEnd) -> None:
         if self.run is None:
