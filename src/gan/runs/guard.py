@@ -89,7 +89,11 @@ def check_tree(
 
     if not os.path.lexists(root):
         return
-    found = None if inside(workdir, root) and root.is_dir() else (root, "a link or no folder")
+    found = (
+        None
+        if inside(workdir, root) and root.is_dir()
+        else (root, "a link, or no folder of the workdir,")
+    )
     walk = Walk(root, max_depth=None if own_links is None else 0)
     for folder, entries in walk if found is None else ():
         for entry in entries:
@@ -106,9 +110,10 @@ def check_tree(
         if found is not None:
             break
     if found is not None:
+        where = f"{root} ({what})" if found[0] == root else f"{found[0]} in {what}"
         raise GanError(
-            f"{found[0]} in {what} is {found[1]} that gan would write through; move it away "
-            "and try again, so nothing was trained."
+            f"{where} is {found[1]} that gan would write through; move it away and try "
+            "again, so nothing was trained."
         )
 
 

@@ -74,7 +74,7 @@ class WandbTracker:
     def open(self, start: RunStart) -> dict[str, Any]:
         # W&B writes the run's files under logs/<run>/wandb/: a link or file planted there
         # (a tarball, a shared workdir) would take them anywhere; its own links it replaces
-        check_tree(start.workdir, start.logs / "wandb", f"run {start.name!r}'s W&B folder",
+        check_tree(start.workdir, start.logs / "wandb", f"the W&B folder of run {start.name!r}",
                    ("latest-run", "debug.log", "debug-internal.log"))  # fmt: skip
         run_id = start.ids.get("id") or _new_id(start.name)
         mode, why = self._mode()
