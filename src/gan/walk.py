@@ -12,6 +12,7 @@ folders it left out.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,3 +52,20 @@ class Walk:
                 self.too_deep += len(below)
                 continue
             stack.extend((Path(e.path), depth + 1) for e in reversed(below))
+
+
+def tree_size(folders: list[Path]) -> int:
+    """Bytes on disk of the regular files in the folders' trees, each file once (a run's
+    last.pt is a hard link to a step file); links are not followed, any depth is walked."""
+    seen, total = set(), 0
+    for folder in folders:
+        for _, entries in Walk(folder):
+            for entry in entries:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
+                    seen.add((info.st_dev, info.st_ino))
+                    total += info.st_size
+    return total

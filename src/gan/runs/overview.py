@@ -17,7 +17,7 @@ from gan.checkpoint import step_files
 from gan.runs.folders import RunPaths, is_locked
 from gan.runs.history import iter_history
 from gan.runs.status import ENDED, STATUS, number, read_json, read_status
-from gan.walk import Walk
+from gan.walk import tree_size
 
 
 @dataclass
@@ -83,25 +83,6 @@ def _text(value: Any) -> str | None:
 
 def _name(table: Any) -> str | None:
     return _text(table.get("name")) if isinstance(table, dict) else None
-
-
-def _size(*folders: Path) -> int:
-    """Bytes on disk, each file once (a run's last.pt is a hard link to a step file);
-    walked without recursion and without following links, at any depth."""
-    seen, total = set(), 0
-    for folder in folders:
-        if not _real(folder):
-            continue
-        for _, entries in Walk(folder):
-            for entry in entries:
-                try:
-                    info = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
-                    seen.add((info.st_dev, info.st_ino))
-                    total += info.st_size
-    return total
 
 
 _FEATURE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")  # mnist-lenet, inception-<digest>: printable
@@ -232,7 +213,9 @@ def summarize(paths: RunPaths) -> RunSummary:
         started=_text(status.get("started")) or _text(info.get("started")),
         seconds=_seconds(paths, status, state),
         seconds_left=_left(seen.last, info, planned) if state == "training" else None,
-        size_bytes=_size(paths.checkpoints, paths.logs, paths.assets),
+        size_bytes=tree_size(
+            [f for f in (paths.checkpoints, paths.logs, paths.assets) if _real(f)]
+        ),
         checkpoint=str(checkpoint) if checkpoint else None,
         reason=_text(status.get("reason")) if state == "failed" else None,
     )
