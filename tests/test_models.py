@@ -124,9 +124,9 @@ def test_small_data_discriminators_are_batch_independent(name):
 
 @pytest.mark.parametrize("name", SMALL_DATA)
 def test_small_data_one_training_step_with_r1_gives_every_parameter_a_finite_gradient(name):
-    from gan.train.recipe import build_recipe
-    from gan.train.runtime import build_runtime
-    from gan.train.step import train_step
+    from gan.training.recipe import build_recipe
+    from gan.training.runtime import build_runtime
+    from gan.training.step import train_step
 
     torch.manual_seed(0)
     cpu = torch.device("cpu")
@@ -147,7 +147,7 @@ def test_small_data_one_training_step_with_r1_gives_every_parameter_a_finite_gra
 @pytest.mark.parametrize("spectral_norm", [False, True])
 @pytest.mark.parametrize("name", SMALL_DATA)
 def test_small_data_checkpoints_round_trip_exactly(tmp_path, name, spectral_norm):
-    from gan.train.runtime import add_spectral_norm
+    from gan.training.runtime import add_spectral_norm
 
     def pair(seed):
         torch.manual_seed(seed)

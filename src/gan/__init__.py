@@ -15,11 +15,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Config", "Generator", "TrainResult", "__version__", "evaluate", "load_generator",
-           "train"]  # fmt: skip
+__all__ = [
+    "Config",
+    "Generator",
+    "TrainResult",
+    "__version__",
+    "evaluate",
+    "load_generator",
+    "train",
+]
 
 if TYPE_CHECKING:
     from gan.outputs.generator import Generator
+    from gan.training.run import TrainResult
+
+
+def train(config: Any = None, *, resume: str | None = None, **options: Any) -> TrainResult:
+    """Train a run (or continue one with `resume="auto"` or a checkpoint path), as `gan
+    train` does: `gan train`'s flags as keywords (`dataset="mri"`, `max_steps=200`), over
+    `config` (a `Config`, or the path of a TOML file). Returns a `TrainResult`."""
+    from gan.training.api import train as run
+
+    return run(config, resume=resume, **options)
 
 
 def load_generator(path: Any, device: str = "auto") -> Generator:
@@ -68,12 +85,8 @@ def __getattr__(name: str) -> Any:
         from gan.outputs.generator import Generator
 
         return Generator
-    if name == "train":  # the package gan.train, callable: gan.train(dataset="mri", ...)
-        import gan.train
-
-        return gan.train
     if name == "TrainResult":
-        from gan.train.run import TrainResult
+        from gan.training.run import TrainResult
 
         return TrainResult
     raise AttributeError(f"module 'gan' has no attribute {name!r}")

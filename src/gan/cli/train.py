@@ -50,7 +50,7 @@ def train(
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         raise typer.Exit(distributed_launch(nproc))
     run_config, chosen = config_from_command_line(ctx, options, config)
-    from gan.train import run as training
+    from gan.training import run as training
 
     result = training.train(run_config, resume, chosen)
     if result.paths is None:  # not rank 0: rank 0 reports

@@ -165,33 +165,36 @@ class Entry:
         return _load(self.target)
 
 
-# The losses (gan.train.losses), by name: what D outputs under each.
+# The losses (gan.training.losses), by name: what D outputs under each.
 LOSSES = {
     "ns": Entry(
         "BCE on D's logits, non-saturating -log D(G(z)) for G (the original GAN)",
-        "gan.train.losses:NS",
+        "gan.training.losses:NS",
     ),
-    "hinge": Entry("hinge on D's logits, -D(G(z)) for G (SAGAN, BigGAN)", "gan.train.losses:HINGE"),
+    "hinge": Entry(
+        "hinge on D's logits, -D(G(z)) for G (SAGAN, BigGAN)", "gan.training.losses:HINGE"
+    ),
     "lsgan": Entry(
-        "least squares on D's scores, targets 1 for reals and 0 for fakes", "gan.train.losses:LSGAN"
+        "least squares on D's scores, targets 1 for reals and 0 for fakes",
+        "gan.training.losses:LSGAN",
     ),
     "wgan-gp": Entry(
         "Wasserstein critic scores with a gradient penalty (Gulrajani et al. 2017)",
-        "gan.train.losses:WGAN_GP",
+        "gan.training.losses:WGAN_GP",
     ),
     "rpgan": Entry(
         "R3GAN's relativistic pairing loss: each fake scored against a real; --r1-gamma "
         "penalises D's gradient on reals (R1) and fakes (R2) (Huang et al. 2024)",
-        "gan.train.losses:RPGAN",
+        "gan.training.losses:RPGAN",
     ),
 }
-# DiffAugment's transform families (Zhao et al. 2020), by name (gan.train.augment).
+# DiffAugment's transform families (Zhao et al. 2020), by name (gan.training.augment).
 AUGMENTS = {
-    "color": Entry("brightness, saturation and contrast", "gan.train.augment:COLOR"),
+    "color": Entry("brightness, saturation and contrast", "gan.training.augment:COLOR"),
     "translation": Entry(
-        "shifts of up to 1/8 of the image, zero-filled", "gan.train.augment:TRANSLATION"
+        "shifts of up to 1/8 of the image, zero-filled", "gan.training.augment:TRANSLATION"
     ),
-    "cutout": Entry("a zeroed square of half the image's size", "gan.train.augment:CUTOUT"),
+    "cutout": Entry("a zeroed square of half the image's size", "gan.training.augment:CUTOUT"),
 }
 
 # Experiment trackers (gan.runs), by name: each an implementation of gan.runs.tracking.Tracker.

@@ -30,7 +30,7 @@ from gan.devices import release_cached_memory, resolve_device
 from gan.errors import GanError
 from gan.metrics import METRICS
 from gan.metrics.evaluate import Evaluator
-from gan.outputs.generator import load_generator
+from gan.outputs.generator import generator_from_checkpoint
 from gan.runs.folders import run_paths_for
 
 MAX_REPORT_BYTES = 1 << 20  # a report is about 1 KiB
@@ -103,7 +103,7 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Generate `num_samples` images and score them against the checkpoint's dataset."""
     torch_device = resolve_device(device)
-    generator, state = load_generator(checkpoint, torch_device)
+    generator, state = generator_from_checkpoint(checkpoint, torch_device)
     images = load_dataset(evaluation_data(Config.from_dict(state["config"]), data)).images
     if list(images.shape[1:]) != list(state["model"]["image_shape"]):
         raise GanError(
