@@ -107,7 +107,14 @@ def test_an_integer_option_without_bounds_is_refused_at_declaration():
 def test_run_defining_options_are_data_on_their_fields():
     fixed = {f.flag for f in FIELDS.values() if f.opt.fixed}
     assert {"--dataset", "--model", "--batch-size", "--seed", "--image-size"} <= fixed
-    assert not fixed & {"--max-steps", "--lr-g", "--device", "--data", "--time-limit"}
+    assert not fixed & {
+        "--max-steps",
+        "--lr-g",
+        "--device",
+        "--data",
+        "--time-limit",
+        "--time-budget",
+    }
 
 
 def _parameters() -> dict[str, object]:
@@ -119,7 +126,12 @@ def _parameters() -> dict[str, object]:
 
 def test_every_config_field_is_a_train_option_and_nothing_else_is():
     params = _parameters()
-    assert set(params) - {f.param for f in FIELDS.values()} == {"config", "resume", "nproc"}
+    assert set(params) - {f.param for f in FIELDS.values()} == {
+        "config",
+        "resume",
+        "nproc",
+        "dry_run",
+    }
     for f in FIELDS.values():
         assert f.flag in params[f.param].opts, f.key
         assert f.opt.help in params[f.param].help

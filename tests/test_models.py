@@ -214,3 +214,18 @@ def test_fastgan_holds_no_full_resolution_feature_map_and_keeps_no_activation():
     generator.eval(), twin.eval()
     with torch.no_grad():
         assert torch.equal(twin(z), generator(z))
+
+
+@pytest.mark.parametrize("name", ["mnist", "mri", "bps"])
+def test_the_catalogs_parameter_counts_are_the_dataset_defaults_models(name):
+    """`gan train --dry-run` shows these without loading torch: they must be the counts."""
+    from gan.config import Config
+    from gan.config.catalog import DATASETS
+    from gan.models import parameter_count
+
+    spec, config = DATASETS.get(name), Config()
+    own = dict(spec.defaults)
+    classes = 10 if own.get("model.conditional") else 0  # MNIST's digits
+    shape = (spec.channels, *spec.default_image_size)
+    counted = parameter_count(spec.default_model, shape, config.model.latent_dim, classes)
+    assert spec.parameters == counted

@@ -160,10 +160,12 @@ def before_data(
     saved: Config | None = None,
     outputs: Changes | None = None,
     step: int = 0,
+    check: bool = True,
 ) -> Plan:
     """Phase 1, for a validated `given`. `saved`: the config of the checkpoint a run
     resumes at `step` (validated when it was loaded); `outputs`: where it goes on (workdir
-    and run name, never taken from the checkpoint)."""
+    and run name, never taken from the checkpoint). `check`: also the checks that build
+    the model (torch); without, only those of the length (a dry run's)."""
     sources = dict(chosen)
     if saved is None:
         base, changes = given, dataset_defaults(given, chosen)
@@ -173,8 +175,10 @@ def before_data(
     changes |= handed.from_here(given, saved, sources, (FLAG, ARGUMENT))  # never a file's
     changes |= _only_new(dataset_resolution(_View(base, changes)), base, changes, sources)
     config = base.replace(changes)
-    checked = _check_before_data(config)
-    return Plan(config, sources, saved is not None, checked)
+    if not check:  # a dry run's: no model is built
+        check_budget(config.train)
+        return Plan(config, sources, saved is not None)
+    return Plan(config, sources, saved is not None, _check_before_data(config))
 
 
 def _only_new(found: Changes, base: Config, changes: Changes, sources: dict[str, str]):

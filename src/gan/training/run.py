@@ -25,7 +25,6 @@ from gan.progress import setup_console_logging
 from gan.rng import seed_everything
 from gan.runs.aside import set_aside
 from gan.runs.folders import RunLock, RunPaths, prepare_run
-from gan.runs.resume import Found, find_resume, resume_target
 from gan.runs.status import StatusRecorder
 from gan.runs.tracking import RunLog, Tracker, make_trackers
 from gan.training import budget, records
@@ -35,6 +34,7 @@ from gan.training.build import assemble, build_parts
 from gan.training.loop import FitResult, Trainer
 from gan.training.parts import Parts
 from gan.training.rehearsal import Rehearsal
+from gan.training.resumed import Resumed, plan_before_data
 from gan.training.runtime import setup_device, setup_speed
 
 
@@ -52,18 +52,6 @@ class TrainResult:
         return self.paths.run_last if self.paths is not None else None
 
 
-@dataclass
-class Resumed:
-    """The checkpoint a run goes on from (None for a new run)."""
-
-    state: dict[str, Any] | None = None
-    path: Path | None = None
-
-    @property
-    def step(self) -> int:
-        return int(self.state["step"]) if self.state is not None else 0
-
-
 def train(
     config: Config,
     resume: str | None = None,
@@ -77,11 +65,11 @@ def train(
     for the others; on resume the chosen ones are applied to the checkpoint's config, and those that
     define the run must match it."""
     config.validate()  # once: every option within its declared bounds
-    plan, resumed = _plan_before_data(config, resume, sources_of(config, chosen))
+    plan, resumed = plan_before_data(config, resume, sources_of(config, chosen))
     info = distributed.from_env()
     if info.active and not info.is_main:  # other ranks report warnings and errors only
         setup_console_logging("WARNING", f"[rank {info.rank}] ")
-    _check_world_size(resumed, info)
+    resumed.check_world_size(info)
     t = plan.config.train
     device = setup_device(t.device, info, t.sync_bn)
     try:
@@ -99,42 +87,6 @@ def train(
         ) from None
     finally:
         distributed.shutdown()
-
-
-def _plan_before_data(
-    config: Config, resume: str | None, chosen: dict[str, str]
-) -> tuple[plans.Plan, Resumed]:
-    """Phase 1 of the plan, with the checkpoint to resume from, if any. Where a resumed run
-    writes (workdir, run name) never comes from inside the checkpoint."""
-    found = _find(config, resume) if resume is not None else None
-    if found is None:
-        return plans.before_data(config, chosen), Resumed()
-    t = config.train
-    workdir = t.workdir if "train.workdir" in chosen else None
-    target = resume_target(found, workdir, t.run_name if "train.run_name" in chosen else None)
-    outputs = {"train.workdir": str(target.workdir), "train.run_name": target.name}
-    saved, resumed = Config.from_dict(found.state["config"]), Resumed(found.state, found.path)
-    return plans.before_data(config, chosen, saved, outputs, resumed.step), resumed
-
-
-def _find(config: Config, resume: str) -> Found | None:
-    t = config.train
-    found = find_resume(Path(t.workdir).expanduser(), t.run_name, resume)
-    if found is None:  # only --resume auto-or-new gets here: auto raises
-        logger.info("No checkpoint to resume from; starting a new run.")
-    return found
-
-
-def _check_world_size(resumed: Resumed, info: distributed.DistInfo) -> None:
-    if resumed.state is None:
-        return
-    trained = int(resumed.state["loop"].get("world_size", 1))
-    if trained != info.world_size:
-        raise GanError(
-            f"{resumed.path} was trained by {trained} process(es) and this run has "
-            f"{info.world_size}; resume with the same number (the data order and the global "
-            "batch depend on it)."
-        )
 
 
 def _train(
