@@ -77,20 +77,29 @@ def test_a_config_files_stop_at_where_the_run_stopped_does_not_stop_its_resume()
     ("below", "given", "length"),
     [
         # a length given in another form replaces the one below, whatever its form
-        ({"train.time_budget": 300.0, "train.planned_steps": 900}, {"train.max_steps": 50},
-         {"train.max_steps": 50}),
+        (
+            {"train.time_budget": 300.0, "train.planned_steps": 900},
+            {"train.max_steps": 50},
+            {"train.max_steps": 50},
+        ),
         ({"train.epochs": 20}, {"train.time_budget": 60.0}, {"train.time_budget": 60.0}),
         # the same length given again changes nothing (config.toml replays its plan)
-        ({"train.time_budget": 4.0, "train.planned_steps": 9}, {"train.time_budget": 4.0},
-         {"train.time_budget": 4.0, "train.planned_steps": 9}),
+        (
+            {"train.time_budget": 4.0, "train.planned_steps": 9},
+            {"train.time_budget": 4.0},
+            {"train.time_budget": 4.0, "train.planned_steps": 9},
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_length_given_replaces_the_length_below(below, given, length):
     merged = over({**below, "optim.lr_g": 1e-3}, given)
     assert merged == {**length, "optim.lr_g": 1e-3}
     config, chosen = merge({**below, "optim.lr_g": 1e-3}, given, ARGUMENT)
-    assert chosen.sources == {**dict.fromkeys(set(length) - set(given), FILE), "optim.lr_g": FILE,
-                              **dict.fromkeys(given, ARGUMENT)}  # fmt: skip
+    assert chosen.sources == {
+        **dict.fromkeys(set(length) - set(given), FILE),
+        "optim.lr_g": FILE,
+        **dict.fromkeys(given, ARGUMENT),
+    }
     assert config.train.max_steps == length.get("train.max_steps")
 
 

@@ -46,7 +46,7 @@ class TinyD(nn.Module):
         return self.net(x).squeeze(1)
 
 
-def make_trainer(batch=8, accumulation=1, seed=0, tracker=None, **train) -> Trainer:
+def make_trainer(batch=8, accumulation=1, seed=0, log=None, **train) -> Trainer:
     seed_everything(seed)
     config = Config(
         optim=OptimConfig(batch_size=batch, accumulation_steps=accumulation),
@@ -60,8 +60,8 @@ def make_trainer(batch=8, accumulation=1, seed=0, tracker=None, **train) -> Trai
         config,
         runtime,
         batches,
-        reporter=Reporter(batch * accumulation, t.log_every, tracker),
-        grids=GridWriter(seed, (1, 8, 8), (8,), CPU, log=tracker),
+        reporter=Reporter(batch * accumulation, t.log_every, log),
+        grids=GridWriter(seed, (1, 8, 8), (8,), CPU, log=log),
     )
 
 
@@ -153,7 +153,7 @@ def test_train_logs_interval_means_to_the_tracker():
 
     recorder = Recorder()
     trainer = make_trainer(
-        max_steps=7, log_every=3, sample_every=5, checkpoint_every=100, tracker=recorder
+        max_steps=7, log_every=3, sample_every=5, checkpoint_every=100, log=recorder
     )
     result = trainer.fit()
     assert isinstance(result, FitResult) and result.step == 7 and not result.interrupted

@@ -29,7 +29,8 @@ from gan.data import load_dataset
 from gan.devices import release_cached_memory, resolve_device
 from gan.errors import GanError
 from gan.metrics import METRICS
-from gan.metrics.evaluate import Evaluator
+from gan.metrics.evaluate import Evaluator, parse_metrics
+from gan.outputs import BATCH_SIZE, METRICS_TEXT, NUM_SAMPLES, SEED
 from gan.outputs.generator import generator_from_checkpoint
 from gan.runs.folders import run_paths_for
 
@@ -90,16 +91,50 @@ def evaluation_data(saved: Config, data: str | None) -> DataConfig:
     return DataConfig(**kept, source=data)
 
 
+def evaluate(
+    checkpoint: str | Path,
+    *,
+    data: str | None = None,
+    num_samples: int = NUM_SAMPLES,
+    metrics: str | tuple[str, ...] = METRICS_TEXT,
+    features: str | None = None,
+    features_weights: str | Path | None = None,
+    batch_size: int = BATCH_SIZE,
+    seed: int = SEED,
+    device: str = "auto",
+    report: bool = True,
+) -> dict[str, Any]:
+    """Score a checkpoint (FID, KID, precision/recall; "nn" for the copy check): `gan
+    evaluate`, and `gan.evaluate`. With `report`, also write the run's report
+    (`write_report`)."""
+    names = parse_metrics(metrics if isinstance(metrics, str) else ",".join(metrics))
+    result = evaluate_checkpoint(
+        Path(checkpoint),
+        data=data,
+        num_samples=num_samples,
+        metrics=names,
+        features=features,
+        features_weights=str(features_weights) if features_weights else None,
+        batch_size=batch_size,
+        device=device,
+        seed=seed,
+    )
+    if report:
+        write_report(Path(checkpoint), result)
+    return result
+
+
 def evaluate_checkpoint(
     checkpoint: Path,
+    *,
     data: str | None = None,
-    num_samples: int = 10_000,
+    num_samples: int = NUM_SAMPLES,
     metrics: tuple[str, ...] = METRICS,
     features: str | None = None,
-    weights: str | None = None,
-    batch: int = 250,
+    features_weights: str | None = None,
+    batch_size: int = BATCH_SIZE,
     device: str = "auto",
-    seed: int = 12345,
+    seed: int = SEED,
 ) -> dict[str, Any]:
     """Generate `num_samples` images and score them against the checkpoint's dataset."""
     torch_device = resolve_device(device)
@@ -112,7 +147,9 @@ def evaluate_checkpoint(
         )
     if num_samples < 2:
         raise GanError("--num-samples must be at least 2.")
-    evaluator = Evaluator(images, features, weights, num_samples, torch_device, batch, seed)
+    evaluator = Evaluator(
+        images, features, features_weights, num_samples, torch_device, batch_size, seed
+    )
     result = evaluator(generator, metrics)
     release_cached_memory(torch_device)
     result.update(

@@ -74,7 +74,7 @@ def train(
     device = setup_device(t.device, info, t.sync_bn)
     try:
         settings = setup_speed(t.precision, t.channels_last, t.compile, device)
-        result = _train(plan, info, device, settings, resumed, resume)
+        result = _session(plan, info, device, settings, resumed, resume)
         distributed.barrier(info)  # no process tears gloo down while another still uses it
         return result
     except (RuntimeError, torch.distributed.DistError) as exc:
@@ -89,7 +89,7 @@ def train(
         distributed.shutdown()
 
 
-def _train(
+def _session(
     plan: plans.Plan,
     info: distributed.DistInfo,
     device: torch.device,
@@ -97,6 +97,8 @@ def _train(
     resumed: Resumed,
     resume: str | None,
 ) -> TrainResult:
+    """This session of the run: the data, the plan's second phase, the run's folders, its
+    parts (restored on resume), a --time-budget's warm-up, then the loop."""
     trackers = _trackers(plan.config) if info.is_main else []  # installed, reachable: now
     seed_everything(plan.config.train.seed + info.rank)  # per-process dropout; rank 0's wins
     data = _load_once_per_node(plan.config, info)
