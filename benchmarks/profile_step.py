@@ -20,13 +20,14 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from gan.config import FIELDS, Config
+from gan.config.given import FLAG
 from gan.data import load_dataset
 from gan.devices import synchronize
 from gan.distributed import DistInfo
 from gan.progress import setup_console_logging
-from gan.train import plan as plans
-from gan.train.build import build_trainer
-from gan.train.runtime import setup_device, setup_speed
+from gan.training import plan as plans
+from gan.training.build import assemble, build_parts
+from gan.training.runtime import setup_device, setup_speed
 
 
 def build(dataset: str, data: str | None, settings: list[str]):
@@ -41,21 +42,22 @@ def build(dataset: str, data: str | None, settings: list[str]):
             value = text
         values[key] = FIELDS[key].check(value)
     given = Config.from_values(values)
-    plan = plans.before_data(given, dict.fromkeys(values, plans.FLAG))
+    plan = plans.before_data(given, dict.fromkeys(values, FLAG))
     loaded = load_dataset(plan.config.data)
     plan = plans.after_data(plan, loaded)
     t = plan.config.train
     device = setup_device(t.device, DistInfo(), t.sync_bn)
     speed = setup_speed(t.precision, t.channels_last, t.compile, device)
-    return build_trainer(plan.config, loaded, device, None, None, DistInfo(), speed)
+    parts, _ = build_parts(plan, loaded, device, None, None, DistInfo(), speed)
+    return assemble(parts, plan.config, plan.schedule)
 
 
 def timed(trainer, steps: int) -> float:
-    synchronize(trainer.runtime.device)
+    synchronize(trainer.parts.runtime.device)
     began = time.perf_counter()
     for _ in range(steps):
         trainer.train_step()
-    synchronize(trainer.runtime.device)
+    synchronize(trainer.parts.runtime.device)
     return (time.perf_counter() - began) / steps
 
 
@@ -72,7 +74,7 @@ def main() -> None:
     trainer = build(args.dataset, args.data, args.set)
     timed(trainer, args.warmup)
     step_s = timed(trainer, args.steps)
-    per_step = trainer.images_per_step
+    per_step = trainer.schedule.images_per_step
     print(f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
     print(f"{args.dataset} {' '.join(args.set)}: {1 / step_s:.1f} steps/s, "
           f"{per_step / step_s:,.0f} images/s ({per_step} images a step)")  # fmt: skip

@@ -24,11 +24,11 @@ from gan.config import Config, OptimConfig, TrainConfig  # noqa: E402
 from gan.data import DataConfig, load_dataset  # noqa: E402
 from gan.models import build_models  # noqa: E402
 from gan.rng import seed_everything  # noqa: E402
-from gan.train.batches import DeviceBatches  # noqa: E402
-from gan.train.build import assemble  # noqa: E402
-from gan.train.loop import Trainer  # noqa: E402
-from gan.train.recipe import build_recipe  # noqa: E402
-from gan.train.runtime import build_runtime  # noqa: E402
+from gan.training.batches import DeviceBatches  # noqa: E402
+from gan.training.build import trainer_of  # noqa: E402
+from gan.training.loop import Trainer  # noqa: E402
+from gan.training.recipe import build_recipe  # noqa: E402
+from gan.training.runtime import build_runtime  # noqa: E402
 from tests.test_trainer import TinyD, TinyG  # noqa: E402
 
 
@@ -52,12 +52,12 @@ def build(mode: str, info: distributed.DistInfo, batch: int, steps: int) -> Trai
         g, d, torch.device("cpu"), ema_decay=0, dist=info, spectral_norm=mode == "r1"
     )
     if mode != "r1":
-        return assemble(config, runtime, batches)
+        return trainer_of(config, runtime, batches)
     recipe = build_recipe(
         "hinge", device=torch.device("cpu"), augment=("color", "translation"),
         augment_p="auto", r1_gamma=1.0, r1_every=1, dist=info,
     )  # fmt: skip
-    return assemble(config, runtime, batches, recipe=recipe)
+    return trainer_of(config, runtime, batches, recipe=recipe)
 
 
 def fail_one_rank(info: distributed.DistInfo) -> None:
@@ -93,11 +93,11 @@ def main() -> None:
         logged = distributed.mean(torch.stack([stats.d_loss, stats.g_loss]), info)
         losses.append(logged.tolist())
         if trainer.step == 1:
-            g_state = {k: v.clone() for k, v in trainer.runtime.G.state_dict().items()}
+            g_state = {k: v.clone() for k, v in trainer.parts.runtime.G.state_dict().items()}
             torch.save(g_state, out / f"g-step1-rank{info.rank}.pt")
-    rt = trainer.runtime
+    rt = trainer.parts.runtime
     final = {"losses": losses, "d": rt.D.state_dict(), "g": rt.G.state_dict(),
-             "augment_p": trainer.recipe.augment.p}  # fmt: skip
+             "augment_p": trainer.parts.recipe.augment.p}  # fmt: skip
     torch.save(final, out / f"final-rank{info.rank}.pt")
     distributed.barrier(info)  # both ranks' results are on disk
     # gloo's teardown now and then aborts a process ("terminate called without an active

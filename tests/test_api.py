@@ -83,3 +83,21 @@ def test_main_py_with_a_checkpoint_writes_what_gan_sample_writes(tmp_path, mnist
     assert sampled.returncode == 0, sampled.stderr
     assert shim.stdout == sampled.stdout  # the same path printed
     assert (tmp_path / "assets" / "m" / "sample-0000001.png").read_bytes() == first
+
+
+def test_the_api_names_are_one_thing_each_and_import_nothing_heavy():
+    """gan.train is a plain function (the training code is the package gan.training),
+    gan.evaluate is gan evaluate's own function; importing gan loads no torch."""
+    import subprocess
+    import sys
+    import types
+
+    import gan
+    import gan.outputs.evaluate
+    import gan.training.api
+
+    assert isinstance(gan.train, types.FunctionType) and gan.train is gan.training.api.train
+    assert gan.evaluate is gan.outputs.evaluate.evaluate
+    assert gan.Config.__module__ == "gan.config.core"
+    code = "import sys, gan\nassert 'torch' not in sys.modules\n"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

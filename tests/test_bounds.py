@@ -184,7 +184,8 @@ def test_a_checkpoint_written_as_e65e87f_wrote_them_still_verifies(tmp_path):
     digest = "sha256:0caf2b4fbab0eea3aa129c2055136f08de815c3e1f2f15b21bd05e31ebbd8007"
     assert content_digest(state) == digest
     torch.save({**state, DIGEST: digest}, tmp_path / "old.pt")
-    assert load_checkpoint(tmp_path / "old.pt")["rng_ranks"][0]["python"] == (3, (1, 2), None)
+    loaded = load_checkpoint(tmp_path / "old.pt")  # format 1, each part now under its name
+    assert loaded["loop"]["rng_ranks"][0]["python"] == (3, (1, 2), None)
 
 
 def test_a_zip_that_the_zip_reader_cannot_handle_is_one_sentence(tmp_path):
@@ -591,7 +592,7 @@ def test_the_plan_and_the_loader_agree_on_every_boundary(tmp_path):
 
     from gan.checkpoint_checks import _model_problem
     from gan.config.values import MAX_CLASS_NAME, MAX_CLASSES, MAX_SIDE, parse_image_size
-    from gan.train.checks import check_labels
+    from gan.training.checks import check_labels
 
     config = Config().replace({"model.conditional": True, "data.name": "folder"})
     model = {"name": "mlp", "latent_dim": 100}

@@ -6,6 +6,7 @@ how long anything took."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tomllib
 
@@ -34,6 +35,19 @@ def _history(tmp_path, name: str) -> list[tuple]:
     return [tuple(json.loads(line)[k] for k in keys) for line in lines]
 
 
+@contextlib.contextmanager
+def _logged():
+    """What gan logs meanwhile, as one text (`said()`)."""
+    from loguru import logger
+
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), format="{message}")
+    try:
+        yield lambda: "".join(lines)
+    finally:
+        logger.remove(sink)
+
+
 @pytest.fixture(scope="module")
 def budgeted(tmp_path_factory):
     """One run of a 4-second budget, shared by the tests that read what it recorded."""
@@ -56,7 +70,7 @@ def test_the_plan_is_fixed_once_and_recorded_everywhere(budgeted):
     assert "max_steps" not in toml and "epochs" not in toml
     state = load_checkpoint(result.checkpoint)
     assert state["config"]["train"]["planned_steps"] == planned
-    assert state["time_budget"]["planned_steps"] == planned
+    assert state["schedule"]["fitted"]["planned_steps"] == planned
     assert json.loads((logs / "status.json").read_text())["planned"] == planned
     log = (logs / "train.log").read_text()
     assert log.count("so the run is planned at") == 1
@@ -92,7 +106,9 @@ def test_the_schedules_follow_the_fixed_plan(budgeted):
                if step - 1 <= decay_from)  # fmt: skip
     assert rates[-1] == pytest.approx(2e-4 * 1 / (0.5 * planned))
     state = load_checkpoint(result.checkpoint)
-    assert state["ada_ramp_images"] == pytest.approx(0.2 * planned * 8)  # --ada-ramp 0.2
+    assert state["schedule"]["ada_ramp_images"] == pytest.approx(
+        0.2 * planned * 8
+    )  # --ada-ramp 0.2
     grids = sorted(p.name for p in (tmp_path / "assets" / "b").glob("samples-*.png"))
     every = -(-planned // 10)
     assert grids[0] == f"samples-{every:07d}.png" and grids[-1] == f"samples-{planned:07d}.png"
@@ -122,9 +138,64 @@ def test_a_resumed_budget_run_keeps_its_plan_and_is_bit_identical(budgeted):
     assert resumed.step == planned
     assert _history(tmp_path, "s") == _history(tmp_path, "b")
     a, b = (load_checkpoint(tmp_path / "checkpoints" / n / "last.pt") for n in ("b", "s"))
-    assert all(torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])
-    with pytest.raises(GanError, match="--time-budget 10s differs from the checkpoint's 4s"):
-        gan.train(run_name="s", workdir=str(tmp_path), resume="auto", time_budget="10s")
+    a, b = a["runtime"]["generator"], b["runtime"]["generator"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_budgeted_run_is_extended_by_max_steps_on_resume(budgeted):
+    """--max-steps replaces the checkpoint's --time-budget: the run goes on to it, ADA's
+    ramp at the speed it had, the learning-rate decay moved to the new end (and said)."""
+    tmp_path, result = budgeted
+    import gan
+
+    planned, last = result.step, str(result.checkpoint)
+    with _logged() as said:
+        longer = gan.train(
+            resume=last, run_name="more", workdir=str(tmp_path), max_steps=planned + 6
+        )
+    assert longer.step == planned + 6
+    assert [step for step, *_ in _history(tmp_path, "more")] == list(
+        range(planned + 1, planned + 7)
+    )
+    before, after = (
+        load_checkpoint(last)["schedule"],
+        load_checkpoint(longer.checkpoint)["schedule"],
+    )
+    assert after["total"] == planned + 6 and after["fitted"] is None
+    assert after["ada_ramp_images"] == before["ada_ramp_images"]  # the ramp does not restart
+    assert f"The plan is now {planned + 6:,} steps (was {planned:,})" in said()
+    config = tomllib.loads((tmp_path / "logs" / "more" / "config.toml").read_text())["train"]
+    assert config["max_steps"] == planned + 6 and "time_budget" not in config
+
+
+def test_config_toml_of_a_budgeted_run_with_max_steps_trains_that_many(budgeted):
+    """The docs' `--config logs/my-run/config.toml --max-steps N`: a length given beside the
+    file replaces the file's --time-budget and its planned steps."""
+    tmp_path, _ = budgeted
+    config = tmp_path / "logs" / "b" / "config.toml"
+    done = run_cli("train", "--config", config, "--max-steps", "7", "--run-name", "seven",
+                   "--workdir", tmp_path, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "logs" / "seven" / "run.json").read_text())
+    assert record["total_steps"] == 7 and record["train"]["time_budget"] is None
+    assert record["sources"]["train.max_steps"] == "flag"
+    assert "train.planned_steps" not in record["sources"]
+
+
+def test_a_new_budget_on_resume_plans_the_steps_that_fit_from_there(budgeted):
+    tmp_path, result = budgeted
+    import gan
+
+    with _logged() as said:
+        more = gan.train(resume=str(result.checkpoint), run_name="again", workdir=str(tmp_path),
+                         time_budget="3s")  # fmt: skip
+    state = load_checkpoint(more.checkpoint)
+    fitted = state["schedule"]["fitted"]
+    assert more.step == fitted["planned_steps"] > result.step and fitted["budget_s"] == 3.0
+    assert state["config"]["train"]["planned_steps"] == more.step
+    assert "Measuring the step rate for --time-budget 3s" in said()
+    log = (tmp_path / "logs" / "again" / "train.log").read_text()
+    assert f"so the run is planned at {more.step:,} steps" in log
 
 
 @pytest.mark.parametrize(
@@ -162,10 +233,11 @@ def test_the_cli_refuses_a_budget_too_short_in_one_sentence(tmp_path):
 )
 def test_a_budget_replaces_the_datasets_own_length(dataset, given, expected):
     from gan.config import Config
-    from gan.train import plan as plans
+    from gan.config.given import FLAG
+    from gan.training import plan as plans
 
     config = Config.from_values({"data.name": dataset, **given})
-    plan = plans.before_data(config, dict.fromkeys(given, plans.FLAG))
+    plan = plans.before_data(config, dict.fromkeys(given, FLAG))
     t = plan.config.train
     assert (t.time_budget, t.max_steps, t.epochs, t.planned_steps) == expected
     assert t.time_limit is None  # the dataset's own stop went with its length
@@ -188,17 +260,16 @@ def test_durations_that_are_not(text):
 def test_the_steps_planned_leave_room_for_checkpoints_grids_and_evaluations():
     from types import SimpleNamespace
 
-    from gan.train.budget import _steps_that_fit
+    from gan.training.budget import _steps_that_fit
 
     train = SimpleNamespace(sample_every="auto", checkpoint_every=100, eval_every=None)
-    trainer = SimpleNamespace(config=SimpleNamespace(train=train))
-    assert _steps_that_fit(trainer, 10.0, 0.01, (0.0, 0.0, 0.0)) == 1000
+    assert _steps_that_fit(train, 10.0, 0.01, (0.0, 0.0, 0.0)) == 1000
 
     def cost(steps):  # 0.1 s a checkpoint (one every 100 steps), 0.05 s a grid (12 a run)
         return steps * 0.01 + (steps // 100 + 1) * 0.1 + (steps // -(-steps // 10) + 2) * 0.05
 
-    fewer = _steps_that_fit(trainer, 10.0, 0.01, (0.1, 0.05, 0.0))
+    fewer = _steps_that_fit(train, 10.0, 0.01, (0.1, 0.05, 0.0))
     assert cost(fewer) <= 10.0 < cost(fewer + 5) and 800 < fewer < 1000
     train.eval_every = 100  # a second an evaluation, one every 100 steps and at the end
-    assert _steps_that_fit(trainer, 10.0, 0.01, (0.0, 0.0, 1.0)) == 499  # 4.99 s + 5 x 1 s
-    assert _steps_that_fit(trainer, 0.5, 0.01, (0.0, 0.0, 1.0)) == 0  # the last one alone
+    assert _steps_that_fit(train, 10.0, 0.01, (0.0, 0.0, 1.0)) == 499  # 4.99 s + 5 x 1 s
+    assert _steps_that_fit(train, 0.5, 0.01, (0.0, 0.0, 1.0)) == 0  # the last one alone

@@ -17,9 +17,9 @@ def minimal_state(**extra):
         "format_version": checkpoint.FORMAT_VERSION,
         "step": 3,
         "model": {"name": "mlp", "image_shape": [1, 8, 8], "latent_dim": 4},
-        "generator": {"w": torch.ones(2)},
+        "runtime": {"generator": {"w": torch.ones(2)}},
         "config": {"optim": {"batch_size": 2}},
-        "rng": {"python": (3, tuple(range(5)), None)},
+        "loop": {"rng": {"python": (3, tuple(range(5)), None)}},
         **extra,
     }
 
@@ -27,7 +27,7 @@ def minimal_state(**extra):
 def test_round_trip_with_weights_only(tmp_path):
     path = checkpoint.save_atomic(minimal_state(), tmp_path / "a.pt")
     state = checkpoint.load_checkpoint(path)
-    assert state["step"] == 3 and torch.equal(state["generator"]["w"], torch.ones(2))
+    assert state["step"] == 3 and torch.equal(state["runtime"]["generator"]["w"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]  # no temporary file left
 
 
@@ -103,3 +103,20 @@ def test_unwritable_target_leaves_earlier_files(tmp_path):
     with pytest.raises(GanError, match="Could not write checkpoint"):
         checkpoint.save_atomic(minimal_state(), blocker / "sub" / "a.pt")
     assert checkpoint.load_checkpoint(good)["step"] == 3
+
+
+def test_a_format_1_checkpoint_loads_with_each_part_under_its_name():
+    """e65e87f wrote one flat table (tests/data/reference, scripts/record_references.py);
+    loaded, its digest still verifies and each part's keys are under the part's name."""
+    from tests.conftest import ROOT
+
+    old = ROOT / "tests" / "data" / "reference" / "tiny-step-0000020.pt"
+    state = checkpoint.load_checkpoint(old)
+    assert state["format_version"] == checkpoint.FORMAT_VERSION == 2
+    assert {part: set(state[part]) for part in checkpoint.PARTS} == {
+        part: set(keys) for part, keys in checkpoint.PARTS.items()
+    }
+    assert state["step"] == 20 and state["draws"]["images_seen"] == 20 * 16
+    assert state["schedule"] == {"fitted": None, "ada_ramp_images": 1.0 * 40 * 16}
+    assert not set(state) & {"generator", "rng", "fixed_latents", "best_fid", "time_budget"}
+    assert checkpoint.generator_weights(state) is state["runtime"]["generator_ema"]

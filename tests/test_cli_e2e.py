@@ -130,9 +130,11 @@ def test_sample_default_output_goes_under_assets(mnist_run):
 
 def test_sampling_is_reproducible_by_seed(mnist_run):
     from gan.models.generate import generate, generate_all
-    from gan.outputs.generator import load_generator
+    from gan.outputs.generator import generator_from_checkpoint
 
-    generator, state = load_generator(mnist_run / "checkpoints" / "last.pt", torch.device("cpu"))
+    generator, state = generator_from_checkpoint(
+        mnist_run / "checkpoints" / "last.pt", torch.device("cpu")
+    )
     assert state["step"] == 12
     a, b = generate_all(generator, 5, seed=1), generate_all(generator, 5, seed=1)
     assert torch.equal(a, b) and a.shape == (5, 1, 28, 28)

@@ -21,9 +21,9 @@ from gan.data import load_dataset
 from gan.models import build_models
 from gan.models.generate import generate_all
 from gan.rng import seed_everything
-from gan.train.batches import DeviceBatches
-from gan.train.build import assemble
-from gan.train.runtime import build_runtime
+from gan.training.batches import DeviceBatches
+from gan.training.build import trainer_of
+from gan.training.runtime import build_runtime
 from tests.conftest import MNIST_1K, run_cli, run_gan
 from tests.s3_server import make_bps_dataset
 
@@ -168,7 +168,7 @@ def test_conditional_training_learns_what_each_class_looks_like():
     config = Config(optim=OptimConfig(batch_size=32), train=TrainConfig(max_steps=150, seed=0))
     g, d = build_models("mlp", (1, 8, 8), 16, classes=2)
     runtime = build_runtime(g, d, CPU, lr=(1e-3, 1e-3), ema_decay=0)
-    trainer = assemble(config, runtime, DeviceBatches(images, CPU, 32, 0, labels=labels))
+    trainer = trainer_of(config, runtime, DeviceBatches(images, CPU, 32, 0, labels=labels))
     for _ in range(150):
         trainer.train_step()
     dark = generate_all(g, 64, seed=1, labels=torch.zeros(64, dtype=torch.long))
@@ -195,8 +195,8 @@ def test_conditional_mnist_resumes_exactly_and_samples_by_class(tmp_path):
     a, b = (load_checkpoint(w / "checkpoints" / "last.pt") for w in (whole, split))
     assert a["model"]["classes"] == list("0123456789") and b["step"] == 12
     for key in ("generator", "discriminator"):
-        for name, tensor in a[key].items():
-            assert torch.equal(b[key][name], tensor), (key, name)
+        for name, tensor in a["runtime"][key].items():
+            assert torch.equal(b["runtime"][key][name], tensor), (key, name)
 
     # The reals grid has a digit a row too: every tile of row k is a real image of digit k.
     with Image.open(whole / "assets" / "r" / "reals.png") as picture:
@@ -294,7 +294,7 @@ def test_conditional_resume_under_two_processes_is_exact(tmp_path):
         assert done.returncode == 0, done.stderr
     assert "Resumed from" in done.stderr
     a, b = (load_checkpoint(w / "checkpoints" / "last.pt") for w in (whole, split))
-    assert b["step"] == 8 and b["world_size"] == 2
+    assert b["step"] == 8 and b["loop"]["world_size"] == 2
     for key in ("generator", "discriminator"):
-        for name, tensor in a[key].items():
-            assert torch.equal(b[key][name], tensor), (key, name)
+        for name, tensor in a["runtime"][key].items():
+            assert torch.equal(b["runtime"][key][name], tensor), (key, name)

@@ -17,7 +17,7 @@ from gan.config.file import config_toml, read_config_file
 from gan.config.options import option, section_fields
 from gan.config.values import parse_image_size
 from gan.errors import GanError
-from gan.train.plan import resolve
+from gan.training.plan import resolve
 from tests.conftest import MNIST_1K, run_cli
 
 TINY = ["--data", str(MNIST_1K), "--model", "mlp", "--batch-size", "8", "--device", "cpu"]
@@ -107,7 +107,14 @@ def test_an_integer_option_without_bounds_is_refused_at_declaration():
 def test_run_defining_options_are_data_on_their_fields():
     fixed = {f.flag for f in FIELDS.values() if f.opt.fixed}
     assert {"--dataset", "--model", "--batch-size", "--seed", "--image-size"} <= fixed
-    assert not fixed & {"--max-steps", "--lr-g", "--device", "--data", "--time-limit"}
+    assert not fixed & {
+        "--max-steps",
+        "--lr-g",
+        "--device",
+        "--data",
+        "--time-limit",
+        "--time-budget",
+    }
 
 
 def _parameters() -> dict[str, object]:
@@ -119,7 +126,12 @@ def _parameters() -> dict[str, object]:
 
 def test_every_config_field_is_a_train_option_and_nothing_else_is():
     params = _parameters()
-    assert set(params) - {f.param for f in FIELDS.values()} == {"config", "resume", "nproc"}
+    assert set(params) - {f.param for f in FIELDS.values()} == {
+        "config",
+        "resume",
+        "nproc",
+        "dry_run",
+    }
     for f in FIELDS.values():
         assert f.flag in params[f.param].opts, f.key
         assert f.opt.help in params[f.param].help
@@ -156,15 +168,15 @@ def test_help_does_not_import_torch():
 @pytest.fixture
 def captured(monkeypatch):
     """Run `gan train ...` in-process up to the library call; keep what it was given."""
-    import gan.train.run
+    import gan.training.run
 
     calls: list[tuple[Config, str | None, frozenset[str]]] = []
 
     def fake_train(config, resume=None, chosen=frozenset()):
         calls.append((config, resume, chosen))
-        return gan.train.run.TrainResult(None, None, 0, 0.0, False)
+        return gan.training.run.TrainResult(None, None, 0, 0.0, False)
 
-    monkeypatch.setattr(gan.train.run, "train", fake_train)
+    monkeypatch.setattr(gan.training.run, "train", fake_train)
 
     def run(*args: str | Path) -> tuple[Config, str | None, frozenset[str]]:
         result = CliRunner().invoke(app, ["train", *map(str, args)])
@@ -329,7 +341,7 @@ def test_resume_refuses_a_config_file_that_changes_the_run(tmp_path):
 
 @pytest.mark.parametrize("name", list(catalog.DATASETS))
 def test_every_dataset_default_is_a_valid_option_that_resolves(name):
-    from gan.train.plan import apply_dataset_defaults
+    from gan.training.plan import apply_dataset_defaults
 
     spec = catalog.DATASETS.get(name)
     for key, value in spec.defaults:
@@ -342,7 +354,7 @@ def test_every_dataset_default_is_a_valid_option_that_resolves(name):
 
 
 def test_mri_trains_fastgan_with_hinge_and_spectral_norm_by_default():
-    from gan.train.plan import apply_dataset_defaults
+    from gan.training.plan import apply_dataset_defaults
 
     config = resolve(apply_dataset_defaults(Config(data=DataConfig(name="mri")), frozenset()))
     assert (config.model.name, config.optim.loss, config.model.spectral_norm) == (
@@ -355,7 +367,7 @@ def test_mri_trains_fastgan_with_hinge_and_spectral_norm_by_default():
 
 
 def test_dataset_defaults_fill_only_what_the_user_left_unset(tmp_path, monkeypatch):
-    import gan.train.run
+    import gan.training.run
     from gan.config import ModelConfig
 
     entry = catalog.DATASETS.get("mnist")
@@ -384,7 +396,7 @@ def test_dataset_defaults_fill_only_what_the_user_left_unset(tmp_path, monkeypat
         optim=OptimConfig(batch_size=8, lr_g=3e-4),
         train=TrainConfig(max_steps=1, device="cpu", workdir=str(tmp_path), run_name="c"),
     )
-    gan.train.run.train(config)
+    gan.training.run.train(config)
     assert (record("c")["optim"]["lr_g"], record("c")["optim"]["loss"]) == (3e-4, "hinge")
     # A resumed run keeps what it started with, whatever the dataset's defaults are now.
     monkeypatch.setitem(catalog.DATASETS._items, "mnist", entry)

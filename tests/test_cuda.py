@@ -13,10 +13,10 @@ from gan import speed
 from gan.config import Config, ModelConfig, OptimConfig, TrainConfig
 from gan.models import build_models
 from gan.rng import seed_everything
-from gan.train.batches import DeviceBatches
-from gan.train.build import assemble
-from gan.train.loop import Trainer
-from gan.train.runtime import build_runtime
+from gan.training.batches import DeviceBatches
+from gan.training.build import trainer_of
+from gan.training.loop import Trainer
+from gan.training.runtime import build_runtime
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -36,7 +36,7 @@ def cuda_trainer(model="dcgan", precision="bf16", batch=16, accumulation=1, comp
     images = torch.randint(0, 256, (256, *shape), dtype=torch.uint8)
     fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
     batches = DeviceBatches(images, device, batch, 0, memory_format=fmt, resident=resident)
-    return assemble(
+    return trainer_of(
         config, build_runtime(generator, discriminator, device, settings=settings), batches
     )
 
@@ -44,7 +44,7 @@ def cuda_trainer(model="dcgan", precision="bf16", batch=16, accumulation=1, comp
 def test_the_cuda_tests_build_their_objects_on_the_cpu():
     """Runs everywhere: the helper every CUDA test uses still fits the training API."""
     trainer = cuda_trainer("dcgan-proj", "fp32", batch=4, device=torch.device("cpu"))
-    assert trainer.runtime.device.type == "cpu" and trainer.runtime.G_ema is not None
+    assert trainer.parts.runtime.device.type == "cpu" and trainer.parts.runtime.G_ema is not None
     assert math.isfinite(float(trainer.train_step().g_loss))
 
 
@@ -71,26 +71,28 @@ def test_training_steps_never_wait_for_the_gpu(model, precision, accumulation):
 @needs_cuda
 def test_fp16_uses_a_loss_scaler_that_is_checkpointed():
     trainer = cuda_trainer("dcgan-proj", "fp16")
-    assert trainer.runtime.scaler_d.is_enabled() and trainer.runtime.scaler_g.is_enabled()
+    assert (
+        trainer.parts.runtime.scaler_d.is_enabled() and trainer.parts.runtime.scaler_g.is_enabled()
+    )
     for _ in range(4):
         trainer.train_step()
-    state = trainer.state_dict()
-    assert state["scaler_g"]["scale"] > 0 and state["scaler_d"]["scale"] > 0
-    assert trainer.runtime.opt_g.param_groups[0][
+    state = trainer.parts.state_dict()
+    assert state["runtime"]["scaler_g"]["scale"] > 0 and state["runtime"]["scaler_d"]["scale"] > 0
+    assert trainer.parts.runtime.opt_g.param_groups[0][
         "fused"
     ]  # fused Adam takes the scale on the device
     other = cuda_trainer("dcgan-proj", "fp16")
-    other.load_state_dict(state)
-    assert other.runtime.scaler_g.get_scale() == trainer.runtime.scaler_g.get_scale()
+    other.parts.load_state_dict(state)
+    assert other.parts.runtime.scaler_g.get_scale() == trainer.parts.runtime.scaler_g.get_scale()
 
 
 @needs_cuda
 def test_channels_last_by_default_on_cuda_and_weights_stay_fp32():
     trainer = cuda_trainer("dcgan", "bf16")
-    conv = trainer.runtime.G.net[0].weight
+    conv = trainer.parts.runtime.G.net[0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last)
     assert conv.dtype == torch.float32  # autocast keeps fp32 master weights
-    assert trainer.batches.next().is_contiguous(memory_format=torch.channels_last)
+    assert trainer.parts.draws.batches.next().is_contiguous(memory_format=torch.channels_last)
 
 
 @needs_cuda
@@ -111,7 +113,7 @@ def test_compile_on_cuda_trains_and_matches_eager_closely():
     # dcgan has no dropout (compiled code draws other random masks than eager code).
     eager = cuda_trainer("dcgan", "fp32", batch=8)
     compiled = cuda_trainer("dcgan", "fp32", batch=8, compile=True)
-    assert compiled.runtime.speed.compile
+    assert compiled.parts.runtime.speed.compile
     for _ in range(3):
         a, b = eager.train_step(), compiled.train_step()
     assert abs(float(a.d_loss) - float(b.d_loss)) < 1e-2

@@ -16,7 +16,7 @@ from PIL import Image
 from gan.config import DataConfig
 from gan.data import load_dataset
 from gan.errors import GanError
-from gan.train.batches import DeviceBatches
+from gan.training.batches import DeviceBatches
 from tests.conftest import SHARED_MRI, needs_shared
 
 MNIST_GZ = "t10k-images-idx3-ubyte.gz"

@@ -52,7 +52,7 @@ def test_two_processes_write_outputs_once(tmp_path):
     assert [r["step"] for r in history] == [2, 4, 6]
     assert history[-1]["images_seen"] == 6 * 16  # the global stream: 16 images per step
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
-    assert state["world_size"] == 2 and len(state["rng_ranks"]) == 2
+    assert state["loop"]["world_size"] == 2 and len(state["loop"]["rng_ranks"]) == 2
 
 
 def test_parameters_identical_on_both_ranks_after_one_step(tmp_path):
@@ -90,7 +90,7 @@ def test_two_ranks_of_b_match_one_rank_of_2b(tmp_path):
     for rank in ranks:
         flat = [v for step in rank["losses"] for v in step]
         assert flat == pytest.approx([v for step in losses for v in step], rel=1e-5, abs=1e-6)
-        for name, tensor in single.runtime.G.state_dict().items():
+        for name, tensor in single.parts.runtime.G.state_dict().items():
             torch.testing.assert_close(rank["g"][name], tensor, rtol=1e-4, atol=1e-6)
 
 
@@ -188,7 +188,8 @@ def test_sigterm_to_the_launcher_stops_both_ranks_after_the_step_and_resumes(tmp
     folder = tmp_path / "checkpoints" / "t"
     assert sorted(p.name for p in folder.iterdir()) == ["last.pt", f"step-{step:07d}.pt"]
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
-    assert state["step"] == step and state["world_size"] == 2 and len(state["rng_ranks"]) == 2
+    assert state["step"] == step and state["loop"]["world_size"] == 2
+    assert len(state["loop"]["rng_ranks"]) == 2
     assert [json.loads(line)["step"] for line in history.open()] == list(range(1, step + 1))
     status = json.loads((tmp_path / "logs" / "t" / "status.json").read_text())
     assert status["status"] == "interrupted" and status["step"] == step

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from gan.outputs.generator import load_generator
+from gan.outputs.generator import generator_from_checkpoint
 from tests.conftest import MNIST_1K, ROOT, run_cli
 
 TINY = ["--dataset", "mnist", "--data", str(MNIST_1K), "--device", "cpu", "--batch-size", "8",
@@ -47,7 +47,7 @@ def export(checkpoint: Path, fmt: str, out: Path) -> dict:
 
 
 def reference(checkpoint: Path, batch: int = 5) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-    generator, state = load_generator(checkpoint, torch.device("cpu"))
+    generator, state = generator_from_checkpoint(checkpoint, torch.device("cpu"))
     classes = len(state["model"].get("classes") or [])
     z = torch.randn(batch, *generator.latent_shape, generator=torch.Generator().manual_seed(1))
     inputs = (z, torch.arange(batch) % classes) if classes else (z,)
@@ -76,7 +76,9 @@ def test_every_format_makes_the_checkpoints_images(checkpoints, tmp_path, model,
             meta["model"], tuple(meta["image_shape"]), meta["latent_shape"][0]
         )
         generator.load_state_dict(load_file(path))
-        assert all(torch.equal(t, state["generator_ema"][k]) for k, t in load_file(path).items())
+        assert all(
+            torch.equal(t, state["runtime"]["generator_ema"][k]) for k, t in load_file(path).items()
+        )
         with torch.no_grad():
             got = generator.eval()(*inputs)
     elif fmt == "exported":
@@ -116,7 +118,7 @@ def test_the_docs_plain_pytorch_example_runs_without_gan(checkpoints, tmp_path):
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "samples.png").is_file()
-    generator, _ = load_generator(checkpoints["mlp"], torch.device("cpu"))
+    generator, _ = generator_from_checkpoint(checkpoints["mlp"], torch.device("cpu"))
     torch.manual_seed(0)
     with torch.no_grad():
         expected = (generator(torch.randn(16, 100)) + 1) / 2
@@ -127,7 +129,7 @@ def test_the_docs_plain_pytorch_example_runs_without_gan(checkpoints, tmp_path):
 def test_export_refuses_a_corrupt_checkpoint_and_a_folder(checkpoints, tmp_path):
     blob = bytearray(checkpoints["mlp"].read_bytes())
     state = torch.load(checkpoints["mlp"], weights_only=True)
-    raw = state["generator_ema"]["net.0.weight"].numpy().tobytes()
+    raw = state["runtime"]["generator_ema"]["net.0.weight"].numpy().tobytes()
     at = bytes(blob).find(raw) + 64
     blob[at : at + 32] = bytes(b ^ 0xFF for b in blob[at : at + 32])
     bad = tmp_path / "bad.pt"

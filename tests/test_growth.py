@@ -94,6 +94,18 @@ def test_the_run_grows_and_says_so(whole):
     assert state["model"]["grow"] == 3 and state["config"]["model"]["grow_from"] == 8
 
 
+def test_a_longer_plan_on_resume_keeps_the_stages_where_they_were(whole):
+    """Resumed at full size with twice the steps, the run stays at full size: the stages
+    keep the steps they were laid on (stretched to 48 steps, step 16 would be 32x32)."""
+    tmp_path, _ = whole
+    at_16 = tmp_path / "checkpoints" / "w" / "step-0000016.pt"
+    _train(tmp_path, "longer", resume=str(at_16), max_steps=48, stop_at=20)
+    heights = [h for _, _, _, h, _, _ in _history(tmp_path, "longer")]
+    assert heights == [64.0] * 4
+    state = load_checkpoint(tmp_path / "checkpoints" / "longer" / "last.pt")
+    assert state["schedule"]["growth"]["planned"] == 24 and state["schedule"]["total"] == 48
+
+
 def test_exact_resume_across_a_stage_boundary_and_within_a_fade(whole):
     tmp_path, _ = whole
     _train(tmp_path, "s", stop_at=5)  # the next step (index 5) is half-way into a fade
@@ -102,6 +114,7 @@ def test_exact_resume_across_a_stage_boundary_and_within_a_fade(whole):
     assert resumed.step == 24
     assert _history(tmp_path, "s") == _history(tmp_path, "w")  # bit-identical, not close
     a, b = (load_checkpoint(tmp_path / "checkpoints" / n / "last.pt") for n in ("w", "s"))
+    a, b = a["runtime"], b["runtime"]
     for part in ("generator", "generator_ema", "discriminator"):
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
 
@@ -114,7 +127,7 @@ def test_a_checkpoint_at_a_low_stage_samples_and_evaluates_at_full_size(whole):
     generator = gan.load_generator(early, device="cpu")
     images = generator.sample(4, seed=0)
     assert images.shape == (4, 64, 64, 1)
-    stage = load_checkpoint(early)["generator_ema"]["_extra_state"]  # level 0, faded in
+    stage = load_checkpoint(early)["runtime"]["generator_ema"]["_extra_state"]  # level 0, faded in
     assert stage.tolist() == [0.0, 1.0]
     scores = gan.evaluate(early, num_samples=50, metrics="fid", device="cpu")
     assert scores["fid"] > 0

@@ -183,10 +183,10 @@ def test_a_password_holding_any_character_is_hidden_wherever_the_uri_is_shown(cu
     from gan.config.tracking import check_mlflow_uri, redact, remember
     from gan.errors import GanError
     from gan.outputs.export import _without_credentials
-    from gan.train.handed import _as_flags
+    from gan.training.handed import as_flag
 
     uri = f"http://user:{SECRET}{cut}{SECRET}@127.0.0.1:5000/api"
-    shown = [redact(uri), _as_flags(FIELDS["track.mlflow_uri"], uri),
+    shown = [redact(uri), as_flag(FIELDS["track.mlflow_uri"], uri),
              _without_credentials({"track": {"mlflow_uri": uri}})["track"]["mlflow_uri"],
              redact(f"View run r at: {uri}/#/experiments/1", uri)]  # fmt: skip
     for credentials in (False, True):

@@ -145,11 +145,13 @@ def trained(tmp_path_factory):
 
 def test_trained_model_scores_clearly_better_than_untrained(trained):
     from gan.models import build_models
-    from gan.outputs.generator import load_generator
+    from gan.outputs.generator import generator_from_checkpoint
 
     images = load_dataset(DataConfig(name="mnist", source=str(MNIST_1K))).images
     evaluator = Evaluator(images, None, None, 1000, torch.device("cpu"))
-    generator, state = load_generator(trained / "checkpoints" / "last.pt", torch.device("cpu"))
+    generator, state = generator_from_checkpoint(
+        trained / "checkpoints" / "last.pt", torch.device("cpu")
+    )
     untrained, _ = build_models(state["model"]["name"], (1, 28, 28), 100)
     before, after = evaluator(untrained)["fid"], evaluator(generator)["fid"]
     assert after < 0.5 * before
@@ -160,7 +162,7 @@ def test_eval_every_logs_fid_and_keeps_best(trained):
     fids = [r["fid"] for r in records if "fid" in r]
     assert len(fids) == 2
     best = torch.load(trained / "checkpoints" / "t" / "best.pt", weights_only=True)
-    assert best["best_fid"] == pytest.approx(min(fids))
+    assert best["reporter"]["best_fid"] == pytest.approx(min(fids))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(trained / "logs" / "t"))
@@ -216,7 +218,7 @@ def test_eval_every_observes_without_changing_what_is_trained(tmp_path):
     )
     a = torch.load(tmp_path / plain.checkpoint, weights_only=True)
     b = torch.load(tmp_path / scored.checkpoint, weights_only=True)
-    assert b["best_fid"] is not None
+    assert b["reporter"]["best_fid"] is not None
     for part in ("generator", "discriminator"):
-        for name, tensor in a[part].items():
-            assert torch.equal(tensor, b[part][name]), f"{part} {name}"
+        for name, tensor in a["runtime"][part].items():
+            assert torch.equal(tensor, b["runtime"][part][name]), f"{part} {name}"

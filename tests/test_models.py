@@ -124,9 +124,9 @@ def test_small_data_discriminators_are_batch_independent(name):
 
 @pytest.mark.parametrize("name", SMALL_DATA)
 def test_small_data_one_training_step_with_r1_gives_every_parameter_a_finite_gradient(name):
-    from gan.train.recipe import build_recipe
-    from gan.train.runtime import build_runtime
-    from gan.train.step import train_step
+    from gan.training.recipe import build_recipe
+    from gan.training.runtime import build_runtime
+    from gan.training.step import train_step
 
     torch.manual_seed(0)
     cpu = torch.device("cpu")
@@ -147,7 +147,7 @@ def test_small_data_one_training_step_with_r1_gives_every_parameter_a_finite_gra
 @pytest.mark.parametrize("spectral_norm", [False, True])
 @pytest.mark.parametrize("name", SMALL_DATA)
 def test_small_data_checkpoints_round_trip_exactly(tmp_path, name, spectral_norm):
-    from gan.train.runtime import add_spectral_norm
+    from gan.training.runtime import add_spectral_norm
 
     def pair(seed):
         torch.manual_seed(seed)
@@ -214,3 +214,18 @@ def test_fastgan_holds_no_full_resolution_feature_map_and_keeps_no_activation():
     generator.eval(), twin.eval()
     with torch.no_grad():
         assert torch.equal(twin(z), generator(z))
+
+
+@pytest.mark.parametrize("name", ["mnist", "mri", "bps"])
+def test_the_catalogs_parameter_counts_are_the_dataset_defaults_models(name):
+    """`gan train --dry-run` shows these without loading torch: they must be the counts."""
+    from gan.config import Config
+    from gan.config.catalog import DATASETS
+    from gan.models import parameter_count
+
+    spec, config = DATASETS.get(name), Config()
+    own = dict(spec.defaults)
+    classes = 10 if own.get("model.conditional") else 0  # MNIST's digits
+    shape = (spec.channels, *spec.default_image_size)
+    counted = parameter_count(spec.default_model, shape, config.model.latent_dim, classes)
+    assert spec.parameters == counted

@@ -211,7 +211,7 @@ def test_a_state_that_does_not_fit_touches_nothing_of_the_run(tmp_path, mnist_di
     train(tmp_path, mnist_dir, "--max-steps", "6", "--run-name", "r")
     early = tmp_path / "checkpoints" / "r" / "step-0000003.pt"
     state = load_checkpoint(early)
-    state["fixed_latents"] = torch.zeros(3)
+    state["grids"]["fixed_latents"] = torch.zeros(3)
     (tmp_path / "checkpoints" / "r" / "step-0000003.pt").unlink()
     save_atomic(state, early)
     before = snapshot(*run_folders(tmp_path, "r"))

@@ -63,7 +63,7 @@ def test_export_without_out_writes_the_ema_generator_beside_the_runs_checkpoints
     state = load_checkpoint(export_run / given)
     assert state["step"] == step
     tensors = load_file(expected)
-    ema, raw = state["generator_ema"], state["generator"]
+    ema, raw = state["runtime"]["generator_ema"], state["runtime"]["generator"]
     assert set(tensors) == set(ema)
     for name, tensor in tensors.items():
         assert tensor.dtype == ema[name].dtype and torch.equal(tensor, ema[name]), name

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from gan.cli import app
 from gan.config import FIELDS
-from gan.train import plan
-from gan.train import run as training
+from gan.training import plan
+from gan.training import run as training
 
 runner = CliRunner()
 

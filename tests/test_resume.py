@@ -48,8 +48,8 @@ def test_stop_at_20_and_resume_to_40_is_bit_identical(tmp_path, mnist_dir):
         assert [r[key] for r in a] == [r[key] for r in b], key  # bit-identical, not close
     final_a = load_checkpoint(whole / "checkpoints" / "last.pt")
     final_b = load_checkpoint(split / "checkpoints" / "last.pt")
-    for name, tensor in final_a["generator"].items():
-        assert final_b["generator"][name].equal(tensor), name
+    for name, tensor in final_a["runtime"]["generator"].items():
+        assert final_b["runtime"]["generator"][name].equal(tensor), name
 
 
 def test_resume_refuses_options_that_change_the_run(tmp_path, mnist_dir):
@@ -155,5 +155,23 @@ def test_lr_decay_follows_the_plan_and_a_stopped_run_resumes_exactly(tmp_path, m
     assert [r["g_loss"] for r in a] == [r["g_loss"] for r in b]
     state = load_checkpoint(whole / "checkpoints" / "last.pt")
     # the last step (index 29) ran at 1/15 of the rate: 15 steps of decay, 1 step left
-    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 15)
-    assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(5e-4 / 15)
+    assert state["runtime"]["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 15)
+    assert state["runtime"]["opt_d"]["param_groups"][0]["lr"] == pytest.approx(5e-4 / 15)
+
+
+def test_config_toml_of_a_stopped_run_with_resume_auto_trains_on(tmp_path, mnist_dir):
+    """A run stopped early (here by --time-limit; Ctrl-C writes the same) records stop_at in
+    its config.toml; `--config config.toml --resume auto` trains on to the plan's end
+    instead of stopping at once and calling the run finished."""
+    train(tmp_path, mnist_dir, "--max-steps", "150", "--time-limit", "0.2", "--run-name", "r")
+    stopped = load_checkpoint(tmp_path / "checkpoints" / "r" / "last.pt")["step"]
+    config = tmp_path / "logs" / "r" / "config.toml"
+    assert 0 < stopped < 150 and f"stop_at = {stopped}" in config.read_text()
+    # (a longer --time-limit for this session: the checkpoint's 0.2 s would stop it again)
+    again = ["--config", config, "--resume", "auto", "--time-limit", "1h"]
+    resumed = train(tmp_path, mnist_dir, *again)
+    assert "already at step" not in resumed.stderr
+    assert f"The config file's stop_at {stopped} is where the run stopped" in resumed.stderr
+    assert load_checkpoint(tmp_path / "checkpoints" / "r" / "last.pt")["step"] == 150
+    status = json.loads((tmp_path / "logs" / "r" / "status.json").read_text())
+    assert (status["status"], status["step"]) == ("finished", 150)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import gan.train.loop
+import gan.training.loop
 from gan.checkpoint import DIGEST, content_digest, load_checkpoint
 from gan.errors import Diverged, GanError
 from tests.conftest import MNIST_1K, error_lines, run_cli
@@ -123,7 +123,7 @@ def test_a_second_trainer_is_refused_and_kill_9_frees_the_lock(tmp_path):
 def test_gan_runs_reports_a_failed_run_and_lists_columns(tmp_path, monkeypatch):
     train(tmp_path, "--run-name", "done", "--max-steps", "3")
     calls = []
-    real_step = gan.train.loop.Trainer.train_step
+    real_step = gan.training.loop.Trainer.train_step
 
     def failing(self):
         calls.append(self.step)
@@ -131,7 +131,7 @@ def test_gan_runs_reports_a_failed_run_and_lists_columns(tmp_path, monkeypatch):
             raise Diverged(self.step + 1, self.step + 1)
         return real_step(self)
 
-    monkeypatch.setattr(gan.train.loop.Trainer, "train_step", failing)
+    monkeypatch.setattr(gan.training.loop.Trainer, "train_step", failing)
     failed = run_cli("train", *TINY, "--workdir", tmp_path, "--run-name", "bad", "--max-steps",
                      "10", cwd=tmp_path)  # fmt: skip
     assert failed.returncode == 1 and "Training diverged" in failed.stderr
@@ -177,10 +177,10 @@ def _corruptions(path: Path) -> dict[str, bytes]:
     state = torch.load(path, weights_only=True)
     blob = path.read_bytes()
     targets = {
-        "generator": state["generator"]["net.0.weight"],
-        "ema": state["generator_ema"]["net.0.weight"],
-        "discriminator": state["discriminator"]["net.1.weight"],
-        "optimizer": state["opt_d"]["state"][0]["exp_avg"],
+        "generator": state["runtime"]["generator"]["net.0.weight"],
+        "ema": state["runtime"]["generator_ema"]["net.0.weight"],
+        "discriminator": state["runtime"]["discriminator"]["net.1.weight"],
+        "optimizer": state["runtime"]["opt_d"]["state"][0]["exp_avg"],
     }
     out = {}
     for name, tensor in targets.items():

@@ -21,11 +21,11 @@ from gan.devices import _glibc, configure_host_allocator
 from gan.errors import GanError
 from gan.models import build_models
 from gan.rng import seed_everything
-from gan.train.batches import DeviceBatches
-from gan.train.build import assemble
-from gan.train.loop import Trainer
-from gan.train.runtime import build_runtime
-from gan.train.step import d_backward
+from gan.training.batches import DeviceBatches
+from gan.training.build import trainer_of
+from gan.training.loop import Trainer
+from gan.training.runtime import build_runtime
+from gan.training.step import d_backward
 from tests.conftest import run_cli
 from tests.test_trainer import TinyD, TinyG
 
@@ -46,7 +46,7 @@ def trainer_with(precision="fp32", channels_last=None, compile=False, model=None
                            generator=torch.Generator().manual_seed(1))  # fmt: skip
     fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
     batches = DeviceBatches(images, CPU, batch, seed, memory_format=fmt)
-    return assemble(
+    return trainer_of(
         config, build_runtime(generator, discriminator, CPU, settings=settings), batches
     )
 
@@ -111,7 +111,7 @@ def test_low_precision_tracks_fp32_and_keeps_fp32_weights(precision):
         ref, got = reference.train_step(), low.train_step()
     assert abs(float(ref.d_loss) - float(got.d_loss)) < 0.05
     assert abs(float(ref.g_loss) - float(got.g_loss)) < 0.05
-    assert all(p.dtype == torch.float32 for p in low.runtime.G.parameters())
+    assert all(p.dtype == torch.float32 for p in low.parts.runtime.G.parameters())
     assert all(math.isfinite(float(v)) for v in vars(got).values() if v is not None)
 
 
@@ -122,10 +122,10 @@ def test_generator_pass_sees_the_updated_discriminator():
 
     def zero_d_step(*args, **kwargs):  # instead of Adam: a D whose logits are all 0
         with torch.no_grad():
-            for p in trainer.runtime.D.parameters():
+            for p in trainer.parts.runtime.D.parameters():
                 p.zero_()
 
-    trainer.runtime.opt_d.step = zero_d_step
+    trainer.parts.runtime.opt_d.step = zero_d_step
     stats = trainer.train_step()
     assert float(stats.g_loss) == pytest.approx(math.log(2), abs=1e-6)  # BCE(logit 0, real)
 
@@ -134,25 +134,29 @@ def test_fp16_scaler_state_goes_into_checkpoints_and_back():
     trainer = trainer_with("fp16")
     for _ in range(3):
         trainer.train_step()
-    state = trainer.state_dict()
-    assert state["scaler_g"]["scale"] == trainer.runtime.scaler_g.get_scale() > 0
+    state = trainer.parts.state_dict()
+    assert state["runtime"]["scaler_g"]["scale"] == trainer.parts.runtime.scaler_g.get_scale() > 0
     resumed = trainer_with("fp16")
-    resumed.load_state_dict(state)
-    assert resumed.runtime.scaler_d.get_scale() == trainer.runtime.scaler_d.get_scale()
-    assert trainer_with("fp32").state_dict()["scaler_g"] == {}  # no scaler outside fp16
+    resumed.parts.load_state_dict(state)
+    assert resumed.parts.runtime.scaler_d.get_scale() == trainer.parts.runtime.scaler_d.get_scale()
+    assert (
+        trainer_with("fp32").parts.state_dict()["runtime"]["scaler_g"] == {}
+    )  # no scaler outside fp16
 
 
 # ---- layout, optimizer, joint D pass, streamed data --------------------------------------
 def test_channels_last_models_and_batches():
     trainer = trainer_with("bf16", True, model="dcgan")
     convs = [
-        m.weight for m in trainer.runtime.G.modules() if isinstance(m, torch.nn.ConvTranspose2d)
+        m.weight
+        for m in trainer.parts.runtime.G.modules()
+        if isinstance(m, torch.nn.ConvTranspose2d)
     ]
     assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
-    assert trainer.batches.next().is_contiguous(memory_format=torch.channels_last)
+    assert trainer.parts.draws.batches.next().is_contiguous(memory_format=torch.channels_last)
     assert math.isfinite(float(trainer.train_step().g_loss))
     plain = trainer_with("fp32", False, model="dcgan")
-    assert not plain.runtime.G.net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.parts.runtime.G.net[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_channels_last_computes_what_nchw_computes():
@@ -166,14 +170,14 @@ def test_channels_last_computes_what_nchw_computes():
 
 def test_adam_is_fused_and_a_foreign_state_keeps_it_fused():
     trainer = trainer_with()
-    assert trainer.runtime.opt_g.param_groups[0]["fused"]
-    plain = torch.optim.Adam(trainer.runtime.G.parameters(), lr=1e-3, foreach=False)
-    trainer.runtime.G(torch.randn(2, 8)).sum().backward()
+    assert trainer.parts.runtime.opt_g.param_groups[0]["fused"]
+    plain = torch.optim.Adam(trainer.parts.runtime.G.parameters(), lr=1e-3, foreach=False)
+    trainer.parts.runtime.G(torch.randn(2, 8)).sum().backward()
     plain.step()
-    speed.load_optimizer(trainer.runtime.opt_g, plain.state_dict())
+    speed.load_optimizer(trainer.parts.runtime.opt_g, plain.state_dict())
     assert (
-        trainer.runtime.opt_g.param_groups[0]["fused"]
-        and trainer.runtime.opt_g.param_groups[0]["lr"] == 1e-3
+        trainer.parts.runtime.opt_g.param_groups[0]["fused"]
+        and trainer.parts.runtime.opt_g.param_groups[0]["lr"] == 1e-3
     )
     trainer.train_step()  # steps with the loaded moments
 
@@ -188,12 +192,14 @@ def test_joint_discriminator_pass_gives_the_same_gradients():
         seed_everything(0)
         config = Config(optim=OptimConfig(batch_size=8))
         batches = DeviceBatches(torch.zeros(8, 1, 8, 8, dtype=torch.uint8), CPU, 8, 0)
-        trainer = assemble(config, build_runtime(TinyG(), d_class(), CPU), batches)
-        assert trainer.runtime.joint_d is (d_class is JointTinyD)
+        trainer = trainer_of(config, build_runtime(TinyG(), d_class(), CPU), batches)
+        assert trainer.parts.runtime.joint_d is (d_class is JointTinyD)
         loss, real_p, fake_p, _ = d_backward(
-            trainer.runtime, trainer.recipe, [reals], [z], keep_fakes=False
+            trainer.parts.runtime, trainer.parts.recipe, [reals], [z], keep_fakes=False
         )
-        grads.append([loss, real_p, fake_p, *(p.grad for p in trainer.runtime.D.parameters())])
+        grads.append(
+            [loss, real_p, fake_p, *(p.grad for p in trainer.parts.runtime.D.parameters())]
+        )
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
@@ -237,9 +243,10 @@ def test_compiled_training_matches_eager_and_checkpoints_stay_plain():
         a, b = eager.train_step(), compiled.train_step()
     torch.testing.assert_close(b.d_loss, a.d_loss, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(b.g_loss, a.g_loss, rtol=1e-4, atol=1e-5)
-    state = compiled.state_dict()
-    assert state["generator"].keys() == eager.state_dict()["generator"].keys()
-    assert not any("_orig_mod" in key for key in state["discriminator"])
+    state = compiled.parts.state_dict()
+    runtime = state["runtime"]
+    assert runtime["generator"].keys() == eager.parts.state_dict()["runtime"]["generator"].keys()
+    assert not any("_orig_mod" in key for key in runtime["discriminator"])
 
 
 # ---- the command line -----------------------------------------------------------------------

@@ -11,13 +11,13 @@ from torch import nn
 
 from gan.config import Config, OptimConfig, TrainConfig, catalog
 from gan.rng import seed_everything
-from gan.train.augment import POLICIES, Augmenter, cutout, translation
-from gan.train.batches import DeviceBatches
-from gan.train.build import assemble
-from gan.train.losses import LOSSES, gradient_penalty, r1_penalty
-from gan.train.recipe import build_recipe
-from gan.train.runtime import build_runtime
-from gan.train.step import d_backward
+from gan.training.augment import POLICIES, Augmenter, cutout, translation
+from gan.training.batches import DeviceBatches
+from gan.training.build import trainer_of
+from gan.training.losses import LOSSES, gradient_penalty, r1_penalty
+from gan.training.recipe import build_recipe
+from gan.training.runtime import build_runtime
+from gan.training.step import d_backward
 from tests.conftest import MNIST_1K, run_cli
 from tests.test_trainer import TinyD, TinyG
 
@@ -51,7 +51,7 @@ def trainer(loss="ns", batch=8, accumulation=1, seed=0, d=None, precision="fp32"
     from gan.speed import Speed
 
     runtime = build_runtime(TinyG(), d or TinyD(), CPU, settings=Speed(precision, False, False))
-    return assemble(
+    return trainer_of(
         config,
         runtime,
         DeviceBatches(images, CPU, batch, seed),
@@ -99,8 +99,8 @@ def test_relativistic_pairing_loss_and_its_r1_and_r2():
     assert float(loss.g(FAKE, REAL)) == pytest.approx(g_value, rel=1e-6)
 
     t = trainer("rpgan", d=LinearD(torch.ones(64)), r1_gamma=1.0, r1_every=1)
-    rt, recipe = t.runtime, t.recipe
-    reals, latents, _ = t.draw()
+    rt, recipe = t.parts.runtime, t.parts.recipe
+    reals, latents, _ = t.parts.draws.draw()
     rt.D.zero_grad()
     d_backward(rt, recipe, reals, latents, keep_fakes=False, r1=True)
     penalised = rt.D.fc.weight.grad.clone()
@@ -139,8 +139,8 @@ def test_r1_and_gradient_penalty_match_the_linear_case():
 
 def test_penalties_train_d_in_its_one_backward():
     t = trainer("wgan-gp", d=LinearD(torch.ones(64)), r1_gamma=0.0)
-    rt, recipe = t.runtime, t.recipe
-    reals, latents, _ = t.draw()
+    rt, recipe = t.parts.runtime, t.parts.recipe
+    reals, latents, _ = t.parts.draws.draw()
     rt.D.zero_grad()
     d_backward(rt, recipe, reals, latents, keep_fakes=False)
     with_gp = rt.D.fc.weight.grad.clone()
@@ -155,7 +155,7 @@ def test_accumulated_r1_gives_the_gradient_of_one_big_batch():
     grads = []
     for batch, k in ((16, 1), (4, 4)):
         t = trainer("hinge", batch=batch, accumulation=k, r1_gamma=1.0, r1_every=1)
-        rt, recipe = t.runtime, t.recipe
+        rt, recipe = t.parts.runtime, t.parts.recipe
         reals = [torch.linspace(-1, 1, 16 * 64).view(16, 1, 8, 8)[i::k] for i in range(k)]
         latents = [torch.linspace(-2, 2, 16 * 8).view(16, 8)[i::k] for i in range(k)]
         rt.D.zero_grad()
@@ -174,7 +174,7 @@ def test_penalties_run_under_autocast(loss, precision):
     """fp16 takes AMP's gradient-penalty recipe (outputs scaled, gradients unscaled)."""
     t = trainer(loss, precision=precision, r1_gamma=1.0, r1_every=1, augment=("color",),
                 augment_p=1.0)  # fmt: skip
-    assert t.runtime.scaler_d.is_enabled() == (precision == "fp16")
+    assert t.parts.runtime.scaler_d.is_enabled() == (precision == "fp16")
     for _ in range(3):
         stats = t.train_step()
     assert math.isfinite(float(stats.d_loss)) and math.isfinite(float(stats.g_loss))
@@ -211,14 +211,13 @@ def test_translation_and_cutout_do_what_they_say():
 
 def test_ada_raises_p_when_d_overfits_and_lowers_it_when_it_does_not():
     aug = Augmenter(("translation",), "auto", CPU, seed=0, target=0.6)
-    aug.ramp_images = 1000.0
     for step in range(1, 9):  # two adjustments, 4 steps of 32 reals each
         aug.observe(torch.tensor(32.0), 32)  # every real called real: overfitting
-        aug.adjust(step)
+        aug.adjust(step, 1000.0)  # a ramp of 1,000 images
     assert float(aug.p) == pytest.approx(2 * 128 / 1000)
     for step in range(9, 13):
         aug.observe(torch.tensor(-32.0), 32)
-        aug.adjust(step)
+        aug.adjust(step, 1000.0)
     assert float(aug.p) == pytest.approx(128 / 1000)
 
 
@@ -231,7 +230,7 @@ def test_same_run_twice_gives_the_same_losses_with_augmentation():
 
 
 def test_spectral_norm_is_stored_and_restored_exactly():
-    from gan.train.runtime import add_spectral_norm
+    from gan.training.runtime import add_spectral_norm
 
     d = add_spectral_norm(TinyD())
     d(torch.randn(4, 1, 8, 8))  # one power iteration
@@ -304,8 +303,11 @@ def test_bad_technique_options_are_one_sentence(tmp_path, args, code, phrase):
 
 
 def test_a_run_stopped_and_resumed_adapts_exactly_as_one_that_was_not():
-    """ADA's p, its signal since the last adjustment and its ramp are in the checkpoint."""
+    """ADA's p and its signal since the last adjustment are in the checkpoint (its ramp in
+    the schedule, which the same config resolves again)."""
     import copy
+
+    from gan.training.loop import Trainer
 
     recipe = {"augment": ("color", "translation"), "augment_p": "auto", "r1_gamma": 0.5,
               "r1_every": 3}  # fmt: skip
@@ -317,16 +319,17 @@ def test_a_run_stopped_and_resumed_adapts_exactly_as_one_that_was_not():
     first = trainer("hinge", **recipe)
     for _ in range(10):  # stops mid-interval: the signal gathered so far must survive
         first.train_step()
-    state = copy.deepcopy(first.state_dict())
-    second = trainer("hinge", **recipe)
-    second.load_state_dict(state)
-    rest = [(float(s.d_loss), float(s.augment_p)) for s in
-            (second.train_step() for _ in range(12))]  # fmt: skip
+    state = copy.deepcopy(first.parts.state_dict())
+    made = trainer("hinge", **recipe)
+    made.parts.load_state_dict(state)
+    second = Trainer(made.parts, made.schedule, made.checkpointer, step=10)
+    steps = (second.train_step() for _ in range(12))
+    rest = [(float(s.d_loss), float(s.augment_p)) for s in steps]
     assert rest == expected[10:]
 
 
 def test_a_fixed_strength_given_on_resume_wins_over_the_saved_one():
-    state = trainer("ns", augment=("translation",), augment_p=0.0).state_dict()
+    state = trainer("ns", augment=("translation",), augment_p=0.0).parts.state_dict()
     resumed = trainer("ns", augment=("translation",), augment_p=1.0)
-    resumed.load_state_dict(state)
-    assert float(resumed.recipe.augment.p) == 1.0 and not resumed.recipe.augment.off
+    resumed.parts.load_state_dict(state)
+    assert float(resumed.parts.recipe.augment.p) == 1.0 and not resumed.parts.recipe.augment.off

@@ -20,7 +20,7 @@ from loguru import logger
 
 from gan.checkpoint import load_checkpoint
 from gan.config import Config
-from gan.train.board import hparam_values
+from gan.training.records import hparam_values
 from tests.conftest import MNIST_1K, error_lines, run_cli
 
 TINY = dict(dataset="mnist", data=str(MNIST_1K), device="cpu", batch_size=32, log_every=5,
@@ -483,8 +483,10 @@ def test_mlflow_server_receives_the_run_and_a_resume_continues_it(tmp_path, mlfl
     assert Image.open(got).size == Image.open(tmp_path / "assets/r/samples-0000020.png").size
     ckpt = client.download_artifacts(run.info.run_id, "checkpoints/last.pt", work)
     assert torch.equal(
-        load_checkpoint(Path(ckpt))["generator"]["generator.net.0.weight"],
-        load_checkpoint(tmp_path / "checkpoints/r/last.pt")["generator"]["generator.net.0.weight"],
+        load_checkpoint(Path(ckpt))["runtime"]["generator"]["generator.net.0.weight"],
+        load_checkpoint(tmp_path / "checkpoints/r/last.pt")["runtime"]["generator"][
+            "generator.net.0.weight"
+        ],
     )
 
 

@@ -1,4 +1,4 @@
-"""The training loop (`gan.train`): accumulation, determinism, components, the NaN guard."""
+"""The training loop (`gan.training`): accumulation, determinism, parts, the NaN guard."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from torch import nn
 from gan.config import Config, OptimConfig, TrainConfig
 from gan.errors import Diverged
 from gan.rng import seed_everything
-from gan.train.batches import DeviceBatches
-from gan.train.build import assemble
-from gan.train.grids import GridWriter
-from gan.train.loop import FitResult, Trainer
-from gan.train.reporter import Reporter
-from gan.train.runtime import build_runtime
-from gan.train.step import d_backward, g_backward
+from gan.training.batches import DeviceBatches
+from gan.training.build import trainer_of
+from gan.training.grids import GridWriter
+from gan.training.loop import FitResult, Trainer
+from gan.training.reporter import Reporter
+from gan.training.runtime import build_runtime
+from gan.training.step import d_backward, g_backward
 
 CPU = torch.device("cpu")
 
@@ -46,7 +46,7 @@ class TinyD(nn.Module):
         return self.net(x).squeeze(1)
 
 
-def make_trainer(batch=8, accumulation=1, seed=0, tracker=None, **train) -> Trainer:
+def make_trainer(batch=8, accumulation=1, seed=0, log=None, **train) -> Trainer:
     seed_everything(seed)
     config = Config(
         optim=OptimConfig(batch_size=batch, accumulation_steps=accumulation),
@@ -56,12 +56,12 @@ def make_trainer(batch=8, accumulation=1, seed=0, tracker=None, **train) -> Trai
     batches = DeviceBatches(images, CPU, batch, seed)
     runtime = build_runtime(TinyG(), TinyD(), CPU, ema_decay=config.train.ema_decay)
     t = config.train
-    return assemble(
+    return trainer_of(
         config,
         runtime,
         batches,
-        reporter=Reporter(batch * accumulation, t.log_every, tracker),
-        grids=GridWriter(t.sample_every, seed, (1, 8, 8), (8,), CPU, tracker=tracker),
+        reporter=Reporter(batch * accumulation, t.log_every, log),
+        grids=GridWriter(seed, (1, 8, 8), (8,), CPU, log=log),
     )
 
 
@@ -71,7 +71,7 @@ def grads(module: nn.Module) -> list[torch.Tensor]:
 
 def test_k_micro_batches_give_the_gradient_of_one_batch_of_k_times_b():
     trainer = make_trainer()
-    rt, recipe = trainer.runtime, trainer.recipe
+    rt, recipe = trainer.parts.runtime, trainer.parts.recipe
     reals = torch.rand(32, 1, 8, 8) * 2 - 1
     z = torch.randn(32, 8)
 
@@ -97,7 +97,7 @@ def test_k_micro_batches_give_the_gradient_of_one_batch_of_k_times_b():
 
 def test_g_pass_leaves_no_gradient_on_d():
     trainer = make_trainer()
-    rt, recipe = trainer.runtime, trainer.recipe
+    rt, recipe = trainer.parts.runtime, trainer.parts.recipe
     rt.D.zero_grad(set_to_none=True)
     g_backward(rt, recipe, [torch.randn(8, 8)], [])
     assert all(p.grad is None for p in rt.D.parameters())
@@ -106,11 +106,11 @@ def test_g_pass_leaves_no_gradient_on_d():
 
 def test_one_step_with_accumulation_consumes_b_times_k_images_and_updates_both_nets():
     trainer = make_trainer(batch=4, accumulation=3)
-    rt = trainer.runtime
+    rt = trainer.parts.runtime
     g_before = [p.clone() for p in rt.G.parameters()]
     d_before = [p.clone() for p in rt.D.parameters()]
     stats = trainer.train_step()
-    assert trainer.batches.position == 12
+    assert trainer.parts.draws.batches.position == 12
     assert trainer.step == 1
     assert all(math.isfinite(float(v)) for v in vars(stats).values() if v is not None)
     assert any(not torch.equal(a, b) for a, b in zip(g_before, rt.G.parameters(), strict=True))
@@ -128,10 +128,10 @@ def test_same_seed_same_losses_on_cpu():
 
 
 def test_total_steps_from_epochs_and_max_steps():
-    assert make_trainer(batch=8, epochs=2).total_steps() == 16  # 2 x 64 images / 8
-    assert make_trainer(batch=8, accumulation=2, epochs=1).total_steps() == 4
-    assert make_trainer(batch=8, epochs=5, max_steps=7).total_steps() == 7
-    assert make_trainer(batch=8, max_steps=3).total_steps() == 3
+    assert make_trainer(batch=8, epochs=2).schedule.total == 16  # 2 x 64 images / 8
+    assert make_trainer(batch=8, accumulation=2, epochs=1).schedule.total == 4
+    assert make_trainer(batch=8, epochs=5, max_steps=7).schedule.total == 7
+    assert make_trainer(batch=8, max_steps=3).schedule.total == 3
 
 
 def test_train_logs_interval_means_to_the_tracker():
@@ -153,7 +153,7 @@ def test_train_logs_interval_means_to_the_tracker():
 
     recorder = Recorder()
     trainer = make_trainer(
-        max_steps=7, log_every=3, sample_every=5, checkpoint_every=100, tracker=recorder
+        max_steps=7, log_every=3, sample_every=5, checkpoint_every=100, log=recorder
     )
     result = trainer.fit()
     assert isinstance(result, FitResult) and result.step == 7 and not result.interrupted
@@ -171,15 +171,15 @@ def test_ema_tracks_g_and_is_what_grids_use():
     trainer = make_trainer(ema_decay=0.9)
     for _ in range(3):
         trainer.train_step()
-    rt = trainer.runtime
+    rt = trainer.parts.runtime
     ema = rt.G_ema
     assert int(ema.n_averaged) == 3
     assert rt.sampling_generator is ema.module
     g = dict(rt.G.named_parameters())
     assert any(not torch.equal(p, g[name]) for name, p in ema.module.named_parameters())
-    state = trainer.state_dict()
+    state = trainer.parts.state_dict()["runtime"]
     assert state["ema_updates"] == 3 and state["generator_ema"].keys() == rt.G.state_dict().keys()
-    assert make_trainer(ema_decay=0).runtime.sampling_generator is not None
+    assert make_trainer(ema_decay=0).parts.runtime.sampling_generator is not None
 
 
 def test_ema_copies_integer_buffers_of_batchnorm():
@@ -187,7 +187,7 @@ def test_ema_copies_integer_buffers_of_batchnorm():
 
     seed_everything(0)
     generator, _ = build_models("dcgan-proj", (1, 8, 8), 4)
-    from gan.train.ema import EMA
+    from gan.training.ema import EMA
 
     ema = EMA(generator, 0.99)
     for _ in range(2):
@@ -197,34 +197,36 @@ def test_ema_copies_integer_buffers_of_batchnorm():
     assert counts and all(int(c) == 2 for c in counts)
 
 
-def test_components_own_their_state_and_a_restore_continues_exactly():
+def test_parts_own_their_state_and_a_restore_continues_exactly():
     first = make_trainer(seed=5, eval_every=None)
     for _ in range(3):
         first.train_step()
-    first.reporter.best_fid = 12.5
-    state = copy.deepcopy(first.state_dict())  # state dicts share the live tensors
-    assert state["fixed_latents"].shape == first.grids.latents.shape
+    first.parts.reporter.best_fid = 12.5
+    state = copy.deepcopy(first.parts.state_dict())  # state dicts share the live tensors
+    assert set(state) == {"runtime", "recipe", "draws", "grids", "reporter", "loop"}
+    assert state["grids"]["fixed_latents"].shape == first.parts.grids.latents.shape
     expected = [float(first.train_step().g_loss) for _ in range(3)]
 
     second = make_trainer(seed=5)  # the same data; weights, position and RNGs move on ...
     for _ in range(2):
         second.train_step()
-    second.grids.latents = torch.zeros_like(second.grids.latents)
-    second.load_state_dict(state)  # ... until restored
-    assert second.step == 3 and second.reporter.best_fid == 12.5
-    assert torch.equal(second.grids.latents, first.grids.latents)
-    assert [float(second.train_step().g_loss) for _ in range(3)] == expected
+    second.parts.grids.latents = torch.zeros_like(second.parts.grids.latents)
+    second.parts.load_state_dict(state)  # ... until restored, and the loop goes on at 3
+    resumed = Trainer(second.parts, second.schedule, second.checkpointer, step=3)
+    assert second.parts.reporter.best_fid == 12.5
+    assert torch.equal(second.parts.grids.latents, first.parts.grids.latents)
+    assert [float(resumed.train_step().g_loss) for _ in range(3)] == expected
 
 
 def test_a_non_finite_loss_stops_the_run_before_any_checkpoint_is_written(tmp_path):
     from gan.cli.options import cli_message
     from gan.runs.folders import RunPaths
-    from gan.train.checkpointer import Checkpointer
+    from gan.training.checkpointer import Checkpointer
 
-    trainer = make_trainer(max_steps=6, log_every=2)
-    paths = RunPaths(tmp_path, "r")
-    trainer.checkpointer = Checkpointer(1, 5, paths)
-    for p in trainer.runtime.D.parameters():
+    made = make_trainer(max_steps=6, log_every=2, checkpoint_every=1)
+    checkpointer = Checkpointer(made.parts, made.schedule, 5, RunPaths(tmp_path, "r"))
+    trainer = Trainer(made.parts, made.schedule, checkpointer)
+    for p in trainer.parts.runtime.D.parameters():
         p.data.fill_(float("nan"))
     with pytest.raises(Diverged) as caught:
         trainer.fit()
@@ -238,7 +240,7 @@ def test_the_loop_imports_no_data_source():
     import sys
 
     code = (
-        "import sys, gan.train.loop\n"
+        "import sys, gan.training.loop\n"
         "bad = [m for m in sys.modules if m.startswith(('gan.data', 'gan.metrics', 'boto3'))]\n"
         "assert not bad, bad\n"
     )

@@ -106,7 +106,7 @@ def _set(path: str, value):
         (_set("config.optim.lr_g", -1.0), "stored options"),
         (_set("config.data", "not a table"), "stored options"),
         (_set("step", -5), "step"),
-        (_set("generator_ema", [1, 2, 3]), "generator_ema"),
+        (_set("runtime.generator_ema", [1, 2, 3]), "generator_ema"),
     ],
     ids=[
         "climbing-name",
@@ -135,8 +135,8 @@ def test_a_checkpoint_that_lies_about_itself_is_refused(trained, tmp_path, edit,
 
 def test_weights_that_do_not_fit_the_model_are_refused_before_it_is_built(trained, tmp_path):
     def swap(state):  # a large tensor in place of a small one: the shapes must match first
-        first = next(iter(state["generator_ema"]))
-        state["generator_ema"][first] = torch.zeros(2, 2)
+        first = next(iter(state["runtime"]["generator_ema"]))
+        state["runtime"]["generator_ema"][first] = torch.zeros(2, 2)
 
     outcome = cli_in("sample", forged(trained, tmp_path, swap), "--device", "cpu", cwd=tmp_path)
     expect_error(outcome, 1, "does not match model 'mlp'")

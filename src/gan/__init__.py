@@ -15,11 +15,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Config", "Generator", "TrainResult", "__version__", "evaluate", "load_generator",
-           "train"]  # fmt: skip
+__all__ = [
+    "Config",
+    "Generator",
+    "TrainResult",
+    "__version__",
+    "evaluate",
+    "load_generator",
+    "train",
+]
 
 if TYPE_CHECKING:
+    from gan.outputs.evaluate import evaluate
     from gan.outputs.generator import Generator
+    from gan.training.api import train
+    from gan.training.run import TrainResult
 
 
 def load_generator(path: Any, device: str = "auto") -> Generator:
@@ -29,37 +39,15 @@ def load_generator(path: Any, device: str = "auto") -> Generator:
     return Generator(path, device)
 
 
-def evaluate(
-    checkpoint: Any,
-    *,
-    data: str | None = None,
-    num_samples: int = 10_000,
-    metrics: str | tuple[str, ...] = "fid,kid,pr",
-    features: str | None = None,
-    features_weights: str | None = None,
-    batch_size: int = 250,
-    seed: int = 12345,
-    device: str = "auto",
-    report: bool = True,
-) -> dict[str, Any]:
-    """Score a checkpoint as `gan evaluate` does (FID, KID, precision/recall; "nn" for
-    the copy check); with `report`, also write the run's eval-<step>-<what>.json."""
-    from pathlib import Path
-
-    from gan.metrics.evaluate import parse_metrics
-    from gan.outputs.evaluate import evaluate_checkpoint, write_report
-
-    names = parse_metrics(metrics if isinstance(metrics, str) else ",".join(metrics))
-    result = evaluate_checkpoint(
-        Path(checkpoint), data, num_samples, names, features, features_weights, batch_size,
-        device, seed,
-    )  # fmt: skip
-    if report:
-        write_report(Path(checkpoint), result)
-    return result
-
-
 def __getattr__(name: str) -> Any:
+    if name == "train":  # a plain function: gan train's flags as keywords
+        from gan.training.api import train
+
+        return train
+    if name == "evaluate":  # gan evaluate's own function
+        from gan.outputs.evaluate import evaluate
+
+        return evaluate
     if name == "Config":
         from gan.config import Config
 
@@ -68,12 +56,8 @@ def __getattr__(name: str) -> Any:
         from gan.outputs.generator import Generator
 
         return Generator
-    if name == "train":  # the package gan.train, callable: gan.train(dataset="mri", ...)
-        import gan.train
-
-        return gan.train
     if name == "TrainResult":
-        from gan.train.run import TrainResult
+        from gan.training.run import TrainResult
 
         return TrainResult
     raise AttributeError(f"module 'gan' has no attribute {name!r}")

@@ -22,9 +22,28 @@ from gan.atomic import atomic_file, fsync_dir, is_regular, temp_name
 from gan.checkpoint_checks import check_header, structure_problem
 from gan.errors import GanError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: each part of a run under its name (`PARTS`); 1: one flat table
 STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
-REQUIRED_KEYS = ("format_version", "step", "model", "generator", "config")
+REQUIRED_KEYS = ("format_version", "step", "model", "config")
+# The parts of a run a checkpoint holds, each under its name, and (for format 1's flat
+# table) the keys each part owns.
+PARTS = {
+    "runtime": (
+        "generator",
+        "generator_ema",
+        "ema_updates",
+        "discriminator",
+        "opt_g",
+        "opt_d",
+        "scaler_g",
+        "scaler_d",
+    ),
+    "recipe": ("augment_p", "augment_rng", "ada_signs", "ada_seen", "noise_rng"),
+    "draws": ("epoch", "images_seen", "latent_rng"),
+    "grids": ("fixed_latents",),
+    "reporter": ("best_fid",),
+    "loop": ("rng", "rng_ranks", "world_size"),
+}
 DIGEST = "digest"  # "sha256:<hex>" over everything else in the checkpoint
 
 
@@ -126,8 +145,28 @@ def _migrate(state: dict[str, Any], path: Path) -> dict[str, Any]:
             f"{path} was written by a newer gan (checkpoint format {version}, this one reads "
             f"up to {FORMAT_VERSION}); upgrade gan to load it."
         )
-    # Migrations go here as `if version == N: state = _from_vN(state); version = N + 1`.
+    if version == 1:
+        state, version = _from_v1(state), 2
+    # Later migrations go here as `if version == N: state = _from_vN(state); version = N + 1`.
     return state
+
+
+def _from_v1(state: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 held every part's state in one flat table: each part's keys move under its
+    name, and what the schedule recorded (ADA's ramp, a --time-budget's warm-up) under
+    "schedule" (the rest of a format-1 run's schedule follows from its config)."""
+    flat = dict(state)
+    moved = {part: {k: flat.pop(k) for k in keys if k in flat} for part, keys in PARTS.items()}
+    schedule = {"fitted": flat.pop("time_budget", None)}
+    if "ada_ramp_images" in flat:
+        schedule["ada_ramp_images"] = float(flat.pop("ada_ramp_images"))
+    return {**flat, "format_version": 2, "schedule": schedule, **moved}
+
+
+def generator_weights(state: dict[str, Any]) -> dict[str, Any]:
+    """G's weights a checkpoint's samples come from: its moving average, where it has one."""
+    runtime = state["runtime"]
+    return runtime.get("generator_ema") or runtime["generator"]
 
 
 def _starts_like_zip(path: Path) -> bool:

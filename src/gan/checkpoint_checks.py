@@ -49,8 +49,11 @@ _TOP: dict[str, Any] = {
     "generator_ema": _WEIGHTS, "augment_p": _TENSOR, "ada_signs": _TENSOR,
     "augment_rng": _TENSOR, "fixed_latents": _TENSOR, "noise_rng": (torch.Tensor, _NONE),
     "latent_rng": (torch.Tensor, _NONE), "ada_ramp_images": (int, float),
-    "best_fid": (int, float, _NONE),
+    "best_fid": (int, float, _NONE), "schedule": (dict, _NONE), "runtime": _TABLE,
+    "recipe": _TABLE, "draws": _TABLE, "grids": _TABLE, "reporter": _TABLE, "loop": _TABLE,
 }  # fmt: skip
+# Format 2 holds each part's keys under the part's name (gan.checkpoint.PARTS).
+_PARTS = ("runtime", "recipe", "draws", "grids", "reporter", "loop")
 
 
 def structure_problem(state: Any) -> str | None:
@@ -167,21 +170,23 @@ def tensor_problem(t: torch.Tensor) -> str | None:
 
 
 def _types_problem(state: dict[str, Any]) -> str | None:
-    for key, kinds in _TOP.items():
-        if key not in state:
-            continue
-        value = state[key]
-        if kinds == _WEIGHTS:
-            ok = (key == "generator_ema" and value is None) or (
-                isinstance(value, dict) and all(isinstance(t, torch.Tensor) for t in value.values())
-            )
-        elif kinds is int:
-            ok = type(value) is int
-        else:
-            ok = isinstance(value, kinds) and not isinstance(value, bool)
-        if not ok:
-            return f"its {key} is a {type(value).__name__}, where gan writes another kind"
+    """The keys gan writes hold the types it writes: at the top, and in each part's table."""
+    tables = [state, *(state[name] for name in _PARTS if isinstance(state.get(name), dict))]
+    for table in tables:
+        for key, kinds in _TOP.items():
+            if key in table and not _of_kind(key, table[key], kinds):
+                return f"its {key} is a {type(table[key]).__name__}, where gan writes another kind"
     return None
+
+
+def _of_kind(key: str, value: Any, kinds: Any) -> bool:
+    if kinds == _WEIGHTS:
+        return (key == "generator_ema" and value is None) or (
+            isinstance(value, dict) and all(isinstance(t, torch.Tensor) for t in value.values())
+        )
+    if kinds is int:
+        return type(value) is int
+    return isinstance(value, kinds) and not isinstance(value, bool)
 
 
 def check_header(state: dict[str, Any], path: Path | str) -> None:
@@ -208,10 +213,13 @@ def _header_problem(state: dict[str, Any]) -> str | None:
             run_name(name)
         except ValueError:
             return f"its run name {shown(name)} is not a folder name"
-    for key in ("model", "generator", "config"):
+    runtime = state.get("runtime")
+    if not isinstance(runtime, dict) or not isinstance(runtime.get("generator"), dict):
+        return "its generator is not a table"
+    for key in ("model", "config"):
         if not isinstance(state[key], dict):
             return f"its {key} is not a table"
-    if not isinstance(state.get("generator_ema") or {}, dict):
+    if not isinstance(runtime.get("generator_ema") or {}, dict):
         return "its generator_ema is not a table"
     if not isinstance(state.get("dataset", {}), dict):
         return "its dataset description is not a table"

@@ -17,7 +17,7 @@ import torch
 from loguru import logger
 from torch import nn
 
-from gan.config.sections import PRECISIONS
+from gan.config.training import PRECISIONS
 from gan.errors import GanError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from gan.devices import synchronize
 from gan.models import build_models
-from gan.train import losses
+from gan.training import losses
 
 
 def baseline_images_per_s(

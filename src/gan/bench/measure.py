@@ -28,10 +28,10 @@ from gan.devices import (
 from gan.errors import GanError
 from gan.models import build_models, check_model_fits
 from gan.rng import seed_everything
-from gan.train.batches import DeviceBatches
-from gan.train.build import assemble
-from gan.train.loop import Trainer
-from gan.train.runtime import build_runtime, setup_device, setup_speed
+from gan.training.batches import DeviceBatches
+from gan.training.build import trainer_of
+from gan.training.loop import Trainer
+from gan.training.runtime import build_runtime, setup_device, setup_speed
 
 NUM_IMAGES = 2048  # synthetic uint8 images, resident on the device like a real dataset
 
@@ -52,7 +52,7 @@ def _trainer(
     runtime = build_runtime(generator, discriminator, device, settings=settings)
     fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
     batches = DeviceBatches(images, device, job["batch_size"], 0, memory_format=fmt)
-    return assemble(config, runtime, batches)
+    return trainer_of(config, runtime, batches)
 
 
 def _counted_step(trainer: Trainer) -> int:
@@ -119,7 +119,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         steps += 1
     synchronize(device)
     elapsed = time.perf_counter() - start
-    per_step = trainer.images_per_step
+    per_step = trainer.schedule.images_per_step
     result = {
         **{k: job[k] for k in ("model", "batch_size", "accumulation_steps")},
         "image_size": list(job["image_size"]),

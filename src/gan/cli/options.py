@@ -15,11 +15,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from gan.config import FIELDS, Chosen, Config
+from gan.config.given import FLAG, merge
 from gan.config.options import Field
 from gan.config.sections import SPEED
 from gan.config.values import parse_image_size
 from gan.errors import Diverged, GanError, OutOfMemory, SyncBatchNormNeedsCuda
-from gan.train.plan import FILE, FLAG
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -217,5 +217,4 @@ def config_from_command_line(
         for name, value in values.items()
         if getattr(ctx.get_parameter_source(name), "name", None) in given
     }
-    sources = dict.fromkeys(from_file, FILE) | dict.fromkeys(from_flags, FLAG)
-    return Config.from_values({**from_file, **from_flags}), Chosen(sources)
+    return merge(from_file, from_flags, FLAG)

@@ -12,6 +12,7 @@ import typer
 
 from gan.cli.options import DeviceOption, user_errors
 from gan.config.sections import SEED_MAX
+from gan.outputs import BATCH_SIZE, METRICS_TEXT, NUM_SAMPLES, SEED
 
 
 class ExportFormat(StrEnum):
@@ -86,12 +87,12 @@ def sample(
 
     path = sampling.sample(
         checkpoint,
-        num,
-        out,
-        nrow,
-        seed,
-        format.value,
-        device,
+        num=num,
+        out=out,
+        nrow=nrow,
+        seed=seed,
+        fmt=format.value,
+        device=device,
         truncation=truncation,
         interpolate=interpolate,
         label=label,
@@ -112,14 +113,14 @@ def evaluate(
     ] = None,
     num_samples: Annotated[
         int, typer.Option(min=2, max=1_000_000, help="Generated images to score.")
-    ] = 10_000,
+    ] = NUM_SAMPLES,
     metrics: Annotated[
         str,
         typer.Option(
             help="Any of fid,kid,pr,nn. nn: the copy check, each sample's distance to its "
             "nearest training image against the data's own spacing."
         ),
-    ] = "fid,kid,pr",
+    ] = METRICS_TEXT,
     features: Annotated[
         str | None,
         typer.Option(help="mnist-lenet (default for 28x28 gray), random-conv (else), inception."),
@@ -127,26 +128,29 @@ def evaluate(
     features_weights: Annotated[
         Path | None, typer.Option(help="Inception weights file (or GAN_INCEPTION_WEIGHTS).")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=65536, help="Feature batch size.")] = 250,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=65536, help="Feature batch size.")
+    ] = BATCH_SIZE,
     seed: Annotated[
         int, typer.Option(min=0, max=SEED_MAX, help="Seed for the generated samples.")
-    ] = 12345,
+    ] = SEED,
     device: DeviceOption = "auto",
 ) -> None:
     """Score a checkpoint: FID, KID, precision/recall; the last line printed is JSON."""
-    from gan.metrics.evaluate import parse_metrics
-    from gan.outputs.evaluate import evaluate_checkpoint, write_report
+    from gan.outputs.evaluate import evaluate as score
+    from gan.outputs.evaluate import write_report
 
-    result = evaluate_checkpoint(
+    result = score(
         checkpoint,
-        data,
-        num_samples,
-        parse_metrics(metrics),
-        features,
-        str(features_weights) if features_weights else None,
-        batch_size,
-        device,
-        seed,
+        data=data,
+        num_samples=num_samples,
+        metrics=metrics,
+        features=features,
+        features_weights=features_weights,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        report=False,  # written below, to print where
     )
     for key, value in result.items():
         if key in ("fid", "kid", "kid_std", "precision", "recall") or key.startswith("nn_"):
@@ -181,7 +185,7 @@ def export(
     classes and training summary beside it."""
     from gan.outputs.export import export as write
 
-    path, meta = write(checkpoint, format.value, out)
+    path, meta = write(checkpoint, fmt=format.value, out=out)
     typer.echo(f"{path}\n{meta}")
 
 
@@ -201,6 +205,6 @@ def plot_history(
     """Plot D and G loss against step from a run's history.jsonl."""
     from gan.outputs import plotting
 
-    history = plotting.find_history(run, Path("."))
+    history = plotting.find_history(run, workdir=Path("."))
     out = out or plotting.default_out(history)
-    typer.echo(str(plotting.plot_history(history, out, smooth)))
+    typer.echo(str(plotting.plot_history(history, out=out, smoothing=smooth)))

@@ -44,15 +44,29 @@ def train(
             "per process, so the global batch is batch x accumulation x processes.",
         ),
     ] = 1,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the resolved plan (the options not at their defaults and where each "
+            "came from, the schedule, the model's size; with --resume what it changes) and "
+            "exit: nothing is trained, loaded or written.",
+        ),
+    ] = False,
     **options: Any,
 ) -> None:
     """Train a GAN. Outputs: checkpoints/<run>, logs/<run> (TensorBoard), assets/<run>."""
+    run_config, chosen = config_from_command_line(ctx, options, config)
+    if dry_run:
+        from gan.training.preview import preview
+
+        typer.echo(preview(run_config, resume=resume, chosen=chosen))
+        return
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         raise typer.Exit(distributed_launch(nproc))
-    run_config, chosen = config_from_command_line(ctx, options, config)
-    from gan.train import run as training
+    from gan.training import run as training
 
-    result = training.train(run_config, resume, chosen)
+    result = training.train(run_config, resume=resume, chosen=chosen)
     if result.paths is None:  # not rank 0: rank 0 reports
         return
     verb = "Stopped" if result.interrupted else "Finished"

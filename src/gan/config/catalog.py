@@ -42,6 +42,9 @@ class DatasetEntry:
     # Options ("section.field", value) this dataset trains with unless the user sets them:
     # chosen by measurement (docs/training.md, benchmarks/*_fid_table.py).
     defaults: tuple[tuple[str, Any], ...] = ()
+    # G's and D's parameters with all of the above (and the labels' classes): what
+    # `gan train --dry-run` shows without loading torch (tests/test_models.py counts them).
+    parameters: tuple[int, int] | None = None
 
     def loader(self) -> Any:
         """The load function (its module is imported on first use)."""
@@ -99,6 +102,7 @@ _dataset(
     epochs=20,
     default_image_size=(28, 28),
     labels="the digit, from the IDX label file beside the images",
+    parameters=(1_545_872, 536_065),  # 10 classes
     # benchmarks/mnist_fid_table.py: the best FID, precision and recall after 300 s.
     # The labels (a class-conditional G, a projection D) lift FID and precision; a slower G
     # (TTUR) keeps recall; the learning rates' linear decay over the last quarter sharpens.
@@ -121,6 +125,7 @@ _dataset(
     model="fastgan",
     epochs=146,  # 1,296 steps of 16 slices: 150-190 s on a 2-core Zen 5, 240 s on a Zen 4
     default_image_size=(200, 160),
+    parameters=(3_240_081, 318_417),
     # benchmarks/mri_fid_table.py: fastgan with hinge and spectral norm matched or beat mri
     # after 180 s (two seeds) and kept improving where mri stalled (22 minutes: FID 4.2,
     # recall 0.94); batch 16 (twice the steps) beat 32.
@@ -150,6 +155,7 @@ _dataset(
     model="mri",
     epochs=20,
     default_image_size=(128, 128),
+    parameters=(3_374_193, 705_505),
     labels="the particle type, dose or hours of meta.csv (--condition-on)",
 )
 
@@ -165,33 +171,36 @@ class Entry:
         return _load(self.target)
 
 
-# The losses (gan.train.losses), by name: what D outputs under each.
+# The losses (gan.training.losses), by name: what D outputs under each.
 LOSSES = {
     "ns": Entry(
         "BCE on D's logits, non-saturating -log D(G(z)) for G (the original GAN)",
-        "gan.train.losses:NS",
+        "gan.training.losses:NS",
     ),
-    "hinge": Entry("hinge on D's logits, -D(G(z)) for G (SAGAN, BigGAN)", "gan.train.losses:HINGE"),
+    "hinge": Entry(
+        "hinge on D's logits, -D(G(z)) for G (SAGAN, BigGAN)", "gan.training.losses:HINGE"
+    ),
     "lsgan": Entry(
-        "least squares on D's scores, targets 1 for reals and 0 for fakes", "gan.train.losses:LSGAN"
+        "least squares on D's scores, targets 1 for reals and 0 for fakes",
+        "gan.training.losses:LSGAN",
     ),
     "wgan-gp": Entry(
         "Wasserstein critic scores with a gradient penalty (Gulrajani et al. 2017)",
-        "gan.train.losses:WGAN_GP",
+        "gan.training.losses:WGAN_GP",
     ),
     "rpgan": Entry(
         "R3GAN's relativistic pairing loss: each fake scored against a real; --r1-gamma "
         "penalises D's gradient on reals (R1) and fakes (R2) (Huang et al. 2024)",
-        "gan.train.losses:RPGAN",
+        "gan.training.losses:RPGAN",
     ),
 }
-# DiffAugment's transform families (Zhao et al. 2020), by name (gan.train.augment).
+# DiffAugment's transform families (Zhao et al. 2020), by name (gan.training.augment).
 AUGMENTS = {
-    "color": Entry("brightness, saturation and contrast", "gan.train.augment:COLOR"),
+    "color": Entry("brightness, saturation and contrast", "gan.training.augment:COLOR"),
     "translation": Entry(
-        "shifts of up to 1/8 of the image, zero-filled", "gan.train.augment:TRANSLATION"
+        "shifts of up to 1/8 of the image, zero-filled", "gan.training.augment:TRANSLATION"
     ),
-    "cutout": Entry("a zeroed square of half the image's size", "gan.train.augment:CUTOUT"),
+    "cutout": Entry("a zeroed square of half the image's size", "gan.training.augment:CUTOUT"),
 }
 
 # Experiment trackers (gan.runs), by name: each an implementation of gan.runs.tracking.Tracker.

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gan.config.options import Field, all_fields
-from gan.config.sections import DataConfig, ModelConfig, OptimConfig, TrainConfig
+from gan.config.sections import DataConfig, ModelConfig, OptimConfig
 from gan.config.tracking import TrackConfig
+from gan.config.training import TrainConfig
 from gan.errors import GanError
 
 
@@ -64,18 +65,6 @@ class Config:
                 f.check(self.get(f.key))
             except ValueError as exc:
                 raise GanError(f"{f.flag}: {exc}.") from None
-
-
-class Chosen(frozenset):
-    """The options a user set (`section.field` keys), each with where it came from:
-    `sources[key]` is "flag", "config file", ... (the plan records it in run.json)."""
-
-    sources: dict[str, str]
-
-    def __new__(cls, sources: dict[str, str]) -> Chosen:
-        chosen = super().__new__(cls, sources)
-        chosen.sources = dict(sources)
-        return chosen
 
 
 def _plain(value: Any) -> Any:

@@ -85,13 +85,27 @@ def parameter_bytes(
 ) -> tuple[int, int]:
     """Bytes of G's and of D's parameters and buffers, counted on the meta device: what
     building them would allocate, known before any of it is."""
-    MODELS.get(name).builder()
-    with torch.device("meta"), _SkipInit():
-        models = build_models(name, image_shape, latent_dim, classes, grow)
+    models = _on_meta(name, image_shape, latent_dim, classes, grow)
     g, d = (
         sum(t.numel() * t.element_size() for t in (*m.parameters(), *m.buffers())) for m in models
     )
     return g, d
+
+
+def parameter_count(
+    name: str, image_shape: tuple[int, int, int], latent_dim: int, classes: int = 0, grow: int = 0
+) -> tuple[int, int]:
+    """G's and D's parameters, counted on the meta device."""
+    models = _on_meta(name, image_shape, latent_dim, classes, grow)
+    g, d = (sum(p.numel() for p in m.parameters()) for m in models)
+    return g, d
+
+
+def _on_meta(name: str, image_shape: tuple[int, int, int], latent: int, classes: int, grow: int):
+    """(G, D) on the meta device: shapes without memory or initialisation."""
+    MODELS.get(name).builder()  # import the model's module outside the meta context
+    with torch.device("meta"), _SkipInit():
+        return build_models(name, image_shape, latent, classes, grow)
 
 
 # Pixel values of an image above which G and D are run on the meta device (nothing

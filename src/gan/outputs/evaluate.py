@@ -33,13 +33,13 @@ from gan.data import load_dataset
 from gan.devices import release_cached_memory, resolve_device
 from gan.errors import GanError
 from gan.metrics import METRICS
-from gan.metrics.evaluate import Evaluator
-from gan.outputs.generator import load_generator
+from gan.metrics.evaluate import Evaluator, parse_metrics
+from gan.outputs import BATCH_SIZE, METRICS_TEXT, NUM_SAMPLES, SEED
+from gan.outputs.generator import generator_from_checkpoint
 from gan.runs.folders import run_paths_for
 from gan.runs.guard import inside
 
 MAX_REPORT_BYTES = 1 << 20  # a report is about 1 KiB
-DEFAULT_SEED = 12345  # gan evaluate's --seed: reports made with it have no -s<seed> in their name
 
 
 def report_path(checkpoint: Path, result: dict[str, Any]) -> Path | None:
@@ -50,7 +50,7 @@ def report_path(checkpoint: Path, result: dict[str, Any]) -> Path | None:
     workdir: no report is written through it."""
     features = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(result["features"]))[:80]
     what = f"{features}-{int(result['num_samples'])}-{str(result['data_sha256'])[:8]}"
-    if int(result.get("seed", DEFAULT_SEED)) != DEFAULT_SEED:
+    if int(result.get("seed", SEED)) != SEED:
         what += f"-s{int(result['seed'])}"
     paths = run_paths_for(checkpoint, {"run_name": result.get("run")})
     if paths is not None:
@@ -127,20 +127,54 @@ def _check_memory(evaluator: Evaluator, metrics: tuple[str, ...]) -> None:
         )
 
 
+def evaluate(
+    checkpoint: str | Path,
+    *,
+    data: str | None = None,
+    num_samples: int = NUM_SAMPLES,
+    metrics: str | tuple[str, ...] = METRICS_TEXT,
+    features: str | None = None,
+    features_weights: str | Path | None = None,
+    batch_size: int = BATCH_SIZE,
+    seed: int = SEED,
+    device: str = "auto",
+    report: bool = True,
+) -> dict[str, Any]:
+    """Score a checkpoint (FID, KID, precision/recall; "nn" for the copy check): `gan
+    evaluate`, and `gan.evaluate`. With `report`, also write the run's report
+    (`write_report`)."""
+    names = parse_metrics(metrics if isinstance(metrics, str) else ",".join(metrics))
+    result = evaluate_checkpoint(
+        Path(checkpoint),
+        data=data,
+        num_samples=num_samples,
+        metrics=names,
+        features=features,
+        features_weights=str(features_weights) if features_weights else None,
+        batch_size=batch_size,
+        device=device,
+        seed=seed,
+    )
+    if report:
+        write_report(Path(checkpoint), result)
+    return result
+
+
 def evaluate_checkpoint(
     checkpoint: Path,
+    *,
     data: str | None = None,
-    num_samples: int = 10_000,
+    num_samples: int = NUM_SAMPLES,
     metrics: tuple[str, ...] = METRICS,
     features: str | None = None,
-    weights: str | None = None,
-    batch: int = 250,
+    features_weights: str | None = None,
+    batch_size: int = BATCH_SIZE,
     device: str = "auto",
-    seed: int = DEFAULT_SEED,
+    seed: int = SEED,
 ) -> dict[str, Any]:
     """Generate `num_samples` images and score them against the checkpoint's dataset."""
     torch_device = resolve_device(device)
-    generator, state = load_generator(checkpoint, torch_device)
+    generator, state = generator_from_checkpoint(checkpoint, torch_device)
     images = load_dataset(evaluation_data(Config.from_dict(state["config"]), data)).images
     if list(images.shape[1:]) != list(state["model"]["image_shape"]):
         raise GanError(
@@ -149,7 +183,9 @@ def evaluate_checkpoint(
         )
     if num_samples < 2:
         raise GanError("--num-samples must be at least 2.")
-    evaluator = Evaluator(images, features, weights, num_samples, torch_device, batch, seed)
+    evaluator = Evaluator(
+        images, features, features_weights, num_samples, torch_device, batch_size, seed
+    )
     _check_memory(evaluator, metrics)
     result = evaluator(generator, metrics)
     release_cached_memory(torch_device)

@@ -55,7 +55,7 @@ def describe(generator: torch.nn.Module, state: dict[str, Any], fmt: str, out: P
         "format": fmt,
         "file": out.name,
         "model": model["name"],
-        "weights": "moving average of G" if state.get("generator_ema") else "G",
+        "weights": "moving average of G" if state["runtime"].get("generator_ema") else "G",
         "inputs": inputs,
         "latent_shape": list(generator.latent_shape),
         "latent_distribution": "standard normal",
@@ -70,7 +70,7 @@ def describe(generator: torch.nn.Module, state: dict[str, Any], fmt: str, out: P
             "step": int(state["step"]),
             "dataset": state.get("dataset"),
             "config": _without_credentials(state.get("config")),
-            "best_fid": state.get("best_fid"),
+            "best_fid": state["reporter"].get("best_fid"),
             "gan_version": __version__,
             "torch_version": torch.__version__,
         },
@@ -100,11 +100,11 @@ def example_inputs(generator: torch.nn.Module, classes: int, batch: int = 2) -> 
 
 def export(checkpoint: Path, fmt: str, out: Path | None = None) -> tuple[Path, Path]:
     """Write the generator in `fmt` and its JSON; returns both paths."""
-    from gan.outputs.generator import load_generator
+    from gan.outputs.generator import generator_from_checkpoint
 
     if fmt not in FORMATS:
         raise GanError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}.")
-    generator, state = load_generator(checkpoint, torch.device("cpu"))
+    generator, state = generator_from_checkpoint(checkpoint, torch.device("cpu"))
     generator = generator.float().eval()
     out = out or default_out(Path(checkpoint), state, fmt)
     if out.is_dir():

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from gan.checkpoint import load_checkpoint
+from gan.checkpoint import generator_weights, load_checkpoint
 from gan.devices import resolve_device
 from gan.errors import GanError
 from gan.models import build_models, generator_shapes, parameter_bytes
@@ -20,15 +20,16 @@ MAX_VALUES = 2**28  # pixel values made at once: 1 GiB as float32
 MIN_TRUNCATION = 0.04  # BigGAN's smallest; below it almost every draw is rejected
 
 
-def load_generator(path: Path | str, device: torch.device) -> tuple[torch.nn.Module, dict]:
+def generator_from_checkpoint(
+    path: Path | str, device: torch.device
+) -> tuple[torch.nn.Module, dict]:
     """Rebuild G from the model config stored in a checkpoint; no model flags needed.
     The weights must match the model's shapes before the model is given memory."""
     state = load_checkpoint(path)
     model = state["model"]
     shape, classes = tuple(model["image_shape"]), len(model.get("classes") or [])
     grow = model.get("grow", 0)  # coarse-to-fine levels (checked by load_checkpoint)
-    # Prefer the moving average of G's weights, as training grids do.
-    weights = state.get("generator_ema") or state["generator"]
+    weights = generator_weights(state)  # its moving average, as training grids show
     mismatch = GanError(
         f"{path} does not match model {model['name']!r} as this gan builds it; "
         "it may come from another version of the model."
@@ -111,7 +112,7 @@ class Generator:
 
     def __init__(self, path: Path | str, device: str = "auto") -> None:
         self.device = resolve_device(device)
-        self.module, state = load_generator(path, self.device)
+        self.module, state = generator_from_checkpoint(path, self.device)
         model = state["model"]
         self.image_shape = tuple(model["image_shape"])
         self.classes: list[str] = list(model.get("classes") or [])

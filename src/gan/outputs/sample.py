@@ -16,7 +16,7 @@ from gan.outputs import sample_files as files
 from gan.outputs.generator import (
     MIN_TRUNCATION,
     bound,
-    load_generator,
+    generator_from_checkpoint,
     resolve_label,
 )
 from gan.outputs.sample_files import safe_name
@@ -77,8 +77,8 @@ def _check(fmt: str, truncation: float | None, interpolate: int | None) -> None:
 
 
 @dataclass
-class Plan:
-    """What `gan sample` makes: latents (or a count), labels, the grid's row length."""
+class Draw:
+    """What `gan sample` draws: latents (or a count), labels, the grid's row length."""
 
     num: int
     nrow: int | None
@@ -86,7 +86,7 @@ class Plan:
     labels: torch.Tensor | None = None
 
 
-def _plan(generator, num, nrow, seed, truncation, interpolate, label, shape) -> Plan:
+def _draw(generator, num, nrow, seed, truncation, interpolate, label, shape) -> Draw:
     """Images (64, or one row of 8 per class), or walks (8, one a row) of `interpolate`
     steps. A conditional G without `label` cycles through its classes, a class a row.
     The count is bounded (`bound`) before any latent is drawn."""
@@ -95,20 +95,20 @@ def _plan(generator, num, nrow, seed, truncation, interpolate, label, shape) -> 
         walks = num or (8 if label is not None or not classes else class_grid_rows(classes))
         bound(walks * interpolate, shape)
         z = walk_latents(walks, interpolate, generator.latent_shape, seed, truncation)
-        plan = Plan(walks * interpolate, interpolate, z.flatten(0, 1))
+        draw = Draw(walks * interpolate, interpolate, z.flatten(0, 1))
         if classes:
             rows = torch.full((walks,), label) if label is not None else torch.arange(walks)
-            plan.labels = (rows % classes).repeat_interleave(interpolate)
-        return plan
+            draw.labels = (rows % classes).repeat_interleave(interpolate)
+        return draw
     if not classes or label is not None:
         bound(num or 64, shape)
         labels = torch.full((num or 64,), label) if label is not None else None
-        return Plan(num or 64, nrow, labels=labels)
+        return Draw(num or 64, nrow, labels=labels)
     rows = class_grid_rows(classes)
     columns = nrow or (math.ceil(num / rows) if num else 8)
     count = num or rows * columns  # --nrow alone sets a row per class of that many
     bound(count, shape)
-    return Plan(count, columns, labels=class_row_labels(count, columns, classes))
+    return Draw(count, columns, labels=class_row_labels(count, columns, classes))
 
 
 def sample(
@@ -124,14 +124,14 @@ def sample(
     interpolate: int | None = None,
     label: str | None = None,
 ) -> Path:
-    """Write images from a checkpoint's G (see `_plan` for how many, and which classes)."""
+    """Write images from a checkpoint's G (see `_draw` for how many, and which classes)."""
     _check(fmt, truncation, interpolate)
     torch_device = resolve_device(device)
-    generator, state = load_generator(checkpoint, torch_device)
+    generator, state = generator_from_checkpoint(checkpoint, torch_device)
     classes = list(state["model"].get("classes") or [])
     index = resolve_label(label, classes, Path(checkpoint)) if label is not None else None
     shape = tuple(state["model"]["image_shape"])
-    plan = _plan(generator, num, nrow, seed, truncation, interpolate, index, shape)
+    draw = _draw(generator, num, nrow, seed, truncation, interpolate, index, shape)
     walk, name = interpolate is not None, classes[index] if index is not None else None
     out = (  # before anything is drawn: a linked run folder is refused at once
         _with_suffix(out, fmt)
@@ -139,19 +139,19 @@ def sample(
         else default_out(Path(checkpoint), state, fmt, workdir, walk, name)
     )
     options = {"batch_size": _CHUNK, "device": torch_device, "truncation": truncation}
-    if plan.latents is None:
-        fakes = generate_all(generator, plan.num, seed=seed, labels=plan.labels, **options)
+    if draw.latents is None:
+        fakes = generate_all(generator, draw.num, seed=seed, labels=draw.labels, **options)
     else:
-        fakes = generate_all(generator, latents=plan.latents, labels=plan.labels, **options)
+        fakes = generate_all(generator, latents=draw.latents, labels=draw.labels, **options)
     release_cached_memory(torch_device)
-    per_class = classes if plan.labels is not None and index is None else None
+    per_class = classes if draw.labels is not None and index is None else None
     try:
-        _write(fakes, out, fmt, plan.nrow, interpolate, plan.labels, per_class)
+        _write(fakes, out, fmt, draw.nrow, interpolate, draw.labels, per_class)
     except OSError as exc:
         raise GanError(
             f"Could not write {out} ({exc.strerror or exc}); choose another --out."
         ) from None
-    logger.info("Wrote {} image(s) from step {} to {}", plan.num, state["step"], out)
+    logger.info("Wrote {} image(s) from step {} to {}", draw.num, state["step"], out)
     return out
 
 

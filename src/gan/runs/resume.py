@@ -1,5 +1,5 @@
 """Finding the checkpoint to resume from, and the run it goes on as. (Merging its config
-with the options given is a step of the plan, `gan.train.plan.resumed_options`.)"""
+with the options given is a step of the plan, `gan.training.plan.resumed_options`.)"""
 
 from __future__ import annotations
 

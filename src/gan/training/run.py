@@ -1,7 +1,8 @@
-"""`gan train` as a library call: plan, load, plan again, build, train (or resume).
+"""`gan train` as a library call: plan, load, plan again, build, (warm up,) train.
 
-The flow is one way: the plan (`gan.train.plan`) resolves the config before and after
-the data is loaded; the builder makes the trainer; the loop trains; the run's folders,
+The flow is one way: the plan (`gan.training.plan`) resolves the config before and after
+the data is loaded, with the schedule; the builder makes the run's parts; a
+--time-budget's warm-up fixes the schedule's length; the loop trains; the run's folders,
 status and trackers (`gan.runs`) record it.
 """
 
@@ -16,6 +17,7 @@ from loguru import logger
 
 from gan import distributed, speed
 from gan.config import Config
+from gan.config.given import sources_of
 from gan.data import ImageData, load_dataset
 from gan.devices import release_cached_memory
 from gan.errors import GanError
@@ -23,16 +25,17 @@ from gan.progress import setup_console_logging
 from gan.rng import seed_everything
 from gan.runs.aside import set_aside
 from gan.runs.folders import RunLock, RunPaths, prepare_run
-from gan.runs.resume import Found, find_resume, resume_target
 from gan.runs.status import StatusRecorder
 from gan.runs.tracking import RunLog, Tracker, make_trackers
-from gan.train import board, budget
-from gan.train import plan as plans
-from gan.train.budget import Measured
-from gan.train.build import build_trainer
-from gan.train.loop import FitResult, Trainer
-from gan.train.records import record_early_stop, write_run_records
-from gan.train.runtime import setup_device, setup_speed
+from gan.training import budget, records
+from gan.training import plan as plans
+from gan.training.budget import Measured
+from gan.training.build import assemble, build_parts
+from gan.training.loop import FitResult, Trainer
+from gan.training.parts import Parts
+from gan.training.rehearsal import Rehearsal
+from gan.training.resumed import Resumed, plan_before_data
+from gan.training.runtime import setup_device, setup_speed
 
 
 @dataclass
@@ -49,18 +52,6 @@ class TrainResult:
         return self.paths.run_last if self.paths is not None else None
 
 
-@dataclass
-class Resumed:
-    """The checkpoint a run goes on from (None for a new run)."""
-
-    state: dict[str, Any] | None = None
-    path: Path | None = None
-
-    @property
-    def step(self) -> int:
-        return int(self.state["step"]) if self.state is not None else 0
-
-
 def train(
     config: Config,
     resume: str | None = None,
@@ -74,17 +65,16 @@ def train(
     for the others; on resume the chosen ones are applied to the checkpoint's config, and those that
     define the run must match it."""
     config.validate()  # once: every option within its declared bounds
-    chosen = plans.chosen_sources(config, chosen) | getattr(chosen, "sources", {})
-    plan, resumed = _plan_before_data(config, resume, chosen)
+    plan, resumed = plan_before_data(config, resume, sources_of(config, chosen))
     info = distributed.from_env()
     if info.active and not info.is_main:  # other ranks report warnings and errors only
         setup_console_logging("WARNING", f"[rank {info.rank}] ")
-    _check_world_size(resumed, info)
+    resumed.check_world_size(info)
     t = plan.config.train
     device = setup_device(t.device, info, t.sync_bn)
     try:
         settings = setup_speed(t.precision, t.channels_last, t.compile, device)
-        result = _train(plan, info, device, settings, resumed, resume)
+        result = _session(plan, info, device, settings, resumed, resume)
         distributed.barrier(info)  # no process tears gloo down while another still uses it
         return result
     except (RuntimeError, torch.distributed.DistError) as exc:
@@ -99,43 +89,7 @@ def train(
         distributed.shutdown()
 
 
-def _plan_before_data(
-    config: Config, resume: str | None, chosen: dict[str, str]
-) -> tuple[plans.Plan, Resumed]:
-    """Phase 1 of the plan, with the checkpoint to resume from, if any. Where a resumed run
-    writes (workdir, run name) never comes from inside the checkpoint."""
-    found = _find(config, resume) if resume is not None else None
-    if found is None:
-        return plans.before_data(config, chosen), Resumed()
-    t = config.train
-    workdir = t.workdir if "train.workdir" in chosen else None
-    target = resume_target(found, workdir, t.run_name if "train.run_name" in chosen else None)
-    outputs = {"train.workdir": str(target.workdir), "train.run_name": target.name}
-    saved = Config.from_dict(found.state["config"])
-    return plans.before_data(config, chosen, saved, outputs), Resumed(found.state, found.path)
-
-
-def _find(config: Config, resume: str) -> Found | None:
-    t = config.train
-    found = find_resume(Path(t.workdir).expanduser(), t.run_name, resume)
-    if found is None:  # only --resume auto-or-new gets here: auto raises
-        logger.info("No checkpoint to resume from; starting a new run.")
-    return found
-
-
-def _check_world_size(resumed: Resumed, info: distributed.DistInfo) -> None:
-    if resumed.state is None:
-        return
-    trained = int(resumed.state.get("world_size", 1))
-    if trained != info.world_size:
-        raise GanError(
-            f"{resumed.path} was trained by {trained} process(es) and this run has "
-            f"{info.world_size}; resume with the same number (the data order and the global "
-            "batch depend on it)."
-        )
-
-
-def _train(
+def _session(
     plan: plans.Plan,
     info: distributed.DistInfo,
     device: torch.device,
@@ -143,27 +97,31 @@ def _train(
     resumed: Resumed,
     resume: str | None,
 ) -> TrainResult:
+    """This session of the run: the data, the plan's second phase, the run's folders, its
+    parts (restored on resume), a --time-budget's warm-up, then the loop."""
     trackers = _trackers(plan.config) if info.is_main else []  # installed, reachable: now
     seed_everything(plan.config.train.seed + info.rank)  # per-process dropout; rank 0's wins
     data = _load_once_per_node(plan.config, info)
-    plan = plans.after_data(plan, data, resumed.state, resumed.path)
+    plan = plans.after_data(plan, data, resumed.state, resumed.path, info.world_size)
     paths, lock = _lock(plan, data, info, resume)
     if paths is not None:
         plan = plans.named(plan, paths.name)
     log = RunLog(paths.logs, trackers) if paths is not None else None  # opened once restored
     trainer, status, ended = None, None, "failed"
     try:
-        trainer = build_trainer(plan.config, data, device, paths, log, info, settings)
+        parts, header = build_parts(plan, data, device, paths, log, info, settings)
         if resumed.state is not None:
-            _restore(trainer, resumed)
-        if not trainer.planned:  # --time-budget: warm up, then fix the plan to fit
-            plan, _ = budget.fix_plan(trainer, plan)
+            _restore(parts, resumed)
+        if plan.schedule.open:  # --time-budget: the plan's warm-up fixes the length
+            plan = budget.fit(plan, Rehearsal(parts, plan.schedule, resumed.step), info)
+        schedule = plan.schedule
+        trainer = assemble(parts, plan.config, schedule, resumed.step, paths=paths, header=header)
         if paths is not None:  # the state is good: only now are the run's files touched
-            status = _open_run(paths, log, plan, trainer, resumed, resume)
+            status = _open_run(paths, log, plan, header, trainer, resumed, resume)
         result = _fit(trainer, paths, plan)
         ended = "interrupted" if result.interrupted else "finished"
         if status is not None:
-            status.ended(ended, result.step, trainer.total_steps())
+            status.ended(ended, result.step, plan.schedule.total)
     except BaseException as exc:
         failure = _failure(exc, trainer)
         ended = failure[0]
@@ -186,17 +144,17 @@ def _lock(
     return prepare_run(t.workdir, t.run_name, data.name, plan.config.model.name, resume is not None)
 
 
-def _restore(trainer: Trainer, resumed: Resumed) -> None:
-    """Load a checkpoint into the trainer; a state that does not fit is one sentence."""
+def _restore(parts: Parts, resumed: Resumed) -> None:
+    """Load a checkpoint into the run's parts; a state that does not fit is one sentence."""
     try:
-        trainer.load_state_dict(resumed.state)
+        parts.load_state_dict(resumed.state)
     except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
         reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else repr(exc)
         raise GanError(
             f"{resumed.path} does not fit this run ({type(exc).__name__}: {reason}), so "
             "nothing of the run was changed; resume from a checkpoint gan train wrote for it."
         ) from None
-    logger.info("Resumed from {} at step {}", resumed.path, trainer.step)
+    logger.info("Resumed from {} at step {}", resumed.path, resumed.step)
 
 
 def _trackers(config: Config) -> list[Tracker]:
@@ -210,6 +168,7 @@ def _open_run(
     paths: RunPaths,
     log: RunLog,
     plan: plans.Plan,
+    header: dict[str, Any],
     trainer: Trainer,
     resumed: Resumed,
     resume: str | None,
@@ -217,17 +176,18 @@ def _open_run(
     """Set another timeline's files aside, open the trackers, write the run's records."""
     if resume is not None:
         set_aside(paths, resumed.step, start_over=resumed.state is None)
-    log.open(board.run_start(plan.config, paths.logs, paths.name, resumed.step))
+    log.open(records.run_start(plan.config, paths.logs, paths.name, resumed.step))
     status = StatusRecorder(paths)
-    write_run_records(paths, plan, trainer, resumed.path)
-    status.training(trainer.step, trainer.total_steps())
-    if trainer.budget is not None:  # the plan, in train.log and TensorBoard too
-        summary = Measured(**trainer.budget).summary()
-        if not resumed.step:
+    records.write_run_records(paths, plan, header, trainer, resumed.path)
+    schedule = plan.schedule
+    status.training(trainer.step, schedule.total)
+    if schedule.fitted is not None:  # the plan, in train.log and TensorBoard too
+        summary = Measured(**schedule.fitted).summary()
+        if not resumed.step or plan.sources.get("train.planned_steps") == plans.BUDGET_SET:
             logger.info(summary)
         log.text("time_budget", summary, trainer.step)
-    if trainer.growth is not None:  # --grow: the stages, and that grids are upsampled
-        stages = trainer.growth.describe()
+    if schedule.growth is not None:  # --grow: the stages, and that grids are upsampled
+        stages = schedule.growth.describe(tuple(header["model"]["image_shape"][1:]))
         logger.info(stages)
         log.text("growth", stages, trainer.step)
     return status
@@ -241,8 +201,8 @@ def _fit(trainer: Trainer, paths: RunPaths | None, plan: plans.Plan) -> FitResul
             f"Could not write {exc.filename or 'an output file'} ({exc.strerror or exc}); "
             "free disk space or choose a writable --workdir. Earlier checkpoints are intact."
         ) from None
-    if paths is not None and result.step < trainer.end_step():
-        record_early_stop(paths, plan, result.step)
+    if paths is not None and result.step < trainer.schedule.end:
+        records.record_early_stop(paths, plan, result.step)
     return result
 
 
@@ -251,7 +211,7 @@ def _close(
 ) -> None:
     try:
         if log is not None and log.opened:  # the trackers' summary, however the run ended
-            log.close(board.run_end(trainer, ended, log.seconds(), paths.run_last))
+            log.close(records.run_end(trainer, ended, log.seconds(), paths.run_last))
     finally:
         if lock is not None:
             lock.release()
@@ -260,7 +220,7 @@ def _close(
 
 def _failure(exc: BaseException, trainer: Trainer | None) -> tuple[str, int, int, str]:
     """status.json's end of a run that raised: interrupted (a second Ctrl-C), else failed."""
-    step, planned = (trainer.step, trainer.total_steps()) if trainer is not None else (0, 0)
+    step, planned = (trainer.step, trainer.schedule.total) if trainer is not None else (0, 0)
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", step, planned, "KeyboardInterrupt"
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

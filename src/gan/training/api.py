@@ -1,4 +1,5 @@
-"""`gan.train(...)`, the Python API's way to train: `gan train`'s flags as keywords."""
+"""`gan.train(...)`, the Python API's way to train: `gan train`'s flags as keywords, merged
+over a `Config` or a TOML file as `gan train` merges its flags over `--config`."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gan.config import FIELDS, Chosen, Config
+from gan.config import FIELDS, Config
 from gan.config.file import read_config_file
+from gan.config.given import ARGUMENT, FILE, differing, merge
 from gan.config.values import shown
 from gan.errors import GanError
-from gan.train.run import TrainResult
-from gan.train.run import train as run
+from gan.training.run import TrainResult
+from gan.training.run import train as run
 
 
 def train(
@@ -34,21 +36,12 @@ def train(
     if not isinstance(resume, str | os.PathLike | None):
         raise GanError(f"resume={shown(resume)} is not auto, auto-or-new or a checkpoint path.")
     if isinstance(config, str | os.PathLike):
-        values = read_config_file(Path(config))
-        sources = dict.fromkeys(values, "config file")
-    else:
-        given = _differing(config) if config is not None else set()
-        values = {key: config.get(key) for key in FIELDS if key in given}
-        sources = dict.fromkeys(values, "argument")
-    keywords = _options(options)
-    values |= keywords
-    sources |= dict.fromkeys(keywords, "argument")
-    return run(Config.from_values(values), None if resume is None else os.fspath(resume),
-               Chosen(sources))  # fmt: skip
-
-
-def _differing(config: Config) -> set[str]:
-    return {key for key, f in FIELDS.items() if config.get(key) != f.default}
+        below, source = read_config_file(Path(config)), FILE
+    else:  # a Config's options, where they differ from the defaults, are arguments too
+        below = {key: config.get(key) for key in differing(config)} if config is not None else {}
+        source = ARGUMENT
+    run_config, chosen = merge(below, _options(options), ARGUMENT, source)
+    return run(run_config, None if resume is None else os.fspath(resume), chosen)
 
 
 def _options(options: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from gan import distributed
 from gan.config import TrainConfig
 from gan.errors import Diverged
 from gan.runs.tracking import Log, NullLog
-from gan.train.step import StepStats
+from gan.training.step import StepStats
 
 Evaluator = Callable[[nn.Module], dict[str, Any]]
 
@@ -23,14 +23,15 @@ class Reporter:
     """Sums the step statistics as device tensors and reports their means every
     `log_every` steps (the loop's only host sync); scores G every `eval_every` steps.
 
-    Its state is the best FID so far; `new_best` says the last evaluation beat it.
+    Its state is the best FID so far; `take_new_best` says whether an evaluation beat it
+    since it was last asked.
     """
 
     def __init__(
         self,
         images_per_step: int,
         log_every: int,
-        tracker: Log | None = None,
+        log: Log | None = None,
         evaluator: Evaluator | None = None,
         eval_every: int | None = None,
         dist: distributed.DistInfo | None = None,
@@ -41,7 +42,7 @@ class Reporter:
             log_every,
             eval_every,
         )
-        self.tracker = tracker or NullLog()
+        self.log = log or NullLog()
         self.evaluator = evaluator  # runs on rank 0 only
         self.dist = dist or distributed.DistInfo()
         self.panel = "prob" if shown == "probability" else "score"  # what D's outputs are
@@ -49,7 +50,7 @@ class Reporter:
         self.last_fid: float | None = None  # of this session's evaluations
         self.new_best = self.evaluated = False
         self.last: dict[str, Any] = {}
-        self.rates: dict[str, float] = {}  # the learning rates in use, set by the trainer
+        self._rates: dict[str, float] = {}  # the latest step's rates (learning, growth)
         self._sums: dict[str, torch.Tensor] = {}
         self._steps, self._start, self._total = 0, time.perf_counter(), 0
 
@@ -58,14 +59,14 @@ class Reporter:
         cls,
         train: TrainConfig,
         images_per_step: int,
-        tracker: Log | None,
+        log: Log | None,
         evaluator: Evaluator | None,
         dist: distributed.DistInfo,
         shown: str,
     ) -> Reporter:
         """`shown`: what D outputs under the run's loss (probability or score)."""
         every = train.eval_every
-        return cls(images_per_step, train.log_every, tracker, evaluator, every, dist, shown)
+        return cls(images_per_step, train.log_every, log, evaluator, every, dist, shown)
 
     def begin(self) -> None:
         """The first window's clock starts with the loop (not at set-up or a warm-up)."""
@@ -77,6 +78,20 @@ class Reporter:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best_fid = state.get("best_fid")
 
+    @property
+    def evaluates(self) -> bool:
+        """This process scores G during training."""
+        return bool(self.eval_every) and self.evaluator is not None and self.dist.is_main
+
+    def score(self, generator: nn.Module) -> dict[str, Any]:
+        """One evaluation of `generator`, recorded nowhere (the time-budget warm-up times it)."""
+        return self.evaluator(generator) if self.evaluates else {}
+
+    def take_new_best(self) -> bool:
+        """Whether an evaluation beat the best FID since the last time this was asked."""
+        best, self.new_best = self.new_best, False
+        return best
+
     def after_step(
         self,
         stats: StepStats,
@@ -84,15 +99,18 @@ class Reporter:
         total: int,
         position: tuple[int, int],
         generator: nn.Module,
+        rates: dict[str, float] | None = None,
     ) -> dict[str, Any] | None:
         """Add one step's statistics; at a logging step, report and return the record.
 
-        `position` is (epoch, images seen); `generator` is what an evaluation scores."""
+        `total` is where the session ends; `position` is (epoch, images seen); `generator`
+        is what an evaluation scores; `rates` are the step's learning rates (and growth
+        stage), which the record shows."""
         for name, value in vars(stats).items():
             if value is not None:
                 self._sums[name] = self._sums[name] + value if name in self._sums else value
         self._steps += 1
-        self._total = total
+        self._total, self._rates = total, rates or {}
         self.evaluated = bool(self.eval_every) and (step % self.eval_every == 0 or step == total)
         if not (step % self.log_every == 0 or step == total or self.evaluated):
             return None
@@ -130,7 +148,7 @@ class Reporter:
             **values,
             "images_per_s": steps * self.images_per_step / max(seconds, 1e-9),
             "seconds_left": max(self._total - step, 0) * seconds / steps,  # at this rate
-            **self.rates,
+            **self._rates,
             **scores,
             "time": time.time(),
         }
@@ -141,11 +159,11 @@ class Reporter:
             tags["augment/p"] = "augment_p"
         tags |= {
             f"growth/{name[5:]}" if name.startswith("grow_") else f"optim/{name}": name
-            for name in self.rates
+            for name in self._rates
         }
         tags |= {f"metrics/{name}": name for name in scores}
-        self.tracker.scalars(step, {tag: record[key] for tag, key in tags.items()})
-        self.tracker.history(record)
+        self.log.scalars(step, {tag: record[key] for tag, key in tags.items()})
+        self.log.history(record)
         self._sums, self._steps, self._start = {}, 0, time.perf_counter()
         self.last = record
         return record

@@ -40,15 +40,16 @@ def from_here(
             asked.append((CHECKPOINT, saved.get(f.key)))
         for where, wanted in asked:
             if wanted != value:
-                ignored[where].append(_as_flags(f, wanted))
+                ignored[where].append(as_flag(f, wanted))
     if changes["track.mlflow_uri"] is not None:
         check_mlflow_uri(changes["track.mlflow_uri"])
     _warn(ignored)
     return changes
 
 
-def _as_flags(f: Field, value: Any) -> str:
-    """The flag that sets `value` (credentials hidden): --download, --mlflow-uri URI."""
+def as_flag(f: Field, value: Any) -> str:
+    """The flag that sets `value` (credentials hidden): --download, --mlflow-uri URI; a
+    value that is unset, as `--flag unset`."""
     if f.kind is bool:
         off = "--" + f.flag[5:] if f.flag.startswith("--no-") else f"--no-{f.flag[2:]}"
         return f.flag if value else off

@@ -15,28 +15,28 @@ from gan.devices import release_cached_memory
 from gan.models.generate import class_rows, generate_all
 from gan.runs.folders import RunPaths
 from gan.runs.tracking import Log, NullLog
-from gan.train.batches import DeviceBatches
-from gan.train.runtime import Runtime
+from gan.training.batches import DeviceBatches
+from gan.training.runtime import Runtime
 
 
 class GridWriter:
-    """Grids of the same latents all through a run (StyleGAN's habit), to TensorBoard and
-    assets/<run>/. Its state is those latents, so a resumed run draws the same grid."""
+    """Grids of the same latents all through a run (StyleGAN's habit), to the trackers and
+    assets/<run>/, at the steps the schedule names. Its state is those latents, so a
+    resumed run draws the same grid."""
 
     def __init__(
         self,
-        every: int,
         seed: int,
         image_shape: tuple[int, ...],
         latent_shape: tuple[int, ...],
         device: torch.device,
         paths: RunPaths | None = None,
-        tracker: Log | None = None,
+        log: Log | None = None,
         is_main: bool = True,
         classes: int = 0,
     ) -> None:
-        self.every, self.seed, self.device = every, seed, device
-        self.paths, self.tracker, self.is_main = paths, tracker or NullLog(), is_main
+        self.seed, self.device = seed, device
+        self.paths, self.log, self.is_main = paths, log or NullLog(), is_main
         gen = torch.Generator().manual_seed(seed + 1)  # its own generator: the run's stay put
         count, self.nrow, self.labels = images.grid_count(image_shape), None, None
         if classes:  # a conditional G: one class per row
@@ -51,12 +51,19 @@ class GridWriter:
         image_shape: tuple[int, ...],
         runtime: Runtime,
         paths: RunPaths | None,
-        tracker: Log | None,
+        log: Log | None,
     ) -> GridWriter:
-        """Grids of the run's G every `train.sample_every` steps (rank 0 writes them)."""
-        classes = getattr(runtime.G, "num_classes", 0)
-        return cls(train.sample_every, train.seed, image_shape, runtime.G.latent_shape,
-                   runtime.device, paths, tracker, runtime.dist.is_main, classes)  # fmt: skip
+        """Grids of the run's G (rank 0 writes them)."""
+        return cls(
+            train.seed,
+            image_shape,
+            runtime.G.latent_shape,
+            runtime.device,
+            paths,
+            log,
+            is_main=runtime.dist.is_main,
+            classes=getattr(runtime.G, "num_classes", 0),
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {"fixed_latents": self.latents.cpu()}
@@ -66,9 +73,6 @@ class GridWriter:
         if not isinstance(latents, torch.Tensor) or latents.shape != self.latents.shape:
             raise ValueError(f"grid latents of shape {tuple(getattr(latents, 'shape', ()))}")
         self.latents = latents.to(self.device)
-
-    def due(self, step: int) -> bool:
-        return step % self.every == 0
 
     def save_reals(self, batches: DeviceBatches) -> None:
         """As many real images as the grid has samples, picked by the run's seed."""
@@ -90,7 +94,7 @@ class GridWriter:
         reals = batches.images[pick.to(batches.images.device)].float() / 127.5 - 1.0
         picture = images.grid(reals, self.nrow)
         save_grid(picture, self.paths.assets / "reals.png")
-        self.tracker.image("reals", picture, 0)
+        self.log.image("reals", picture, 0)
 
     def render(self, generator: nn.Module) -> torch.Tensor:
         """G's images of the grid's fixed latents (and classes)."""
@@ -102,7 +106,7 @@ class GridWriter:
         if not self.is_main:
             return
         picture = images.grid(self.render(generator), self.nrow)
-        self.tracker.image("samples", picture, step)
+        self.log.image("samples", picture, step)
         if self.paths is not None:
             save_grid(picture, self.paths.assets / f"samples-{step:07d}.png")
         release_cached_memory(self.device)

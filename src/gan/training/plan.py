@@ -1,28 +1,46 @@
-"""The plan: a run's config, resolved once, in two phases of pure functions.
+"""The plan: a run's config and its schedule, resolved once, in phases of pure functions.
 
 - **Before the data** (`before_data`): the options given (flags, a `--config` file, a
   library call), merged into the resumed checkpoint's config, or else completed by the
   dataset's own defaults, trackers and data caching from the flags alone (`handed`); then
   the dataset's model, length and image size.
 - **Once the data is loaded** (`after_data`): augmentation for small data, no labels for
-  data without them (new runs only), and the image size the data has.
+  data without them (new runs only), the image size the data has, and the schedule
+  (`gan.training.schedule`): the run's length and all that follows it.
+- **For a --time-budget, once the run is built** (`gan.training.budget.fit`): a warm-up
+  fixes the length, and `budgeted` the schedule.
 
 Each step returns the options it sets; a phase applies them with one `Config.replace` and
-records which step set each (`Plan.sources`, written to run.json). Each check runs once.
-Nothing else changes a `Config`.
+records which step set each (`Plan.sources`, written to run.json; the labels are
+`gan.config.given`'s). Each check runs once. Nothing else changes a `Config`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gan.config import FIELDS, Config
 from gan.config.catalog import DATASETS, MODELS
+from gan.config.given import (
+    ARGUMENT,
+    BUDGET_SET,
+    DATA,
+    DATASET,
+    FILE,
+    FLAG,
+    LABELS,
+    LENGTH,
+    RESUMED,
+    RUN_FOLDER,
+    SMALL_DATA,
+    USER,
+)
 from gan.errors import GanError
-from gan.train import handed
-from gan.train.checks import (
+from gan.training import handed
+from gan.training import schedule as schedules
+from gan.training.checks import (
     check_budget,
     check_growth,
     check_labels,
@@ -33,33 +51,24 @@ from gan.train.checks import (
 
 Changes = dict[str, Any]
 
-# Which step set an option (run.json's "sources").
-FLAG, FILE, ARGUMENT = "flag", "config file", "argument"
-RESUMED, DATASET, SMALL_DATA, LABELS, DATA = (
-    "checkpoint",
-    "dataset default",
-    "small-data rule",
-    "labels rule",
-    "data",
-)
-BUDGET_SET = "time budget"
-# The forms a run's length takes: the user's replaces the dataset's, whichever it is.
-BUDGET = frozenset(
-    {"train.epochs", "train.max_steps", "train.time_budget", "train.planned_steps",
-     "train.time_limit"}
-)  # fmt: skip
+# The dataset's own length, in whichever form, goes when the user gives one: mri's is its
+# epochs stopped by --time-limit.
+DATASET_LENGTH = LENGTH | {"train.time_limit"}
 SMALL_DATA_IMAGES = 2000  # fewer images than this: augmentation by default (ADA's regime)
 SMALL_DATA_AUGMENT = "translation,cutout"
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A resolved config, where each of its options came from, and what was checked."""
+    """A resolved config, where each of its options came from, what was checked, and (once
+    the data is loaded) the schedule."""
 
     config: Config
     sources: dict[str, str] = field(default_factory=dict)
     resumed: bool = False
     checked: tuple[Any, ...] | None = None  # the model fit checked, to check it once
+    schedule: schedules.Schedule | None = None  # once the data is loaded
+    basis: schedules.Basis | None = None  # what the schedule was resolved from
 
     def recorded(self) -> dict[str, str]:
         """The step that set each option that differs from its declared default."""
@@ -84,26 +93,18 @@ class _View:
         return self.changes[key] if key in self.changes else self.base.get(key)
 
 
-def unset_options(config: Config) -> frozenset[str]:
-    """For library callers: the options still at their declared defaults count as unset."""
-    return frozenset(key for key, f in FIELDS.items() if config.get(key) == f.default)
-
-
-def chosen_sources(config: Config, chosen: frozenset[str] | None) -> dict[str, str]:
-    """The options the caller chose (default: those not at their declared defaults)."""
-    if chosen is None:
-        chosen = frozenset(FIELDS) - unset_options(config)
-    return dict.fromkeys(chosen, ARGUMENT)
-
-
 # ---- phase 1: before the data ----------------------------------------------------------------
 
 
-def resumed_options(saved: Config, given: Config, chosen: Mapping[str, str]) -> Changes:
-    """The options the user chose, over the checkpoint's config. Options that define the
-    run (`fixed` in their declaration) must match it; the rest (budget, intervals,
-    learning rates, device, data location) may change. A resumed run goes on unless told
-    where to stop."""
+def resumed_options(
+    saved: Config, given: Config, chosen: Mapping[str, str], step: int = 0
+) -> Changes:
+    """The options the user chose, over the checkpoint's config (resumed at `step`).
+    Options that define the run (`fixed` in their declaration) must match it; the rest
+    (length, intervals, learning rates, device, data location) may change, and a length
+    given in any form replaces the checkpoint's. A resumed run goes on unless told where
+    to stop: a --stop-at of a config file at or before `step` (where that run stopped
+    before) is not one."""
     for key in sorted(chosen):
         f = FIELDS[key]
         old, new = _plain(saved.get(key)), _plain(given.get(key))
@@ -114,8 +115,20 @@ def resumed_options(saved: Config, given: Config, chosen: Mapping[str, str]) -> 
                 "--run-name)."
             )
     changes = {key: given.get(key) for key in chosen}
-    if "train.stop_at" not in chosen:
+    if any(given.get(key) != saved.get(key) for key in LENGTH & set(chosen)):
+        changes |= {key: None for key in LENGTH - set(chosen)}
+    stop_at = changes.get("train.stop_at")
+    if stop_at is not None and chosen["train.stop_at"] == FILE and stop_at <= step:
+        from loguru import logger  # here: gan --help does not load it
+
+        logger.info(
+            "The config file's stop_at {} is where the run stopped before; the resume trains "
+            "on from step {} (give --stop-at to stop it earlier than its plan).",
+            stop_at,
+            step,
+        )
         changes["train.stop_at"] = None
+    changes.setdefault("train.stop_at", None)
     return changes
 
 
@@ -123,8 +136,8 @@ def dataset_defaults(view: Any, chosen: Mapping[str, str]) -> Changes:
     """The dataset's own defaults (catalog `defaults`) for the options the user left unset."""
     spec = DATASETS.get(view.get("data.name"))
     keep = set(chosen)
-    if BUDGET & keep:  # the user's budget replaces the dataset's, whichever form it takes
-        keep |= BUDGET
+    if DATASET_LENGTH & keep:  # the user's length replaces the dataset's, whatever its form
+        keep |= DATASET_LENGTH
     return {key: value for key, value in spec.defaults if key not in keep}
 
 
@@ -146,21 +159,26 @@ def before_data(
     chosen: Mapping[str, str],
     saved: Config | None = None,
     outputs: Changes | None = None,
+    step: int = 0,
+    check: bool = True,
 ) -> Plan:
     """Phase 1, for a validated `given`. `saved`: the config of the checkpoint a run
-    resumes (validated when it was loaded); `outputs`: where it goes on (workdir and run
-    name, never taken from the checkpoint)."""
+    resumes at `step` (validated when it was loaded); `outputs`: where it goes on (workdir
+    and run name, never taken from the checkpoint). `check`: also the checks that build
+    the model (torch); without, only those of the length (a dry run's)."""
     sources = dict(chosen)
     if saved is None:
         base, changes = given, dataset_defaults(given, chosen)
         sources |= dict.fromkeys(changes, DATASET)
     else:
-        base, changes = saved, resumed_options(saved, given, chosen) | (outputs or {})
+        base, changes = saved, resumed_options(saved, given, chosen, step) | (outputs or {})
     changes |= handed.from_here(given, saved, sources, (FLAG, ARGUMENT))  # never a file's
     changes |= _only_new(dataset_resolution(_View(base, changes)), base, changes, sources)
     config = base.replace(changes)
-    checked = _check_before_data(config)
-    return Plan(config, sources, saved is not None, checked)
+    if not check:  # a dry run's: no model is built
+        check_budget(config.train)
+        return Plan(config, sources, saved is not None)
+    return Plan(config, sources, saved is not None, _check_before_data(config))
 
 
 def _only_new(found: Changes, base: Config, changes: Changes, sources: dict[str, str]):
@@ -204,13 +222,19 @@ def labels(view: Any, data: Any, chosen: Mapping[str, str]) -> Changes:
     return {"model.conditional": False}
 
 
-def after_data(plan: Plan, data: Any, state: dict[str, Any] | None = None, path=None) -> Plan:
+def after_data(
+    plan: Plan,
+    data: Any,
+    state: dict[str, Any] | None = None,
+    path: Any = None,
+    world_size: int = 1,
+) -> Plan:
     """Phase 2: the rules that need the loaded data (new runs only), the data's image size,
-    then the checks that need the data. `state`: the resumed checkpoint, whose data must
-    be the same."""
+    the checks that need the data, and the schedule on `world_size` processes. `state`: the
+    resumed checkpoint, whose data must be the same and whose schedule goes on."""
     config, sources, changes = plan.config, dict(plan.sources), {}
     if not plan.resumed:
-        chosen = {k: v for k, v in sources.items() if v in (FLAG, FILE, ARGUMENT)}
+        chosen = {k: v for k, v in sources.items() if v in USER}
         steps: tuple[tuple[Callable[..., Changes], str], ...] = (
             (small_data, SMALL_DATA),
             (labels, LABELS),
@@ -231,23 +255,49 @@ def after_data(plan: Plan, data: Any, state: dict[str, Any] | None = None, path=
     check_labels(config, data)
     if state is not None:
         check_same_data(data, state, path)
-    return Plan(config, sources, plan.resumed, checked)
+    basis = _basis(config, len(data.images), world_size, state, sources)
+    resolved = Plan(config, sources, plan.resumed, checked, basis=basis)
+    return _scheduled(resolved)
+
+
+def _basis(
+    config: Config, images: int, world_size: int, state: dict[str, Any] | None, sources
+) -> schedules.Basis:
+    """What the schedule is resolved from: for a resume, the schedule the checkpoint was
+    on (one from before schedules were recorded: the one its config gives)."""
+    if state is None:
+        return schedules.Basis(images, world_size)
+    step, saved = int(state["step"]), Config.from_dict(state["config"])
+    before = schedules.recorded(state.get("schedule"), saved, schedules.Basis(images, world_size))
+    given = sources.get("optim.ada_ramp") in USER
+    return schedules.Basis(images, world_size, step, before, ramp_given=given)
+
+
+def _scheduled(plan: Plan, fitted: dict[str, Any] | None = None) -> Plan:
+    """The plan with its schedule; a resume on a new length says what the rates do."""
+    schedule = schedules.resolve(plan.config, plan.basis, fitted)
+    note = schedules.continued(schedule, plan.basis.before, plan.basis.step)
+    if note is not None:
+        from loguru import logger  # here: gan --help does not load it
+
+        logger.info(note)
+    return replace(plan, schedule=schedule)
 
 
 def named(plan: Plan, run_name: str) -> Plan:
     """The plan with the name of the folder the run writes into."""
     if plan.config.train.run_name == run_name:
         return plan
-    sources = {**plan.sources, "train.run_name": plan.sources.get("train.run_name", "run folder")}
-    return Plan(plan.config.replace({"train.run_name": run_name}), sources, plan.resumed,
-                plan.checked)  # fmt: skip
+    sources = {**plan.sources, "train.run_name": plan.sources.get("train.run_name", RUN_FOLDER)}
+    return replace(plan, config=plan.config.replace({"train.run_name": run_name}), sources=sources)
 
 
-def budgeted(plan: Plan, steps: int) -> Plan:
-    """The plan with the steps its --time-budget's warm-up fixed."""
+def budgeted(plan: Plan, fitted: dict[str, Any]) -> Plan:
+    """The plan with the steps its --time-budget's warm-up fixed (`fitted`, what it
+    measured and planned)."""
     sources = {**plan.sources, "train.planned_steps": BUDGET_SET}
-    config = plan.config.replace({"train.planned_steps": steps})
-    return Plan(config, sources, plan.resumed, plan.checked)
+    config = plan.config.replace({"train.planned_steps": fitted["planned_steps"]})
+    return _scheduled(replace(plan, config=config, sources=sources), fitted)
 
 
 def stopped_at(config: Config, step: int) -> Config:

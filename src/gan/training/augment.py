@@ -76,7 +76,8 @@ class Augmenter:
 
     ADA's signal r = E[sign(D(x) - threshold)] over the reals D saw since the last update
     (all-reduced across processes) is compared with `target` every `interval` steps; p moves
-    by images-since-update / `ramp_images`, so it can go from 0 to 1 in `ramp_images`.
+    by images-since-update / `ramp_images` (the schedule's), so it can go from 0 to 1 in
+    `ramp_images`.
     """
 
     interval = 4  # steps between adjustments, as in StyleGAN2-ADA
@@ -97,7 +98,6 @@ class Augmenter:
         self.p = torch.tensor(0.0 if self.adaptive else fixed, device=device)
         self.off = not self.adaptive and fixed == 0  # a fixed p of 0: nothing to draw
         self.rng = torch.Generator(device=device).manual_seed(seed + 4)
-        self.ramp_images = 1.0
         self._signs = torch.zeros((), device=device)
         self._seen = 0
 
@@ -122,14 +122,15 @@ class Augmenter:
             self._signs = self._signs + real_signs
             self._seen += count
 
-    def adjust(self, step: int) -> None:
-        """Every `interval` steps: move p towards keeping r at the target."""
+    def adjust(self, step: int, ramp_images: float = 1.0) -> None:
+        """Every `interval` steps: move p towards keeping r at the target, by at most the
+        images seen since over `ramp_images`."""
         if not self.adaptive or step % self.interval or self._seen == 0:
             return
         signs = distributed.total(self._signs, self.dist)
         seen = self._seen * self.dist.world_size
         r = signs / seen
-        self.p = (self.p + torch.sign(r - self.target) * (seen / self.ramp_images)).clamp(0, 1)
+        self.p = (self.p + torch.sign(r - self.target) * (seen / ramp_images)).clamp(0, 1)
         self._signs, self._seen = torch.zeros((), device=self.device), 0
 
     def state_dict(self) -> dict[str, Any]:
@@ -138,12 +139,12 @@ class Augmenter:
             "augment_rng": self.rng.get_state(),
             "ada_signs": self._signs.detach().cpu(),
             "ada_seen": self._seen,
-            "ada_ramp_images": self.ramp_images,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """The generator and, when adapting, p, its signal and its ramp: a resumed run
-        adapts as the run it continues did. A fixed p given now wins over the saved one."""
+        """The generator and, when adapting, p and its signal: a resumed run adapts as the
+        run it continues did (at the ramp its schedule keeps). A fixed p given now wins over
+        the saved one."""
         if state.get("augment_p") is None:  # a checkpoint from before augmentation
             return
         self.rng.set_state(state["augment_rng"])
@@ -151,7 +152,6 @@ class Augmenter:
             self.p = state["augment_p"].to(self.device)
             self._signs = state["ada_signs"].to(self.device)
             self._seen = int(state["ada_seen"])
-            self.ramp_images = float(state.get("ada_ramp_images", self.ramp_images))
 
 
 POLICIES = {name: policy(name) for name in catalog.AUGMENTS}  # (this module is loaded now)

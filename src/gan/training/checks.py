@@ -1,4 +1,4 @@
-"""The checks of a plan (`gan.train.plan`): each says in one sentence what does not fit."""
+"""The checks of a plan (`gan.training.plan`): each says in one sentence what does not fit."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from gan import distributed, speed
 from gan.devices import configure_cuda_allocator, configure_host_allocator, resolve_device
 from gan.errors import SyncBatchNormNeedsCuda
 from gan.speed import Speed
-from gan.train.ema import EMA
+from gan.training.ema import EMA
 
 
 def setup_device(
@@ -60,6 +60,7 @@ class Runtime:
     device: torch.device
     speed: Speed
     dist: distributed.DistInfo
+    lr: tuple[float, float] = (2e-4, 2e-4)  # G's and D's, before the schedule's factor
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return speed.autocast(self.device, self.speed)
@@ -68,6 +69,13 @@ class Runtime:
     def sampling_generator(self) -> nn.Module:
         """The EMA of G when there is one: smoother samples than the raw weights."""
         return self.G_ema.module if self.G_ema is not None else self.G
+
+    def scale_learning_rates(self, factor: float) -> dict[str, float]:
+        """Both optimizers at `factor` of their learning rates; the rates now in use."""
+        for optimizer, lr in ((self.opt_g, self.lr[0]), (self.opt_d, self.lr[1])):
+            for group in optimizer.param_groups:
+                group["lr"] = lr * factor
+        return {"lr_g": self.lr[0] * factor, "lr_d": self.lr[1] * factor}
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +146,7 @@ def build_runtime(
         device=device,
         speed=settings,
         dist=dist,
+        lr=lr,
     )
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 from gan import distributed
-from gan.train.augment import Augmenter
-from gan.train.losses import LOSSES, Loss
+from gan.training.augment import Augmenter
+from gan.training.losses import LOSSES, Loss
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""Building a run before its loop: models, runtime, batch stream, recipe, and the loop's
-components, each made from its section of the config, in this one place."""
+"""Building a run before its loop: models, runtime, batch stream, recipe, draws, and the
+loop's components, each made from its section of the config, in this one place."""
 
 from __future__ import annotations
 
@@ -16,61 +16,91 @@ from gan.models import build_models
 from gan.models.growth import levels
 from gan.runs.folders import RunPaths
 from gan.runs.tracking import Log
-from gan.train.batches import DeviceBatches
-from gan.train.checkpointer import Checkpointer
-from gan.train.grids import GridWriter
-from gan.train.loop import Trainer
-from gan.train.recipe import Recipe, build_recipe
-from gan.train.reporter import Reporter
-from gan.train.runtime import Runtime, build_runtime
+from gan.training.batches import DeviceBatches
+from gan.training.checkpointer import Checkpointer
+from gan.training.draws import Draws
+from gan.training.grids import GridWriter
+from gan.training.loop import Trainer
+from gan.training.parts import Parts, RandomStates
+from gan.training.plan import Plan
+from gan.training.recipe import Recipe, build_recipe
+from gan.training.reporter import Reporter
+from gan.training.runtime import Runtime, build_runtime
+from gan.training.schedule import Basis, Schedule, images_per_step, resolve
 
 
-def images_per_step(config: Config, world_size: int, n_critic: int) -> int:
-    """Images drawn from the data per step: micro-batch x K x processes x D steps."""
-    o = config.optim
-    return o.batch_size * o.accumulation_steps * world_size * n_critic
-
-
-def assemble(
+def make_parts(
     config: Config,
     runtime: Runtime,
     batches: DeviceBatches,
     recipe: Recipe | None = None,
     *,
     paths: RunPaths | None = None,
-    tracker: Log | None = None,
-    header: dict[str, Any] | None = None,
+    log: Log | None = None,
     evaluator: Any = None,
     **given: Any,
-) -> Trainer:
-    """The trainer with its components (`checkpointer`, `reporter`, `grids`), each made
-    from its config section unless `given` ready; only rank 0's write files."""
-    t, rt = config.train, runtime
+) -> Parts:
+    """The run's parts around its runtime and batches, each made from its config section
+    unless `given` ready (`reporter`, `grids`); only rank 0's write files."""
+    t, m, rt = config.train, config.model, runtime
     recipe = recipe or build_recipe(device=rt.device, seed=t.seed, dist=rt.dist)
-    per_step = images_per_step(config, rt.dist.world_size, recipe.n_critic)
-    parts = {
-        "checkpointer": lambda: Checkpointer.from_config(t, paths, header or {}, rt.device),
+    per_step = images_per_step(config, rt.dist.world_size)
+    ema = rt.G_ema.module if rt.G_ema is not None else None
+    draws = Draws(
+        batches,
+        rt.G.latent_shape,
+        config.optim.accumulation_steps,
+        t.seed,
+        rt.dist,
+        growing=[rt.G, ema, rt.D] if m.grow else None,
+        levels=levels(m.grow_from) if m.grow else 0,
+    )
+    made = {
         "reporter": lambda: Reporter.from_config(
-            t, per_step, tracker, evaluator, rt.dist, recipe.loss.shown
+            t, per_step, log, evaluator, rt.dist, recipe.loss.shown
         ),
-        "grids": lambda: GridWriter.from_config(
-            t, tuple(batches.images.shape[1:]), rt, paths, tracker
-        ),
+        "grids": lambda: GridWriter.from_config(t, tuple(batches.images.shape[1:]), rt, paths, log),
     }
-    made = {name: given.get(name) or make() for name, make in parts.items()}
-    return Trainer(config, runtime, batches, recipe=recipe, images_per_step=per_step, **made)
+    parts = {name: given.get(name) or make() for name, make in made.items()}
+    return Parts(rt, recipe, draws, loop=RandomStates(rt.device, rt.dist), **parts)
 
 
-def build_trainer(
+def assemble(
+    parts: Parts,
     config: Config,
+    schedule: Schedule,
+    step: int = 0,
+    *,
+    paths: RunPaths | None = None,
+    header: dict[str, Any] | None = None,
+) -> Trainer:
+    """The loop over `parts` to `schedule`, from `step`, its checkpointer writing `header`
+    (the model's and the dataset's descriptions) and the config into every checkpoint."""
+    header = {**(header or {}), "config": config.to_dict()}
+    keep, device = config.train.keep_checkpoints, parts.runtime.device
+    checkpointer = Checkpointer(parts, schedule, keep, paths, header, device)
+    return Trainer(parts, schedule, checkpointer, step)
+
+
+def trainer_of(config: Config, runtime: Runtime, batches: DeviceBatches, **more: Any) -> Trainer:
+    """A run's loop from a ready runtime and batch stream, its schedule that of `config`
+    (`gan bench` and tests): `more` as `make_parts` takes it."""
+    basis = Basis(batches.num_images, runtime.dist.world_size)
+    return assemble(make_parts(config, runtime, batches, **more), config, resolve(config, basis))
+
+
+def build_parts(
+    plan: Plan,
     data: ImageData,
     device: torch.device,
     paths: RunPaths | None,
-    tracker: Log | None,
+    log: Log | None,
     info: distributed.DistInfo,
     settings: speed.Speed,
-) -> Trainer:
-    """The runtime, the batch stream and the components of this run's loop."""
+) -> tuple[Parts, dict[str, Any]]:
+    """The runtime, the batch stream and the parts of this run's loop, for the plan's
+    config; and what every checkpoint says of the model and the data."""
+    config, schedule = plan.config, plan.schedule
     _log_setup(data, device, paths, info, settings)
     runtime, sizes = _runtime(config, data, device, info, settings)
     o, t = config.optim, config.train
@@ -84,21 +114,18 @@ def build_trainer(
     recipe = _recipe(config, device, info)
     header = {"model": _model_record(config, data), "dataset": data.summary()}
     evaluator = _evaluator(config, data, device, info)
-    trainer = assemble(
-        config, runtime, batches, recipe, paths=paths, tracker=tracker, header=header,
-        evaluator=evaluator,
-    )  # fmt: skip
+    parts = make_parts(config, runtime, batches, recipe, paths=paths, log=log, evaluator=evaluator)
     logger.info(
         "Model {}: G {:,} parameters, D {:,}; {} of {} images (batch {} x {} x {} proc)",
         config.model.name,
         *sizes,
-        f"{trainer.total_steps()} steps" if trainer.planned else "steps to fill the budget",
-        trainer.images_per_step,
+        "steps to fill the budget" if schedule.open else f"{schedule.total} steps",
+        schedule.images_per_step,
         o.batch_size,
         o.accumulation_steps,
         info.world_size,
     )
-    return trainer
+    return parts, header
 
 
 def _log_setup(data, device, paths, info, settings) -> None:

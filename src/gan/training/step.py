@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gan.train.losses import gradient_penalty, r1_penalty
-from gan.train.recipe import Recipe
-from gan.train.runtime import Runtime
+from gan.training.losses import gradient_penalty, r1_penalty
+from gan.training.recipe import Recipe
+from gan.training.runtime import Runtime
 
 # K real micro-batches, K latents, and K label batches (None entries: unconditional)
 Micro = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor | None]]
@@ -152,11 +152,18 @@ def g_backward(
     return total
 
 
-def train_step(rt: Runtime, recipe: Recipe, draw: Callable[[], Micro], step: int) -> StepStats:
+def train_step(
+    rt: Runtime,
+    recipe: Recipe,
+    draw: Callable[[], Micro],
+    step: int,
+    ramp_images: float = 1.0,
+) -> StepStats:
     """n_critic D steps, then one G step, over K micro-batches each; then the EMA and ADA.
 
     `draw()` gives the next K real micro-batches, latents and labels; `step` counts the
-    steps taken before this one (lazy R1 runs where it is a multiple of r1_every)."""
+    steps taken before this one (lazy R1 runs where it is a multiple of r1_every);
+    `ramp_images`: ADA's ramp, from the schedule."""
     for critic in range(recipe.n_critic):
         reals, latents, labels = draw()
         rt.opt_d.zero_grad(set_to_none=True)
@@ -174,6 +181,6 @@ def train_step(rt: Runtime, recipe: Recipe, draw: Callable[[], Micro], step: int
     # The moving average of G used for grids and samples, and the augmentation strength.
     if rt.G_ema is not None:
         rt.G_ema.update_parameters(rt.G)
-    recipe.augment.adjust(step + 1)
+    recipe.augment.adjust(step + 1, ramp_images)
     p = recipe.augment.p if recipe.augment.policy else None
     return StepStats(d_loss, g_loss, d_real, d_fake, p)

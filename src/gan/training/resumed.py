@@ -1,0 +1,68 @@
+"""The checkpoint a run goes on from, and the plan's first phase with it.
+
+Where a resumed run writes (workdir, run name) never comes from inside the checkpoint:
+the command line's, else the run whose folder holds it (`gan.runs.resume`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from gan import distributed
+from gan.config import Config
+from gan.errors import GanError
+from gan.runs.resume import Found, find_resume, resume_target
+from gan.training import plan as plans
+
+
+@dataclass
+class Resumed:
+    """The checkpoint a run goes on from (None for a new run)."""
+
+    state: dict[str, Any] | None = None
+    path: Path | None = None
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"]) if self.state is not None else 0
+
+    def check_world_size(self, info: distributed.DistInfo) -> None:
+        """A resumed run has the processes it was trained by."""
+        if self.state is None:
+            return
+        trained = int(self.state["loop"].get("world_size", 1))
+        if trained != info.world_size:
+            raise GanError(
+                f"{self.path} was trained by {trained} process(es) and this run has "
+                f"{info.world_size}; resume with the same number (the data order and the "
+                "global batch depend on it)."
+            )
+
+
+def plan_before_data(
+    config: Config, resume: str | None, chosen: dict[str, str], check: bool = True
+) -> tuple[plans.Plan, Resumed]:
+    """Phase 1 of the plan (`plans.before_data`, `check` as it takes it), with the
+    checkpoint to resume from, if any."""
+    found = _find(config, resume) if resume is not None else None
+    if found is None:
+        return plans.before_data(config, chosen, check=check), Resumed()
+    t = config.train
+    workdir = t.workdir if "train.workdir" in chosen else None
+    target = resume_target(found, workdir, t.run_name if "train.run_name" in chosen else None)
+    outputs = {"train.workdir": str(target.workdir), "train.run_name": target.name}
+    saved, resumed = Config.from_dict(found.state["config"]), Resumed(found.state, found.path)
+    plan = plans.before_data(config, chosen, saved, outputs, resumed.step, check=check)
+    return plan, resumed
+
+
+def _find(config: Config, resume: str) -> Found | None:
+    t = config.train
+    found = find_resume(Path(t.workdir).expanduser(), t.run_name, resume)
+    if found is None:  # only --resume auto-or-new gets here: auto raises
+        logger.info("No checkpoint to resume from; starting a new run.")
+    return found
