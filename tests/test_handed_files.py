@@ -135,6 +135,26 @@ def test_a_config_file_chooses_no_tracker_server_cache_or_download(tmp_path, lis
     assert not planted.exists() and not (tmp_path / "mlruns").exists()
 
 
+def test_a_config_file_chooses_no_workdir(tmp_path):
+    """A config.toml records the workdir it ran in, and its header says to replay it with
+    `gan train --config FILE --run-name NEW`: the run goes into the current folder (or
+    --workdir), never into the file's, whose last.pt it would replace."""
+    theirs, mine = tmp_path / "theirs", tmp_path / "mine"
+    mine.mkdir()
+    done = run_cli("train", *TINY, "--max-steps", "1", "--tracker", "none", "--run-name", "a",
+                   "--workdir", theirs, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    last = (theirs / "checkpoints" / "last.pt").read_bytes()
+    replay = run_cli("train", "--config", theirs / "logs" / "a" / "config.toml", "--run-name",
+                     "new", cwd=mine)  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    line = _ignored_line(replay.stderr)
+    assert f"--workdir {theirs}" in line and "from the config file" in line
+    assert (mine / "checkpoints" / "new" / "last.pt").is_file()
+    assert not (theirs / "checkpoints" / "new").exists()
+    assert (theirs / "checkpoints" / "last.pt").read_bytes() == last
+
+
 # ---- point 5: MLflow URIs --------------------------------------------------------------------
 
 

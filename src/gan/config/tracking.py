@@ -89,12 +89,14 @@ class TrackConfig:
 
 def local_fields() -> list[Field]:
     """The options only the command line and the environment set, never a handed file (a
-    checkpoint resumed, a `--config` file): where the run is tracked (the whole `[track]`
-    section) and where its data is cached and how it is fetched (S3 settings, --download)."""
+    checkpoint resumed, a `--config` file): where the run writes (--workdir: the current
+    folder unless given), where it is tracked (the whole `[track]` section) and where its
+    data is cached and how it is fetched (S3 settings, --download)."""
     from gan.config import FIELDS
     from gan.config.sections import S3
 
-    return [f for f in FIELDS.values() if f.opt.panel in (TRACK, S3) or f.key == "data.download"]
+    keys = ("data.download", "train.workdir")
+    return [f for f in FIELDS.values() if f.opt.panel in (TRACK, S3) or f.key in keys]
 
 
 # A URI's user information: everything between :// and its LAST '@' (a password may hold

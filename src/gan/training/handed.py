@@ -1,10 +1,10 @@
 """Handed files choose nothing silently: a step of the plan.
 
 A checkpoint that is resumed and a `--config` file are files a user may have been handed.
-Where the run is tracked and how its data is cached and fetched
-(`gan.config.tracking.local_fields`: the `[track]` section, the S3 settings, --download)
-come from the command line and the environment only; what such a file asks for instead is
-ignored, in one warning that names the flags that would keep it.
+Where the run writes, where it is tracked and how its data is cached and fetched
+(`gan.config.tracking.local_fields`: --workdir, the `[track]` section, the S3 settings,
+--download) come from the command line and the environment only; what such a file asks
+for instead is ignored, in one warning that names the flags that would keep it.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def _warn(ignored: dict[str, list[str]]) -> None:
     from loguru import logger  # here: gan --help does not load it
 
     logger.warning(
-        "Ignored {}: where a run is tracked and how its data is cached and fetched come only "
-        "from the command line and the environment, never from a file (give those flags to "
-        "keep them).",
+        "Ignored {}: where a run writes, where it is tracked and how its data is cached and "
+        "fetched come only from the command line and the environment, never from a file "
+        "(give those flags to keep them).",
         " and ".join(parts),
     )
