@@ -187,13 +187,13 @@ def test_a_new_budget_on_resume_plans_the_steps_that_fit_from_there(budgeted):
     import gan
 
     with _logged() as said:
-        more = gan.train(resume=str(result.checkpoint), run_name="again", workdir=str(tmp_path),
-                         time_budget="3s")  # fmt: skip
+        where = {"run_name": "again", "workdir": str(tmp_path)}
+        more = gan.train(resume=str(result.checkpoint), time_budget="5s", **where)
     state = load_checkpoint(more.checkpoint)
     fitted = state["schedule"]["fitted"]
-    assert more.step == fitted["planned_steps"] > result.step and fitted["budget_s"] == 3.0
+    assert more.step == fitted["planned_steps"] > result.step and fitted["budget_s"] == 5.0
     assert state["config"]["train"]["planned_steps"] == more.step
-    assert "Measuring the step rate for --time-budget 3s" in said()
+    assert "Measuring the step rate for --time-budget 5s" in said()
     log = (tmp_path / "logs" / "again" / "train.log").read_text()
     assert f"so the run is planned at {more.step:,} steps" in log
 

@@ -17,7 +17,7 @@ from gan.config.file import config_toml, read_config_file
 from gan.config.options import option, section_fields
 from gan.config.values import parse_image_size
 from gan.errors import GanError
-from gan.training.plan import resolve
+from gan.training.rules import resolve
 from tests.conftest import MNIST_1K, run_cli
 
 TINY = ["--data", str(MNIST_1K), "--model", "mlp", "--batch-size", "8", "--device", "cpu"]
@@ -341,7 +341,7 @@ def test_resume_refuses_a_config_file_that_changes_the_run(tmp_path):
 
 @pytest.mark.parametrize("name", list(catalog.DATASETS))
 def test_every_dataset_default_is_a_valid_option_that_resolves(name):
-    from gan.training.plan import apply_dataset_defaults
+    from gan.training.rules import apply_dataset_defaults
 
     spec = catalog.DATASETS.get(name)
     for key, value in spec.defaults:
@@ -354,7 +354,7 @@ def test_every_dataset_default_is_a_valid_option_that_resolves(name):
 
 
 def test_mri_trains_fastgan_with_hinge_and_spectral_norm_by_default():
-    from gan.training.plan import apply_dataset_defaults
+    from gan.training.rules import apply_dataset_defaults
 
     config = resolve(apply_dataset_defaults(Config(data=DataConfig(name="mri")), frozenset()))
     assert (config.model.name, config.optim.loss, config.model.spectral_norm) == (

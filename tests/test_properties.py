@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from gan.cli import app
 from gan.config import FIELDS
-from gan.training import plan
+from gan.training import rules
 from gan.training import run as training
 
 runner = CliRunner()
@@ -123,7 +123,7 @@ def test_config_files_never_crash(table, monkeypatch, tmp_path):
 
 
 def _resolve_only(config):
-    plan.resolve(config)
+    rules.resolve(config)
     from gan.runs.folders import RunPaths
 
     return training.TrainResult("x", RunPaths(Path("."), "x"), 0, 0.0, False)

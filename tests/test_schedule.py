@@ -8,7 +8,7 @@ import pytest
 from gan.config import Config
 from gan.config.given import ARGUMENT, FILE, FLAG, merge, over
 from gan.training import schedule as schedules
-from gan.training.plan import resumed_options
+from gan.training.rules import resumed_options
 
 GROW = {"model.name": "fastgan", "model.grow": True, "data.image_size": (64, 64)}
 
@@ -109,3 +109,25 @@ def test_a_longer_plan_on_resume_replaces_the_checkpoints_budget():
     changes = resumed_options(saved, given, {"train.max_steps": ARGUMENT}, step=900)
     assert changes["train.max_steps"] == 2000
     assert changes["train.time_budget"] is None and changes["train.planned_steps"] is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"total": "40"},
+        {"grid_every": 0},
+        {"lr_decay": float("nan")},
+        {"ada_ramp_images": 0.5},
+        {"growth": {"levels": 9, "share": 0.5, "fade": 0.5, "planned": 24}},
+        {"fitted": {"step_s": 0.0}},
+        {"unknown": 1},
+    ],
+)
+def test_a_checkpoints_schedule_that_gan_never_writes_is_one_sentence(bad):
+    from gan.errors import GanError
+
+    good = _schedule(**GROW, **{"train.max_steps": 24}).to_dict()
+    saved = Config.from_values({"train.max_steps": 24})
+    with pytest.raises(GanError, match="schedule is not one gan writes"):
+        schedules.recorded({**good, **bad}, saved, schedules.Basis(1000))
+    assert schedules.recorded(good, saved, schedules.Basis(1000)).growth.planned == 24

@@ -157,8 +157,8 @@ def tensor_problem(t: torch.Tensor) -> str | None:
     if not t.numel():
         return None  # nothing to read: any strides will do
     expected = 1
-    for stride, size in sorted((st, sz) for sz, st in zip(t.shape, t.stride(), strict=True)
-                               if sz != 1):  # fmt: skip
+    strided = sorted((st, sz) for sz, st in zip(t.shape, t.stride(), strict=True) if sz != 1)
+    for stride, size in strided:
         if stride != expected:
             shape, strides = "x".join(map(str, t.shape)), ", ".join(map(str, t.stride()))
             return f"it holds a {shape} tensor with strides {strides}, which is not dense"

@@ -152,6 +152,11 @@ def evaluate(
         device=device,
         report=False,  # written below, to print where
     )
+    _print_scores(result, write_report(Path(checkpoint), result))
+
+
+def _print_scores(result: dict, report: Path | None) -> None:
+    """The scores a line each, what they were measured on, the report, then all as JSON."""
     for key, value in result.items():
         if key in ("fid", "kid", "kid_std", "precision", "recall") or key.startswith("nn_"):
             typer.echo(f"{key:>10}  {value:.6g}")
@@ -159,7 +164,6 @@ def evaluate(
         f"{'features':>10}  {result['features']} ({result['num_samples']} generated, "
         f"{result['num_real']} real)"
     )
-    report = write_report(Path(checkpoint), result)
     if report is not None:
         typer.echo(f"{'report':>10}  {report}")
     typer.echo(json.dumps(result))

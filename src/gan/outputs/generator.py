@@ -43,8 +43,8 @@ def generator_from_checkpoint(
     stored = {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}
     if stored != expected or len(stored) != len(weights):
         raise mismatch
-    check_memory(path, model["name"], parameter_bytes(model["name"], shape, model["latent_dim"],
-                                                      classes, grow))  # fmt: skip
+    needs = parameter_bytes(model["name"], shape, model["latent_dim"], classes, grow)
+    check_memory(path, model["name"], needs)
     generator, _ = build_models(model["name"], shape, model["latent_dim"], classes, grow)
     try:
         generator.load_state_dict(weights)
@@ -138,14 +138,16 @@ class Generator:
             raise GanError(f"truncation={truncation} must be at least {MIN_TRUNCATION}.")
         labels = None
         if label is not None:
-            index = label if isinstance(label, int) else resolve_label(
-                str(label), self.classes, Path(str(self.run)))  # fmt: skip
+            where = Path(str(self.run))
+            index = (
+                label if isinstance(label, int) else resolve_label(str(label), self.classes, where)
+            )
             if not 0 <= index < max(len(self.classes), 1) or not self.classes:
                 raise GanError(f"label={label!r} is not a class of this generator.")
             labels = torch.full((n,), index)
         seed = int(torch.randint(0, 2**31, ())) if seed is None else seed
-        images = generate_all(self.module, n, seed=seed, labels=labels, batch_size=256,
-                              device=self.device, truncation=truncation)  # fmt: skip
+        options = {"device": self.device, "truncation": truncation, "batch_size": 256}
+        images = generate_all(self.module, n, seed=seed, labels=labels, **options)
         unit = images.add(1).div(2).clamp(0, 1)
         if tensor:
             return unit

@@ -15,8 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from loguru import logger
 
@@ -25,6 +24,7 @@ from gan.config import TrainConfig
 from gan.config.values import auto_interval, seconds_text
 from gan.errors import GanError
 from gan.training import plan as plans
+from gan.training.schedule import Measured
 
 # First steps, not timed: allocation, compilation, caches and oneDNN's kernels warming
 # (a convolutional model's first second of steps ran slower than the rest).
@@ -47,31 +47,6 @@ class Rehearsal(Protocol):
     def synchronize(self) -> None: ...
 
     def output_seconds(self) -> tuple[float, float, float]: ...
-
-
-@dataclass(frozen=True)
-class Measured:
-    """What the warm-up found and what it planned (run.json's "time_budget")."""
-
-    budget_s: float
-    warmup_s: float  # from the first timed step to the trainer put back
-    timed_steps: int
-    step_s: float
-    checkpoint_s: float
-    grid_s: float
-    evaluation_s: float
-    planned_steps: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def summary(self) -> str:
-        return (
-            f"Time budget {seconds_text(self.budget_s)}: {1 / self.step_s:.1f} steps/s over "
-            f"{self.timed_steps} timed steps of a {self.warmup_s:.1f} s warm-up, so the run "
-            f"is planned at {self.planned_steps:,} steps, which the learning-rate decay, "
-            "ADA's ramp and the grids follow."
-        )
 
 
 def fit(plan: plans.Plan, rehearsal: Rehearsal, dist: distributed.DistInfo) -> plans.Plan:

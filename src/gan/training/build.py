@@ -143,8 +143,8 @@ def _runtime(config: Config, data: ImageData, device, info, settings) -> tuple[R
     m, o, t = config.model, config.optim, config.train
     classes = len(data.classes) if m.conditional else 0
     grow = levels(m.grow_from) if m.grow else 0
-    generator, discriminator = build_models(m.name, tuple(data.images.shape[1:]), m.latent_dim,
-                                            classes, grow)  # fmt: skip
+    shape = tuple(data.images.shape[1:])
+    generator, discriminator = build_models(m.name, shape, m.latent_dim, classes, grow)
     if classes:  # unlabelled samples follow the data's class frequencies
         counts = torch.tensor(list(data.class_counts().values()), dtype=torch.float32)
         generator.class_weights.copy_(counts)

@@ -1,4 +1,6 @@
-"""The checks of a plan (`gan.training.plan`): each says in one sentence what does not fit."""
+"""The checks of a plan (`gan.training.plan`): each says in one sentence what does not fit.
+`check_before_data` makes those that need no data (a long download saved), `check_fits`
+those of the model at an image size, once per model and size."""
 
 from __future__ import annotations
 
@@ -27,8 +29,8 @@ def check_budget(train: TrainConfig) -> None:
                 "use --max-steps for a run of that many steps."
             )
         return
-    given = [flag for flag, value in (("--epochs", train.epochs),
-             ("--max-steps", train.max_steps)) if value is not None]  # fmt: skip
+    lengths = (("--epochs", train.epochs), ("--max-steps", train.max_steps))
+    given = [flag for flag, value in lengths if value is not None]
     if given:
         raise GanError(
             f"--time-budget plans the run's length itself, so it cannot be combined with "
@@ -210,3 +212,33 @@ def check_same_data(data: Any, state: dict[str, Any], path: Path | None) -> None
             f"The data has the classes {', '.join(data.classes)} but {path} was trained on "
             f"{', '.join(classes)}; resume with the same data or start a new run."
         )
+
+
+def check_before_data(config: Config) -> tuple[Any, ...] | None:
+    """What can be checked before any data is loaded (a long download saved)."""
+    check_budget(config.train)
+    check_growth(config)
+    spec = DATASETS.get(config.data.name)
+    if config.model.conditional and spec.labels is None:
+        raise GanError(
+            f"Dataset {config.data.name!r} has no labels, so --conditional cannot be used; "
+            "leave it out, or use a dataset with labels (mnist, bps, or a folder with one "
+            "subfolder per class)."
+        )
+    if config.data.image_size is None:
+        return None
+    channels = spec.channels or 1  # the channel count does not change which sizes fit
+    return check_fits(config, (channels, *config.data.image_size), None)
+
+
+def check_fits(config: Config, image_shape: tuple[int, ...], done: tuple | None) -> tuple:
+    """The model makes this size, and the penalties suit it; once per model and size."""
+    from gan.models import check_model_fits
+
+    m, o = config.model, config.optim
+    key = (m.name, tuple(image_shape[1:]), m.latent_dim, o.loss, o.r1_gamma)
+    if key != done:
+        check_limits(config, image_shape)  # before check_model_fits gives the model memory
+        check_model_fits(m.name, image_shape, m.latent_dim)
+        check_penalties(config, image_shape)
+    return key

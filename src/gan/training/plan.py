@@ -22,40 +22,37 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gan.config import FIELDS, Config
-from gan.config.catalog import DATASETS, MODELS
 from gan.config.given import (
     ARGUMENT,
     BUDGET_SET,
     DATA,
     DATASET,
-    FILE,
     FLAG,
     LABELS,
-    LENGTH,
     RESUMED,
     RUN_FOLDER,
     SMALL_DATA,
     USER,
 )
-from gan.errors import GanError
 from gan.training import handed
 from gan.training import schedule as schedules
 from gan.training.checks import (
+    check_before_data,
     check_budget,
-    check_growth,
+    check_fits,
     check_labels,
     check_limits,
-    check_penalties,
     check_same_data,
 )
-
-Changes = dict[str, Any]
-
-# The dataset's own length, in whichever form, goes when the user gives one: mri's is its
-# epochs stopped by --time-limit.
-DATASET_LENGTH = LENGTH | {"train.time_limit"}
-SMALL_DATA_IMAGES = 2000  # fewer images than this: augmentation by default (ADA's regime)
-SMALL_DATA_AUGMENT = "translation,cutout"
+from gan.training.rules import (
+    Changes,
+    dataset_defaults,
+    dataset_resolution,
+    labels,
+    plain,
+    resumed_options,
+    small_data,
+)
 
 
 @dataclass(frozen=True)
@@ -75,12 +72,8 @@ class Plan:
         return {
             key: self.sources.get(key, RESUMED if self.resumed else "default")
             for key, f in FIELDS.items()
-            if _plain(self.config.get(key)) != _plain(f.default)
+            if plain(self.config.get(key)) != plain(f.default)
         }
-
-
-def _plain(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
 
 
 class _View:
@@ -94,64 +87,6 @@ class _View:
 
 
 # ---- phase 1: before the data ----------------------------------------------------------------
-
-
-def resumed_options(
-    saved: Config, given: Config, chosen: Mapping[str, str], step: int = 0
-) -> Changes:
-    """The options the user chose, over the checkpoint's config (resumed at `step`).
-    Options that define the run (`fixed` in their declaration) must match it; the rest
-    (length, intervals, learning rates, device, data location) may change, and a length
-    given in any form replaces the checkpoint's. A resumed run goes on unless told where
-    to stop: a --stop-at of a config file at or before `step` (where that run stopped
-    before) is not one."""
-    for key in sorted(chosen):
-        f = FIELDS[key]
-        old, new = _plain(saved.get(key)), _plain(given.get(key))
-        if f.opt.fixed and new != old:
-            raise GanError(
-                f"{f.flag} {_show(f, new)} differs from the checkpoint's {_show(f, old)}; a "
-                f"resumed run must keep it (drop {f.flag}, or start a new run with another "
-                "--run-name)."
-            )
-    changes = {key: given.get(key) for key in chosen}
-    if any(given.get(key) != saved.get(key) for key in LENGTH & set(chosen)):
-        changes |= {key: None for key in LENGTH - set(chosen)}
-    stop_at = changes.get("train.stop_at")
-    if stop_at is not None and chosen["train.stop_at"] == FILE and stop_at <= step:
-        from loguru import logger  # here: gan --help does not load it
-
-        logger.info(
-            "The config file's stop_at {} is where the run stopped before; the resume trains "
-            "on from step {} (give --stop-at to stop it earlier than its plan).",
-            stop_at,
-            step,
-        )
-        changes["train.stop_at"] = None
-    changes.setdefault("train.stop_at", None)
-    return changes
-
-
-def dataset_defaults(view: Any, chosen: Mapping[str, str]) -> Changes:
-    """The dataset's own defaults (catalog `defaults`) for the options the user left unset."""
-    spec = DATASETS.get(view.get("data.name"))
-    keep = set(chosen)
-    if DATASET_LENGTH & keep:  # the user's length replaces the dataset's, whatever its form
-        keep |= DATASET_LENGTH
-    return {key: value for key, value in spec.defaults if key not in keep}
-
-
-def dataset_resolution(view: Any) -> Changes:
-    """The dataset's model, length (epochs, when no budget is given) and image size."""
-    spec = DATASETS.get(view.get("data.name"))
-    model = view.get("model.name") or spec.default_model
-    MODELS.get(model)  # unknown names fail here with the list of valid ones
-    epochs = view.get("train.epochs")
-    unplanned = view.get("train.max_steps") is None and view.get("train.time_budget") is None
-    if epochs is None and unplanned:
-        epochs = spec.default_epochs
-    size = view.get("data.image_size") or spec.default_image_size
-    return {"model.name": model, "train.epochs": epochs, "data.image_size": size}
 
 
 def before_data(
@@ -178,7 +113,7 @@ def before_data(
     if not check:  # a dry run's: no model is built
         check_budget(config.train)
         return Plan(config, sources, saved is not None)
-    return Plan(config, sources, saved is not None, _check_before_data(config))
+    return Plan(config, sources, saved is not None, check_before_data(config))
 
 
 def _only_new(found: Changes, base: Config, changes: Changes, sources: dict[str, str]):
@@ -189,37 +124,6 @@ def _only_new(found: Changes, base: Config, changes: Changes, sources: dict[str,
 
 
 # ---- phase 2: once the data is loaded --------------------------------------------------------
-
-
-def small_data(view: Any, data: Any, chosen: Mapping[str, str]) -> Changes:
-    """Adaptive augmentation for a new run on few images, unless the user chose otherwise:
-    p starts at 0 and rises only when D starts to tell the reals apart by heart."""
-    if len(data.images) >= SMALL_DATA_IMAGES or {"optim.augment", "optim.augment_p"} & set(chosen):
-        return {}
-    if view.get("optim.augment") != "none":  # the dataset's own defaults already augment
-        return {}
-    from loguru import logger  # here: gan --help does not load it
-
-    logger.info(
-        "{} images (< {}): adaptive augmentation {} (--augment none to turn it off).",
-        len(data.images),
-        SMALL_DATA_IMAGES,
-        SMALL_DATA_AUGMENT,
-    )
-    return {"optim.augment": SMALL_DATA_AUGMENT, "optim.augment_p": "auto"}
-
-
-def labels(view: Any, data: Any, chosen: Mapping[str, str]) -> Changes:
-    """A dataset whose default is --conditional (mnist) trains without labels when this
-    copy of it has none, unless the user asked for --conditional."""
-    if not view.get("model.conditional") or "model.conditional" in chosen:
-        return {}
-    if data.labels is not None:
-        return {}
-    from loguru import logger  # here: gan --help does not load it
-
-    logger.info("{} has no labels: training without --conditional.", data.source)
-    return {"model.conditional": False}
 
 
 def after_data(
@@ -249,7 +153,7 @@ def after_data(
         sources["data.image_size"] = DATA
     config = config.replace(changes)
     image_shape = tuple(data.images.shape[1:])
-    checked = _check_fits(config, image_shape, plan.checked)
+    checked = check_fits(config, image_shape, plan.checked)
     classes = len(data.classes) if config.model.conditional else 0
     check_limits(config, image_shape, len(data.images), classes)  # with the data, this time
     check_labels(config, data)
@@ -304,59 +208,3 @@ def stopped_at(config: Config, step: int) -> Config:
     """A run stopped by its time limit or a signal, as config.toml records it: trained to
     this step, with the same planned length (schedules that follow it, ADA's ramp, match)."""
     return config.replace({"train.stop_at": step, "train.time_limit": None})
-
-
-# ---- checks ----------------------------------------------------------------------------------
-
-
-def _check_before_data(config: Config) -> tuple[Any, ...] | None:
-    """What can be checked before any data is loaded (a long download saved)."""
-    check_budget(config.train)
-    check_growth(config)
-    spec = DATASETS.get(config.data.name)
-    if config.model.conditional and spec.labels is None:
-        raise GanError(
-            f"Dataset {config.data.name!r} has no labels, so --conditional cannot be used; "
-            "leave it out, or use a dataset with labels (mnist, bps, or a folder with one "
-            "subfolder per class)."
-        )
-    if config.data.image_size is None:
-        return None
-    channels = spec.channels or 1  # the channel count does not change which sizes fit
-    return _check_fits(config, (channels, *config.data.image_size), None)
-
-
-def _check_fits(config: Config, image_shape: tuple[int, ...], done: tuple | None) -> tuple:
-    """The model makes this size, and the penalties suit it; once per model and size."""
-    from gan.models import check_model_fits
-
-    m, o = config.model, config.optim
-    key = (m.name, tuple(image_shape[1:]), m.latent_dim, o.loss, o.r1_gamma)
-    if key != done:
-        check_limits(config, image_shape)  # before check_model_fits gives the model memory
-        check_model_fits(m.name, image_shape, m.latent_dim)
-        check_penalties(config, image_shape)
-    return key
-
-
-# ---- the same steps, one at a time (for tests and library callers) ----------------------------
-
-
-def apply_dataset_defaults(config: Config, chosen: frozenset[str]) -> Config:
-    return config.replace(dataset_defaults(config, dict.fromkeys(chosen, ARGUMENT)))
-
-
-def resolve(config: Config) -> Config:
-    """The dataset's model, length and image size filled in, validated and checked."""
-    config.validate()
-    config = config.replace(dataset_resolution(config))
-    _check_before_data(config)
-    return config
-
-
-def _show(f: Any, value: Any) -> str:
-    if value is None:
-        return "unset"
-    if isinstance(value, tuple) and f.opt.show is str:
-        return "x".join(map(str, value))
-    return f.opt.show(value)

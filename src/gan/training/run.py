@@ -17,7 +17,7 @@ from loguru import logger
 
 from gan import distributed, speed
 from gan.config import Config
-from gan.config.given import sources_of
+from gan.config.given import BUDGET_SET, sources_of
 from gan.data import ImageData, load_dataset
 from gan.devices import release_cached_memory
 from gan.errors import GanError
@@ -29,13 +29,13 @@ from gan.runs.status import StatusRecorder
 from gan.runs.tracking import RunLog, Tracker, make_trackers
 from gan.training import budget, records
 from gan.training import plan as plans
-from gan.training.budget import Measured
 from gan.training.build import assemble, build_parts
 from gan.training.loop import FitResult, Trainer
 from gan.training.parts import Parts
 from gan.training.rehearsal import Rehearsal
 from gan.training.resumed import Resumed, plan_before_data
 from gan.training.runtime import setup_device, setup_speed
+from gan.training.schedule import Measured
 
 
 @dataclass
@@ -183,7 +183,7 @@ def _open_run(
     status.training(trainer.step, schedule.total)
     if schedule.fitted is not None:  # the plan, in train.log and TensorBoard too
         summary = Measured(**schedule.fitted).summary()
-        if not resumed.step or plan.sources.get("train.planned_steps") == plans.BUDGET_SET:
+        if not resumed.step or plan.sources.get("train.planned_steps") == BUDGET_SET:
             logger.info(summary)
         log.text("time_budget", summary, trainer.step)
     if schedule.growth is not None:  # --grow: the stages, and that grids are upsampled

@@ -12,12 +12,13 @@ were laid on, ADA's ramp its speed). Importing this module does not load torch.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from gan.config import Config, TrainConfig
 from gan.config.sections import STEPS_MAX
-from gan.config.values import auto_interval
+from gan.config.values import auto_interval, seconds_text
+from gan.errors import GanError
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,41 @@ class Growth:
             f"faded in over {self.fade * segment:,.0f}; full size from step "
             f"{round(self.levels * segment):,}. Until then grids and FID show the stage's "
             "images upsampled (bilinear) to full size."
+        )
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What a --time-budget's warm-up found and what it planned (`Schedule.fitted`, and
+    run.json's "time_budget")."""
+
+    budget_s: float
+    warmup_s: float  # from the first timed step to the trainer put back
+    timed_steps: int
+    step_s: float
+    checkpoint_s: float
+    grid_s: float
+    evaluation_s: float
+    planned_steps: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def readable(record: Any) -> bool:
+        """A record as `to_dict` writes it: every field, a finite number, steps that took time."""
+        names = {f.name for f in fields(Measured)}
+        if not isinstance(record, dict) or set(record) != names:
+            return False
+        numbers = all(_number(v) for v in record.values())
+        return numbers and record["step_s"] > 0
+
+    def summary(self) -> str:
+        return (
+            f"Time budget {seconds_text(self.budget_s)}: {1 / self.step_s:.1f} steps/s over "
+            f"{self.timed_steps} timed steps of a {self.warmup_s:.1f} s warm-up, so the run "
+            f"is planned at {self.planned_steps:,} steps, which the learning-rate decay, "
+            "ADA's ramp and the grids follow."
         )
 
 
@@ -152,10 +188,44 @@ def resolve(config: Config, basis: Basis, fitted: dict[str, Any] | None = None) 
 def recorded(record: dict[str, Any] | None, saved: Config, basis: Basis) -> Schedule:
     """The schedule a checkpoint was on: its record, or for a checkpoint from before
     schedules were recorded whole (format 1, migrated), the one its config gives with
-    what it did record (ADA's ramp, a warm-up's measurements)."""
-    if record is not None and "total" in record:
-        return Schedule.from_dict(record)
-    return replace(resolve(saved, basis), **(record or {}))
+    what it did record (ADA's ramp, a warm-up's measurements). A record that is not one
+    gan writes is one sentence."""
+    try:
+        if record is not None and "total" in record:
+            schedule = Schedule.from_dict(record)
+        else:
+            schedule = replace(resolve(saved, basis), **(record or {}))
+        if _sound(schedule):
+            return schedule
+    except (TypeError, ValueError, ZeroDivisionError):
+        pass
+    raise GanError(
+        "The resumed checkpoint's schedule is not one gan writes; resume from a checkpoint "
+        "written by gan train."
+    )
+
+
+def _sound(s: Schedule) -> bool:
+    """Whole steps and intervals, fractions within 0 and 1, a ramp of at least one image."""
+    steps = (s.total, s.end, s.images_per_step, s.grid_every, s.checkpoint_every)
+    if not all(type(v) is int and 1 <= v <= STEPS_MAX for v in steps):
+        return False
+    if not (_number(s.lr_decay) and 0 <= s.lr_decay <= 1 and _number(s.ada_ramp_images)):
+        return False
+    g = s.growth
+    stages = g is None or (
+        type(g.levels) is int
+        and 0 <= g.levels <= 3
+        and type(g.planned) is int
+        and 1 <= g.planned <= STEPS_MAX
+        and all(_number(v) and 0 <= v <= 1 for v in (g.share, g.fade))
+    )
+    fitted = s.fitted is None or Measured.readable(s.fitted)
+    return stages and fitted and s.ada_ramp_images >= 1
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
 
 
 def continued(schedule: Schedule, before: Schedule | None, step: int) -> str | None:
