@@ -21,12 +21,13 @@ from loguru import logger
 
 from gan.config import DataConfig
 from gan.data import ImageData, label_images
-from gan.data.decode import decode_all, first_tiff_page, report_failures, require_path, stack
+from gan.data.decode import decode_all, report_failures, require_path, stack
 from gan.data.limits import MAX_TABLE_BYTES
 from gan.data.s3 import explain, is_s3, make_client, split_uri
 from gan.data.s3_cache import safe_key
 from gan.data.sources import files_inside, s3_settings
 from gan.data.stream import Decoder, fetch_decoded
+from gan.data.tiff import first_tiff_page
 from gan.errors import GanError
 
 PUBLIC_PREFIX = "s3://nasa-bps-training-data/Microscopy/train/"
