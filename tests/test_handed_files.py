@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gan.checkpoint import load_checkpoint, save_atomic
-from tests.conftest import MNIST_1K, run_cli
+from tests.conftest import MNIST_1K, error_lines, run_cli
 
 SECRET = "s3cret-Pa55"
 TINY = ("--data", MNIST_1K, "--batch-size", "8", "--device", "cpu")
@@ -153,6 +153,30 @@ def test_a_config_file_chooses_no_workdir(tmp_path):
     assert (mine / "checkpoints" / "new" / "last.pt").is_file()
     assert not (theirs / "checkpoints" / "new").exists()
     assert (theirs / "checkpoints" / "last.pt").read_bytes() == last
+
+
+def test_a_checkpoint_from_elsewhere_chooses_no_data_to_read(trained, tmp_path, listener):
+    """Resumed from another run's folder (handed over, copied), a checkpoint whose data was
+    a path or an address needs --data: it never makes gan read (or sign requests for) a
+    place it names. Its own run resumes from where it trained, as always."""
+    state = load_checkpoint(trained)
+    host, port = listener.getsockname()
+    state["config"]["data"]["source"] = "s3://their-bucket/prefix"
+    handed = tmp_path / "handed.pt"
+    save_atomic(state, handed)
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "AKIAMINE",
+           "AWS_SECRET_ACCESS_KEY": "mine"}  # fmt: skip
+    args = ("train", "--resume", handed, "--workdir", tmp_path / "w", "--max-steps", "3")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        refused = run_cli(*args, cwd=tmp_path)
+    assert refused.returncode == 1 and len(error_lines(refused)) == 1, refused.stderr
+    assert "give --data" in error_lines(refused)[0] and not _connected(listener)
+    assert not (tmp_path / "w").exists()
+    done = run_cli(*args, "--data", MNIST_1K, "--batch-size", "8", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "w" / "checkpoints" / "r" / "step-0000003.pt").is_file()
 
 
 # ---- point 5: MLflow URIs --------------------------------------------------------------------

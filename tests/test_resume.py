@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from gan.checkpoint import load_checkpoint, step_files
 from tests.conftest import error_lines, run_cli
@@ -99,6 +100,52 @@ def test_resume_skips_a_corrupt_newest_checkpoint(tmp_path, mnist_dir):
     assert "Skipping step-0000006.pt" in result.stderr
     assert "at step 3" in result.stderr
     assert [r["step"] for r in history(tmp_path, "c")] == list(range(1, 9))
+
+
+def _misfit(state: dict, how: str) -> None:
+    """Damage a loaded checkpoint's state so that it still loads (its digest is written
+    anew) but no longer fits the run built from it."""
+    if how == "weight-missing":
+        for key in ("generator", "generator_ema"):
+            state["runtime"][key].pop(next(iter(state["runtime"][key])))
+    elif how == "weight-shape":
+        name = next(iter(state["runtime"]["discriminator"]))
+        state["runtime"]["discriminator"][name] = torch.zeros(3)
+    elif how == "rng-shape":
+        state["recipe"]["noise_rng"] = torch.zeros(7, dtype=torch.uint8)
+    elif how == "optimizer-groups":
+        state["runtime"]["opt_g"]["param_groups"] = []
+    elif how == "world-size-0":
+        state["loop"]["world_size"] = 0
+
+
+@pytest.mark.parametrize(
+    "how", ["weight-missing", "weight-shape", "rng-shape", "optimizer-groups", "world-size-0"]
+)
+def test_resume_auto_passes_over_a_newest_checkpoint_that_loads_but_does_not_fit(
+    tmp_path, mnist_dir, how
+):
+    """A checkpoint that loads (its digest matches) but whose state does not fit the run is
+    passed over like one that does not load: --resume auto goes on from the one before,
+    the misfit is set aside, not deleted; a path given explicitly is one sentence."""
+    from gan.checkpoint import save_atomic
+
+    train(tmp_path, mnist_dir, "--max-steps", "4", "--checkpoint-every", "2", "--run-name", "m")
+    folder = tmp_path / "checkpoints" / "m"
+    state = load_checkpoint(folder / "step-0000004.pt")
+    state["step"] = 6
+    _misfit(state, how)
+    save_atomic(state, folder / "step-0000006.pt")
+    given = run_cli("train", "--resume", folder / "step-0000006.pt", "--workdir", tmp_path,
+                    "--max-steps", "8", cwd=tmp_path)  # fmt: skip
+    assert given.returncode == 1 and len(error_lines(given)) == 1, given.stderr
+    assert "does not fit this run" in error_lines(given)[0]
+    result = train(tmp_path, mnist_dir, "--max-steps", "8", "--resume", "auto", "--run-name", "m")
+    assert "step-0000006.pt: it loads but does not fit the run" in result.stderr
+    assert "Resumed from" in result.stderr and "at step 4" in result.stderr
+    assert [r["step"] for r in history(tmp_path, "m")] == list(range(1, 9))
+    aside = list((folder).glob("abandoned-*/step-0000006.pt"))
+    assert len(aside) == 1 and load_checkpoint(aside[0])["step"] == 6
 
 
 def test_sigkill_at_random_moments_then_resume_reaches_the_end(tmp_path, mnist_dir):

@@ -11,6 +11,18 @@ class GanError(Exception):
     """A user-facing error; the CLI prints its message and exits with code 1."""
 
 
+class DoesNotFit(GanError):
+    """A checkpoint loaded but its state does not fit the run built from it (a damaged or
+    foreign file): `--resume auto` goes on to an older checkpoint of the run."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(
+            f"{path} does not fit this run ({reason}), so nothing of the run was changed; "
+            "resume from a checkpoint gan train wrote for it."
+        )
+
+
 class Diverged(GanError):
     """A loss became NaN or infinite; the checkpoints written before are kept."""
 

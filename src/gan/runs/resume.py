@@ -3,6 +3,7 @@ with the options given is a step of the plan, `gan.training.plan.resumed_options
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,18 +28,19 @@ class Found:
     run: RunPaths | None
 
 
-def candidates(run_dir: Path) -> list[Path]:
+def candidates(run_dir: Path, skip: Collection[Path] = ()) -> list[Path]:
     """The checkpoints a run could resume from, in order: its step files newest first,
-    then its last.pt and best.pt."""
+    then its last.pt and best.pt (less those in `skip`: they loaded but did not fit)."""
     steps = [path for _, path in reversed(step_files(run_dir))]
-    return steps + [run_dir / n for n in _ALIASES if (run_dir / n).is_file()]
+    every = steps + [run_dir / n for n in _ALIASES if (run_dir / n).is_file()]
+    return [path for path in every if path not in skip]
 
 
-def _newest_valid(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+def _newest_valid(run_dir: Path, skip: Collection[Path]) -> tuple[Path, dict[str, Any]] | None:
     """The first candidate that loads; the ones that do not are reported, whatever made
     them fail (a sentence, or anything a damaged file provoked: a MemoryError, a
     RecursionError), so that an older checkpoint is tried."""
-    for path in candidates(run_dir):
+    for path in candidates(run_dir, skip):
         try:
             return path, load_checkpoint(path)
         except GanError as exc:
@@ -50,11 +52,14 @@ def _newest_valid(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-def find_resume(workdir: Path, run_name: str | None, resume: str) -> Found | None:
+def find_resume(
+    workdir: Path, run_name: str | None, resume: str, skip: Collection[Path] = ()
+) -> Found | None:
     """`auto`: the newest checkpoint that loads of --run-name, or of the newest run, else an
     error that names the runs there are; `auto-or-new`: the same, or None (a new run) where
     the run has no checkpoint at all; else a checkpoint path. A run whose checkpoints all
-    fail to load is an error in both modes: starting it again would overwrite it."""
+    fail to load is an error in both modes: starting it again would overwrite it. `skip`:
+    checkpoints that loaded but did not fit the run (tried again, they would fail again)."""
     if resume not in RESUME_MODES:
         path = Path(resume).expanduser()
         state = load_checkpoint(path)
@@ -69,7 +74,7 @@ def find_resume(workdir: Path, run_name: str | None, resume: str) -> Found | Non
         if resume == "auto":
             raise GanError(_nothing_to_resume(root, run_name, sorted(d.name for d in runs)))
         return None
-    found = _newest_valid(run_dir)
+    found = _newest_valid(run_dir, [Path(p) for p in skip])
     if found is None:
         names = [p.name for p in candidates(run_dir)]
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
@@ -111,7 +116,7 @@ def resume_target(found: Found, workdir: str | None, run_name: str | None) -> Ru
         )
     )
     target = RunPaths(root, name)
-    own = lies is not None and _same_folder(lies.checkpoints, target.checkpoints)
+    own = is_own(found, target)
     if not own and has_outputs(target):
         raise GanError(
             f"Run {name!r} already has outputs in {root} and {found.path} is not one of its "
@@ -121,6 +126,12 @@ def resume_target(found: Found, workdir: str | None, run_name: str | None) -> Ru
     if stored and stored != name:
         logger.info("{} was saved by run {!r}; it goes on as run {!r}.", found.path, stored, name)
     return target
+
+
+def is_own(found: Found, target: RunPaths) -> bool:
+    """Whether the checkpoint lies in the folder of the run it goes on as (its own run's
+    file, not one handed over from elsewhere)."""
+    return found.run is not None and _same_folder(found.run.checkpoints, target.checkpoints)
 
 
 def _same_folder(a: Path, b: Path) -> bool:

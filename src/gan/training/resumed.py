@@ -6,6 +6,7 @@ the command line's, else the run whose folder holds it (`gan.runs.resume`).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,8 @@ from loguru import logger
 
 from gan import distributed
 from gan.config import Config
-from gan.errors import GanError
-from gan.runs.resume import Found, find_resume, resume_target
+from gan.errors import DoesNotFit, GanError
+from gan.runs.resume import Found, find_resume, is_own, resume_target
 from gan.training import plan as plans
 
 
@@ -34,7 +35,9 @@ class Resumed:
         """A resumed run has the processes it was trained by."""
         if self.state is None:
             return
-        trained = int(self.state["loop"].get("world_size", 1))
+        trained = self.state["loop"].get("world_size", 1)
+        if type(trained) is not int or trained < 1:
+            raise DoesNotFit(self.path, f"it was trained by {str(trained)[:20]} processes")
         if trained != info.world_size:
             raise GanError(
                 f"{self.path} was trained by {trained} process(es) and this run has "
@@ -44,11 +47,15 @@ class Resumed:
 
 
 def plan_before_data(
-    config: Config, resume: str | None, chosen: dict[str, str], check: bool = True
+    config: Config,
+    resume: str | None,
+    chosen: dict[str, str],
+    check: bool = True,
+    skip: Collection[Path] = (),
 ) -> tuple[plans.Plan, Resumed]:
     """Phase 1 of the plan (`plans.before_data`, `check` as it takes it), with the
-    checkpoint to resume from, if any."""
-    found = _find(config, resume) if resume is not None else None
+    checkpoint to resume from, if any (`--resume auto` passes over those in `skip`)."""
+    found = _find(config, resume, skip) if resume is not None else None
     if found is None:
         return plans.before_data(config, chosen, check=check), Resumed()
     t = config.train
@@ -56,13 +63,27 @@ def plan_before_data(
     target = resume_target(found, workdir, t.run_name if "train.run_name" in chosen else None)
     outputs = {"train.workdir": str(target.workdir), "train.run_name": target.name}
     saved, resumed = Config.from_dict(found.state["config"]), Resumed(found.state, found.path)
+    if not is_own(found, target) and "data.source" not in chosen:
+        _check_handed_source(found.path, saved)
     plan = plans.before_data(config, chosen, saved, outputs, resumed.step, check=check)
     return plan, resumed
 
 
-def _find(config: Config, resume: str) -> Found | None:
+def _check_handed_source(path: Path, saved: Config) -> None:
+    """A checkpoint from another run's folder (handed over, copied) does not choose where
+    data is read: a path or an address it names needs --data (as `gan evaluate` asks);
+    the dataset's own place (MNIST in ./data, the bundled MRI sample) it may name."""
+    if saved.data.source is not None:
+        raise GanError(
+            f"{path} was trained on the data at {str(saved.data.source)[:200]!r}, and a "
+            "checkpoint from another run's folder does not choose where data is read; give "
+            "--data with the place of the images to continue it on (nothing was changed)."
+        )
+
+
+def _find(config: Config, resume: str, skip: Collection[Path]) -> Found | None:
     t = config.train
-    found = find_resume(Path(t.workdir).expanduser(), t.run_name, resume)
+    found = find_resume(Path(t.workdir).expanduser(), t.run_name, resume, skip)
     if found is None:  # only --resume auto-or-new gets here: auto raises
         logger.info("No checkpoint to resume from; starting a new run.")
     return found

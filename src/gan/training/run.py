@@ -20,11 +20,12 @@ from gan.config import Config
 from gan.config.given import BUDGET_SET, sources_of
 from gan.data import ImageData, load_dataset
 from gan.devices import release_cached_memory
-from gan.errors import GanError
+from gan.errors import DoesNotFit, GanError
 from gan.progress import setup_console_logging
 from gan.rng import seed_everything
 from gan.runs.aside import set_aside
 from gan.runs.folders import RunLock, RunPaths, prepare_run
+from gan.runs.resume import RESUME_MODES
 from gan.runs.status import StatusRecorder
 from gan.runs.tracking import RunLog, Tracker, make_trackers
 from gan.training import budget, records
@@ -65,7 +66,27 @@ def train(
     for the others; on resume the chosen ones are applied to the checkpoint's config, and those that
     define the run must match it."""
     config.validate()  # once: every option within its declared bounds
-    plan, resumed = plan_before_data(config, resume, sources_of(config, chosen))
+    sources, skip = sources_of(config, chosen), set()
+    while True:
+        try:
+            return _train(config, resume, dict(sources), skip)
+        except DoesNotFit as exc:  # a damaged newest file: --resume auto takes the one before
+            if resume not in RESUME_MODES:
+                raise
+            logger.warning(
+                "Skipping {}: it loads but does not fit the run ({}); trying an older one.",
+                exc.path,
+                exc.reason,
+            )
+            skip.add(Path(str(exc.path)))
+
+
+def _train(
+    config: Config, resume: str | None, sources: dict[str, str], skip: set[Path]
+) -> TrainResult:
+    """One attempt of `train`: a checkpoint that does not fit ends it with `DoesNotFit`
+    before any of the run's files was touched."""
+    plan, resumed = plan_before_data(config, resume, sources, skip=skip)
     info = distributed.from_env()
     if info.active and not info.is_main:  # other ranks report warnings and errors only
         setup_console_logging("WARNING", f"[rank {info.rank}] ")
@@ -148,12 +169,9 @@ def _restore(parts: Parts, resumed: Resumed) -> None:
     """Load a checkpoint into the run's parts; a state that does not fit is one sentence."""
     try:
         parts.load_state_dict(resumed.state)
-    except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged state provokes
         reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else repr(exc)
-        raise GanError(
-            f"{resumed.path} does not fit this run ({type(exc).__name__}: {reason}), so "
-            "nothing of the run was changed; resume from a checkpoint gan train wrote for it."
-        ) from None
+        raise DoesNotFit(resumed.path, f"{type(exc).__name__}: {reason}") from None
     logger.info("Resumed from {} at step {}", resumed.path, resumed.step)
 
 
