@@ -94,7 +94,7 @@ def test_a_resumed_checkpoint_chooses_no_tracker_server_cache_or_download(
         state["config"][section] |= values
     handed = save_atomic(state, tmp_path / "handed.pt")
     done = run_cli("train", "--resume", handed, "--run-name", "mine", "--max-steps", "3",
-                   "--workdir", tmp_path, cwd=tmp_path)  # fmt: skip
+                   "--workdir", tmp_path, "--data", MNIST_1K, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert not _connected(listener)  # no request to the server the file names
     line = _ignored_line(done.stderr)
@@ -156,9 +156,9 @@ def test_a_config_file_chooses_no_workdir(tmp_path):
 
 
 def test_a_checkpoint_from_elsewhere_chooses_no_data_to_read(trained, tmp_path, listener):
-    """Resumed from another run's folder (handed over, copied), a checkpoint whose data was
-    a path or an address needs --data: it never makes gan read (or sign requests for) a
-    place it names. Its own run resumes from where it trained, as always."""
+    """Resumed from outside the workdir's run folders (handed over, copied), a checkpoint
+    whose data was a path or an address needs --data: it never makes gan read (or sign
+    requests for) a place it names. The workdir's own runs resume from where they trained."""
     state = load_checkpoint(trained)
     host, port = listener.getsockname()
     state["config"]["data"]["source"] = "s3://their-bucket/prefix"

@@ -134,6 +134,14 @@ def is_own(found: Found, target: RunPaths) -> bool:
     return found.run is not None and _same_folder(found.run.checkpoints, target.checkpoints)
 
 
+def in_workdir(found: Found, target: RunPaths) -> bool:
+    """Whether the checkpoint lies in a run folder of the workdir the run goes on in (one
+    of the user's own runs there, not a file handed over from elsewhere)."""
+    return found.run is not None and _same_folder(
+        found.run.workdir / "checkpoints", target.workdir / "checkpoints"
+    )
+
+
 def _same_folder(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve()

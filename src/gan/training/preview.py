@@ -108,13 +108,18 @@ def _resolved(config: Config, s: schedules.Schedule) -> list[str]:
     lines = [ROW.format("learning rate", decay)]
     if o.augment_p == "auto" and o.augment != "none":
         steps = s.ada_ramp_images / s.images_per_step
-        ramp = f"p may go from 0 to 1 in {s.ada_ramp_images:,.0f} images ({steps:,.0f} steps)"
+        ramp = f"p may go from 0 to 1 in {s.ada_ramp_images:,.0f} images ({_steps(steps)})"
         lines.append(ROW.format("ADA's ramp", ramp))
-    lines.append(ROW.format("grids", f"every {s.grid_every:,} steps, and at the end"))
-    lines.append(ROW.format("checkpoints", f"every {s.checkpoint_every:,} steps, and at the end"))
+    lines.append(ROW.format("grids", f"every {_steps(s.grid_every)}, and at the end"))
+    lines.append(ROW.format("checkpoints", f"every {_steps(s.checkpoint_every)}, and at the end"))
     if s.growth is not None and config.data.image_size is not None:
         lines.append(ROW.format("growth", s.growth.describe(tuple(config.data.image_size))))
     return lines + _stops(config)
+
+
+def _steps(count: float) -> str:
+    """'1 step', '2,000 steps' (a count shown whole)."""
+    return "1 step" if round(count) == 1 else f"{count:,.0f} steps"
 
 
 def _fractions(config: Config, length: str) -> list[str]:

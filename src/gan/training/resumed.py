@@ -16,7 +16,7 @@ from loguru import logger
 from gan import distributed
 from gan.config import Config
 from gan.errors import DoesNotFit, GanError
-from gan.runs.resume import Found, find_resume, is_own, resume_target
+from gan.runs.resume import Found, find_resume, in_workdir, resume_target
 from gan.training import plan as plans
 
 
@@ -63,21 +63,22 @@ def plan_before_data(
     target = resume_target(found, workdir, t.run_name if "train.run_name" in chosen else None)
     outputs = {"train.workdir": str(target.workdir), "train.run_name": target.name}
     saved, resumed = Config.from_dict(found.state["config"]), Resumed(found.state, found.path)
-    if not is_own(found, target) and "data.source" not in chosen:
+    if not in_workdir(found, target) and "data.source" not in chosen:
         _check_handed_source(found.path, saved)
     plan = plans.before_data(config, chosen, saved, outputs, resumed.step, check=check)
     return plan, resumed
 
 
 def _check_handed_source(path: Path, saved: Config) -> None:
-    """A checkpoint from another run's folder (handed over, copied) does not choose where
-    data is read: a path or an address it names needs --data (as `gan evaluate` asks);
-    the dataset's own place (MNIST in ./data, the bundled MRI sample) it may name."""
+    """A checkpoint from outside the workdir's run folders (handed over, copied from
+    elsewhere) does not choose where data is read: a path or an address it names needs
+    --data (as `gan evaluate` asks); the dataset's own place (MNIST in ./data, the bundled
+    MRI sample) it may name."""
     if saved.data.source is not None:
         raise GanError(
             f"{path} was trained on the data at {str(saved.data.source)[:200]!r}, and a "
-            "checkpoint from another run's folder does not choose where data is read; give "
-            "--data with the place of the images to continue it on (nothing was changed)."
+            "checkpoint from outside this workdir's runs does not choose where data is read; "
+            "give --data with the place of the images to continue it on (nothing was changed)."
         )
 
 

@@ -237,6 +237,6 @@ def continued(schedule: Schedule, before: Schedule | None, step: int) -> str | N
     start = math.ceil(schedule.total - schedule.lr_decay * schedule.total)
     return (
         f"The plan is now {schedule.total:,} steps (was {before.total:,}): at step {step:,} "
-        f"the learning rates are {now:.3g} of their values (were {was:.3g}), and decay from "
+        f"the learning rates are {now:.0%} of their values (were {was:.0%}), and decay from "
         f"step {max(start, 0):,} to 0 at step {schedule.total:,}."
     )
