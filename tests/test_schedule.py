@@ -48,8 +48,8 @@ def test_the_learning_rate_follows_the_new_length_and_says_so():
     assert first.lr_factor(20) == 0.0 and longer.lr_factor(20) == 1.0
     note = schedules.continued(longer, first, 20)
     assert note == (
-        "The plan is now 40 steps (was 20): at step 20 the learning rates are 1 of their "
-        "values (were 0), and decay from step 20 to 0 at step 40."
+        "The plan is now 40 steps (was 20): at step 20 the learning rates are 100% of their "
+        "values (were 0%), and decay from step 20 to 0 at step 40."
     )
     assert schedules.continued(first, first, 12) is None  # nothing changed: nothing said
 
