@@ -27,6 +27,7 @@ STEPS_MAX = 10**12  # steps and intervals: far beyond any run, well inside int64
 
 S3 = "S3 sources (--data s3://bucket/prefix)"
 BPS = "BPS filters and decoding"
+DICOM = "DICOM decoding (mri, folder)"
 DIST = "Several processes (torchrun, DDP)"
 EVAL = "Evaluation during training"
 SPEED = "Speed"
@@ -65,6 +66,14 @@ class DataConfig:
     s3_workers: int = option(32, "Parallel S3 downloads.", min=1, max=256, panel=S3)
     cache_dir: str | None = option(None, "S3 cache (default ~/.cache/gan/s3).", panel=S3)
     no_cache: bool = option(False, "Read S3 objects into memory, no cache.", panel=S3)
+    dicom_window: str = option(
+        "percentile",
+        "How DICOM intensities (after the rescale slope and intercept) become 0-255: "
+        "percentile (each slice's 0.5-99.5th) or file (the file's window center and width).",
+        convert=lower_choice(("percentile", "file")),
+        panel=DICOM,
+        fixed=True,
+    )
     particle: str | None = option(None, "Fe or X-ray.", panel=BPS, fixed=True)
     dose: tuple[float, ...] = option(
         (), "Dose in Gy (repeatable).", min=0, max=1_000_000, panel=BPS, fixed=True

@@ -39,22 +39,30 @@ def require_path(path: Path, flag: str = "--data") -> Path:
     return path
 
 
-def find_files(root: Path, suffixes: Iterable[str]) -> list[Path]:
-    """Files under root (recursively, hidden ones skipped) whose name ends with a suffix.
-    Named pipes, devices and sockets are left out (reading one could block forever); so
-    are folders nested deeper than `MAX_DATA_DEPTH` levels (walked without recursion: no
-    depth crashes the walk), each left out said in one warning."""
+def find_files(
+    root: Path, suffixes: Iterable[str], sniff: Callable[[Path], bool] | None = None
+) -> list[Path]:
+    """Files under root (recursively, hidden ones skipped) whose name ends with a suffix,
+    or, when `sniff` is given, regular files it accepts by their first bytes (DICOM files
+    often have no suffix). Named pipes, devices and sockets are left out (reading one could
+    block forever); so are folders nested deeper than `MAX_DATA_DEPTH` levels (walked
+    without recursion: no depth crashes the walk), each left out said in one warning."""
     suffixes = tuple(s.lower() for s in suffixes)
     if root.is_file():
-        return [root] if root.name.lower().endswith(suffixes) else []
+        named = root.name.lower().endswith(suffixes)
+        return [root] if named or (sniff is not None and sniff(root)) else []
     found, odd = [], []
     walk = Walk(root, hidden=False, max_depth=MAX_DATA_DEPTH)
     for folder, entries in walk:
         for entry in entries:  # a link to a file is its file; one to a folder is not entered
-            if not entry.is_dir() and entry.name.lower().endswith(suffixes):
-                path = folder / entry.name
+            if entry.is_dir():
+                continue
+            path = folder / entry.name
+            if entry.name.lower().endswith(suffixes):
                 regular = path.is_file() or not path.exists()  # missing: reported when read
                 (found if regular else odd).append(path)
+            elif sniff is not None and path.is_file() and sniff(path):
+                found.append(path)
     if odd:
         logger.warning(
             "Skipped {} entries under {} that are not regular files (first: {}).",
@@ -165,16 +173,12 @@ def _too_much(images: int, held: int, root: Any) -> str:
 
 
 def report_failures(failures: list[tuple[Any, str]], root: Any) -> int:
-    """Warn once about the unreadable files (or objects) and say how many there were."""
+    """Warn once about the unreadable files (or objects), naming the first three and why,
+    and say how many there were."""
     if failures:
-        where, reason = failures[0]
-        logger.warning(
-            "Skipped {} unreadable file(s) under {} (first: {}: {}).",
-            len(failures),
-            root,
-            where,
-            reason[:200],
-        )
+        first = "; ".join(f"{where}: {reason[:200]}" for where, reason in failures[:3])
+        count = len(failures)
+        logger.warning("Skipped {} unreadable file(s) under {} (first: {}).", count, root, first)
     return len(failures)
 
 

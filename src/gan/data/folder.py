@@ -1,16 +1,18 @@
-"""`folder`: any folder of images, searched recursively."""
+"""`folder`: any folder of images (DICOM files among them), searched recursively."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
+import numpy as np
 from loguru import logger
 
 from gan.config import DataConfig
 from gan.config.values import MAX_SIDE
 from gan.data import ImageData, label_images
 from gan.data.decode import IMAGE_SUFFIXES, decode_all, image_info, read_image, stack
+from gan.data.dicom import DICOM_SUFFIXES, DicomReader, dicom_info, is_dicom
 from gan.data.limits import dataset_problem
 from gan.data.sources import gather
 from gan.errors import GanError
@@ -19,9 +21,17 @@ _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 _FALLBACK_SIZE = (64, 64)
 
 
+def _is_image(path: Any) -> bool:
+    return path.name.lower().endswith(IMAGE_SUFFIXES)  # else DICOM: by suffix or its bytes
+
+
+def _info(path: Any) -> tuple[str, tuple[int, int]] | None:
+    return image_info(path) if _is_image(path) else dicom_info(path)
+
+
 def _survey(files: list[Any]) -> tuple[int, tuple[int, int]]:
     """Channels (1 if every image is grayscale) and the most common size, from headers only."""
-    infos = [info for info in map(image_info, files) if info is not None]
+    infos = [info for info in map(_info, files) if info is not None]
     if not infos:
         return 1, _FALLBACK_SIZE
     channels = 1 if all(mode in _GRAY_MODES for mode, _ in infos) else 3
@@ -52,14 +62,25 @@ def _check_total(files: int, channels: int, size: tuple[int, int], root: Any, ow
 def load_folder(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     if not config.source:
         raise GanError("The folder dataset needs --data pointing at a folder of images.")
-    root, files, relative, extra = gather(config, config.source, IMAGE_SUFFIXES, "image files")
+    suffixes = IMAGE_SUFFIXES + DICOM_SUFFIXES
+    root, files, relative, extra = gather(config, config.source, suffixes, "image files", is_dicom)
     channels, common_size = _survey(files)
     _check_total(len(files), channels, size or common_size, root, own=size is None)
     size = size or common_size
+    dicom = DicomReader(size, config.dicom_window)
+
+    def decode(path: Any) -> list[np.ndarray]:
+        if _is_image(path):
+            return [read_image(path, channels, size)]
+        return [np.repeat(s, channels, axis=0) for s in dicom(path)]  # grayscale slices
+
     counts: list[int] = []
-    arrays, skipped = decode_all(files, lambda p: [read_image(p, channels, size)], root, counts)
+    arrays, skipped = decode_all(files, decode, root, counts)
     if skipped:
         extra["skipped_files"] = skipped
+    dicom.report()
+    if dicom.slices:
+        extra["dicom"] = dicom.summary()
     data = ImageData(stack(arrays, root), "folder", root, extra)
     # Labels: the subfolder each image lies in, when every image lies in one.
     if all("/" in name for name, count in zip(relative, counts, strict=True) if count):

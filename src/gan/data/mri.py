@@ -1,4 +1,5 @@
-"""`mri`: brain MRI slices from image files and/or NIfTI volumes; a real sample ships inside."""
+"""`mri`: brain MRI slices from image files, NIfTI volumes and/or DICOM files; a real sample
+ships inside."""
 
 from __future__ import annotations
 
@@ -10,38 +11,52 @@ import numpy as np
 from gan.config import DataConfig
 from gan.data import ImageData
 from gan.data.decode import IMAGE_SUFFIXES, decode_all, read_image, report_failures, stack
+from gan.data.dicom import DICOM_SUFFIXES, DicomReader, is_dicom
 from gan.data.nifti import NIFTI_SUFFIXES, axial_slices
-from gan.data.s3 import is_s3
+from gan.data.s3 import NO_SUFFIX, is_s3
 from gan.data.sources import gather, s3_settings
 from gan.data.stream import Decoder, fetch_decoded
 
 SAMPLE_DIR = Path(__file__).parent / "mri_sample"
+SUFFIXES = IMAGE_SUFFIXES + NIFTI_SUFFIXES + DICOM_SUFFIXES
 
 
-def _decode(path: Any, size: tuple[int, int]) -> list[np.ndarray]:
-    if path.name.lower().endswith(NIFTI_SUFFIXES):
+def _decode(path: Any, size: tuple[int, int], dicom: DicomReader) -> list[np.ndarray]:
+    name = path.name.lower()
+    if name.endswith(NIFTI_SUFFIXES):
         return axial_slices(path, size)
-    return [read_image(path, 1, size)]
+    if name.endswith(IMAGE_SUFFIXES):
+        return [read_image(path, 1, size)]
+    return dicom(path)  # .dcm, or a file without a suffix: DICOM by its bytes
+
+
+def _with_dicom(extra: dict[str, Any], dicom: DicomReader) -> dict[str, Any]:
+    dicom.report()
+    if dicom.slices:
+        extra["dicom"] = dicom.summary()
+    return extra
 
 
 def load_mri(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     source = config.source or str(SAMPLE_DIR)
     size = size or (200, 160)
-    suffixes = IMAGE_SUFFIXES + NIFTI_SUFFIXES
+    dicom = DicomReader(size, config.dicom_window)
     if is_s3(source):  # decoded in the download workers, as the objects arrive
-        decoder = Decoder(lambda p: _decode(p, size), f"mri:{size}")
-        decoded = fetch_decoded(source, suffixes, s3_settings(config), decoder)
+        settings = f"mri:{size}:dicom-{config.dicom_window}"
+        decoder = Decoder(lambda p: _decode(p, size, dicom), settings)
+        decoded = fetch_decoded(source, SUFFIXES + (NO_SUFFIX,), s3_settings(config), decoder)
         arrays, root, extra = decoded.arrays, source, dict(decoded.summary)
         skipped = report_failures(decoded.failures, source)
         extra["files"] = len(decoded.counts) - skipped
         if skipped:
             extra["skipped_files"] = skipped
-        return ImageData(stack(arrays, root), "mri", root, extra)
-    root, files, _, extra = gather(config, source, suffixes, "MRI slices or volumes")
-    arrays, skipped = decode_all(files, lambda p: _decode(p, size), root)
+        return ImageData(stack(arrays, root), "mri", root, _with_dicom(extra, dicom))
+    what = "MRI slices, volumes or DICOM files"
+    root, files, _, extra = gather(config, source, SUFFIXES, what, sniff=is_dicom)
+    arrays, skipped = decode_all(files, lambda p: _decode(p, size, dicom), root)
     if not config.source:
         root = "bundled sample (MNI ICBM152 2009a, see NOTICE)"
     extra["files"] = len(files) - skipped
     if skipped:
         extra["skipped_files"] = skipped
-    return ImageData(stack(arrays, root), "mri", root, extra)
+    return ImageData(stack(arrays, root), "mri", root, _with_dicom(extra, dicom))

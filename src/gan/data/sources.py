@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from gan.config import DataConfig
 from gan.data.decode import find_files, require_path
-from gan.data.s3 import S3Settings, fetch, is_s3
+from gan.data.s3 import NO_SUFFIX, S3Settings, fetch, is_s3
 from gan.data.s3_cache import safe_key
 from gan.errors import GanError
 
@@ -22,18 +22,23 @@ def s3_settings(config: DataConfig) -> S3Settings:
 
 
 def gather(
-    config: DataConfig, source: str, suffixes: tuple[str, ...], what: str
+    config: DataConfig,
+    source: str,
+    suffixes: tuple[str, ...],
+    what: str,
+    sniff: Callable[[Path], bool] | None = None,
 ) -> tuple[str, list[Any], list[str], dict[str, Any]]:
     """(display name, files, their paths below the source, summary extras) for a local
-    folder/file or an s3:// prefix.
+    folder/file or an s3:// prefix; locally also the files `sniff` accepts by their bytes.
 
     Files are Paths, or MemoryFiles (with --no-cache) that decoders open the same way.
     """
     if is_s3(source):
-        fetched = fetch(source, suffixes, s3_settings(config))
+        unnamed = (NO_SUFFIX,) if sniff is not None else ()  # keys can't be sniffed unread
+        fetched = fetch(source, suffixes + unnamed, s3_settings(config))
         return source, fetched.files, fetched.relative, fetched.summary()
     root = require_path(Path(source))
-    files = find_files(root, suffixes)
+    files = find_files(root, suffixes, sniff)
     if not files:
         raise GanError(f"No {what} ({', '.join(suffixes)}) were found in {root}; check the path.")
     relative = [p.relative_to(root).as_posix() if root.is_dir() else p.name for p in files]
