@@ -20,7 +20,7 @@ def _info(
 ) -> None:
     """Counts of a dataset: for BPS, images per particle x dose x hours and the split
     sizes, from meta.csv alone (no image is downloaded); else the images, their shape and
-    classes (this loads the data)."""
+    classes, and DICOM slices by modality, size and series (this loads the data)."""
     config, _ = config_from_command_line(ctx, options, None)
     config.validate()
     data = config.data
@@ -43,6 +43,8 @@ def _info(
     )
     for name, count in (summary.get("classes") or {}).items():
         typer.echo(f"  class {name}: {count:,}")
+    if "dicom" in summary:
+        typer.echo(_dicom_table(summary["dicom"]))
 
 
 info = with_config_options(user_errors(_info), sections=("data",))
@@ -68,4 +70,22 @@ def _bps_table(s: dict[str, Any]) -> str:
     lines += text_columns(rows, right_from=3)
     fractions = ", ".join(f"{f:g}" for f in s["split_fractions"])
     lines.append(f"\nSplits: a hash of each file name with --split-fractions {fractions}.")
+    return "\n".join(lines)
+
+
+def _dicom_table(d: dict[str, Any], most: int = 20) -> str:
+    """DICOM slices by modality, size (rows x columns, before resizing) and series."""
+    from gan.runs.overview import text_columns
+
+    lines = [f"\nDICOM: {d['slices']:,} slices (one per frame)", ""]
+    rows = [("modality", "slices")] + [(m, f"{n:,}") for m, n in d["modalities"].items()]
+    lines += text_columns(rows, right_from=1) + [""]
+    rows = [("size", "slices")] + [(s, f"{n:,}") for s, n in d["sizes"].items()]
+    lines += text_columns(rows, right_from=1) + [""]
+    rows = [("series", "description", "modality", "slices")]
+    for s in d["series"][:most]:
+        rows.append((s["uid"] or "(none)", s["description"], s["modality"], f"{s['slices']:,}"))
+    lines += text_columns(rows, right_from=3)
+    if len(d["series"]) > most:
+        lines.append(f"... and {len(d['series']) - most:,} more series (--json lists them all)")
     return "\n".join(lines)
