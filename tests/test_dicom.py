@@ -24,7 +24,7 @@ from gan.config import DataConfig
 from gan.data import load_dataset
 from gan.data.decode import find_files
 from gan.data.dicom import DicomReader, dicom_info, is_dicom
-from gan.data.s3 import NO_SUFFIX, has_suffix
+from gan.data.s3_cache import NO_SUFFIX, has_suffix
 from tests.conftest import error_lines, run_cli
 from tests.s3_server import S3, write_files
 
@@ -161,7 +161,7 @@ def test_a_deflated_dataset_is_inflated_with_a_cap(tmp_path, monkeypatch):
      ("test-SR.dcm", "holds no pixel data (Comprehensive SR Storage)"),
      ("dicomdirtests/DICOMDIR", "holds no pixel data (Media Storage Directory Storage)"),
      ("no_meta.dcm", "not a DICOM file"),  # no preamble: refused, not forced
-     ("JPGExtended.dcm", "needs python-gdcm, or the GPL-3 pylibjpeg-libjpeg"),
+     ("JPGExtended.dcm", "try python-gdcm, or the GPL-3 pylibjpeg-libjpeg"),
      ("MR_truncated.dcm", "less than expected")],
 )  # fmt: skip
 def test_objects_without_a_decodable_image_say_why(name, phrase):

@@ -120,7 +120,7 @@ _dataset(
 )
 _dataset(
     "mri",
-    "brain MRI slices (PNG/JPG/TIFF) and/or NIfTI volumes; default: a bundled sample",
+    "brain MRI slices (PNG/JPG/TIFF), NIfTI volumes and/or DICOM files; default: a bundled sample",
     "mri:load_mri",
     model="fastgan",
     epochs=146,  # 1,296 steps of 16 slices: 150-190 s on a 2-core Zen 5, 240 s on a Zen 4
@@ -141,7 +141,7 @@ _dataset(
 )
 _dataset(
     "folder",
-    "any folder of PNG/JPG/BMP/TIFF/WebP images, searched recursively",
+    "any folder of PNG/JPG/BMP/TIFF/WebP images (or DICOM files), searched recursively",
     "folder:load_folder",
     model="dcgan-proj",
     epochs=50,

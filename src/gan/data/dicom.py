@@ -290,5 +290,7 @@ def _undecodable(ds: Any, exc: Exception) -> str:
     detail = lines[1] if len(lines) > 1 and "plugins" in lines[0] else (lines or [""])[0]
     for key, (modules, package) in _NEEDS.items():
         if key in name and not any(importlib.util.find_spec(m) for m in modules):
-            return f"its {name} pixel data needs {package}"
+            if "missing" in lines[0]:  # no decoder for the syntax at all
+                return f"its {name} pixel data needs {package}"
+            return f"its {name} pixel data was not decoded; try {package} ({detail})"
     return f"its {name} pixel data could not be decoded ({detail})"

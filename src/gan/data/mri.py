@@ -13,7 +13,8 @@ from gan.data import ImageData
 from gan.data.decode import IMAGE_SUFFIXES, decode_all, read_image, report_failures, stack
 from gan.data.dicom import DICOM_SUFFIXES, DicomReader, is_dicom
 from gan.data.nifti import NIFTI_SUFFIXES, axial_slices
-from gan.data.s3 import NO_SUFFIX, is_s3
+from gan.data.s3 import is_s3
+from gan.data.s3_cache import NO_SUFFIX
 from gan.data.sources import gather, s3_settings
 from gan.data.stream import Decoder, fetch_decoded
 
@@ -51,8 +52,7 @@ def load_mri(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
         if skipped:
             extra["skipped_files"] = skipped
         return ImageData(stack(arrays, root), "mri", root, _with_dicom(extra, dicom))
-    what = "MRI slices, volumes or DICOM files"
-    root, files, _, extra = gather(config, source, SUFFIXES, what, sniff=is_dicom)
+    root, files, _, extra = gather(config, source, SUFFIXES, "MRI slices or volumes", is_dicom)
     arrays, skipped = decode_all(files, lambda p: _decode(p, size, dicom), root)
     if not config.source:
         root = "bundled sample (MNI ICBM152 2009a, see NOTICE)"

@@ -27,6 +27,7 @@ from gan.data.s3_cache import (
     cached_path,
     download,
     get_body,
+    has_suffix,
     read_all,
 )
 from gan.errors import GanError
@@ -165,24 +166,8 @@ def explain(exc: Exception, uri: str) -> GanError:
     return GanError(f"Reading {uri} failed ({type(exc).__name__}: {exc}).")
 
 
-NO_SUFFIX = ""  # among suffixes: also keys whose name has none (DICOM's IM0001, 1.2.840.5.7)
-
-
-def has_suffix(key: str, suffixes: tuple[str, ...]) -> bool:
-    """Whether a key's name ends with one of `suffixes` (lower case), or has no suffix (no
-    dot, or digits after its last one) where `NO_SUFFIX` is one of them."""
-    name = key.rsplit("/", 1)[-1].lower()
-    if name.endswith(tuple(s for s in suffixes if s)):
-        return True
-    if NO_SUFFIX not in suffixes or not name:
-        return False
-    _, dot, tail = name.rpartition(".")
-    return not dot or tail.isdigit()
-
-
 def list_objects(client, bucket: str, prefix: str, suffixes: Iterable[str]) -> list[S3Object]:
-    """Every object under the prefix whose key ends with a suffix (`has_suffix`; any number
-    of pages)."""
+    """Every object under the prefix whose key has a suffix (`has_suffix`; any number of pages)."""
     from gan.progress import ByteProgress
 
     suffixes = tuple(s.lower() for s in suffixes)

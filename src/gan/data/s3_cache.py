@@ -61,6 +61,21 @@ def cached_path(cache_root: Path, bucket: str, key: str) -> Path:
     return cache_root / bucket / key
 
 
+NO_SUFFIX = ""  # among suffixes: also keys whose name has none (DICOM's IM0001, 1.2.840.5.7)
+
+
+def has_suffix(key: str, suffixes: tuple[str, ...]) -> bool:
+    """Whether a key's name ends with one of `suffixes` (lower case), or has no suffix (no
+    dot, or digits after its last one) where `NO_SUFFIX` is one of them."""
+    name = key.rsplit("/", 1)[-1].lower()
+    if name.endswith(tuple(s for s in suffixes if s)):
+        return True
+    if NO_SUFFIX not in suffixes or not name:
+        return False
+    _, dot, tail = name.rpartition(".")
+    return not dot or tail.isdigit()
+
+
 def safe_key(key: str) -> bool:
     """Keys (and file names read from meta.csv) are paths below a root: refuse ones that
     would land outside it."""

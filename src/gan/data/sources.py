@@ -9,8 +9,8 @@ from typing import Any
 
 from gan.config import DataConfig
 from gan.data.decode import find_files, require_path
-from gan.data.s3 import NO_SUFFIX, S3Settings, fetch, is_s3
-from gan.data.s3_cache import safe_key
+from gan.data.s3 import S3Settings, fetch, is_s3
+from gan.data.s3_cache import NO_SUFFIX, safe_key
 from gan.errors import GanError
 
 
