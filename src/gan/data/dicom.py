@@ -68,7 +68,7 @@ def _settings() -> None:
     import pydicom.config
 
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(pydicom|gan\.data\.dicom)\b")
 
 
 def _check_inflated(stream: BinaryIO, cap: int) -> None:
