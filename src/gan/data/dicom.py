@@ -178,7 +178,10 @@ def file_window(ds: Any, index: int) -> tuple[float, float] | None:
     item = ds if "WindowCenter" in ds else _item(ds, index, "FrameVOILUTSequence")
     if item is None:
         return None
-    center, width = _first(item.get("WindowCenter")), _first(item.get("WindowWidth"))
+    try:
+        center, width = _first(item.get("WindowCenter")), _first(item.get("WindowWidth"))
+    except (TypeError, ValueError):  # a value that is no number: as if none were given
+        return None
     if center is None or width is None or not np.isfinite([center, width]).all() or width < 1:
         return None
     return center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
