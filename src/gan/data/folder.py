@@ -12,19 +12,20 @@ from gan.config.values import MAX_SIDE
 from gan.data import ImageData, label_images
 from gan.data.decode import IMAGE_SUFFIXES, decode_all, image_info, read_image, stack
 from gan.data.limits import dataset_problem
+from gan.data.modes import Conversions
 from gan.data.sources import gather
 from gan.errors import GanError
 
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 _FALLBACK_SIZE = (64, 64)
 
 
 def _survey(files: list[Any]) -> tuple[int, tuple[int, int]]:
-    """Channels (1 if every image is grayscale) and the most common size, from headers only."""
+    """Channels (1 if every image is grayscale) and the most common size once upright (EXIF
+    orientation applied), from headers only."""
     infos = [info for info in map(image_info, files) if info is not None]
     if not infos:
         return 1, _FALLBACK_SIZE
-    channels = 1 if all(mode in _GRAY_MODES for mode, _ in infos) else 3
+    channels = 1 if all(gray for gray, _ in infos) else 3
     sizes = Counter(size for _, size in infos)
     size, _ = sizes.most_common(1)[0]
     if len(sizes) > 1:
@@ -57,7 +58,10 @@ def load_folder(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     _check_total(len(files), channels, size or common_size, root, own=size is None)
     size = size or common_size
     counts: list[int] = []
-    arrays, skipped = decode_all(files, lambda p: [read_image(p, channels, size)], root, counts)
+    notes = Conversions()
+    decode = lambda p: [read_image(p, channels, size, notes)]  # noqa: E731
+    arrays, skipped = decode_all(files, decode, root, counts)
+    notes.report(channels)
     if skipped:
         extra["skipped_files"] = skipped
     data = ImageData(stack(arrays, root), "folder", root, extra)

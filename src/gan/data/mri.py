@@ -10,6 +10,7 @@ import numpy as np
 from gan.config import DataConfig
 from gan.data import ImageData
 from gan.data.decode import IMAGE_SUFFIXES, decode_all, read_image, report_failures, stack
+from gan.data.modes import Conversions
 from gan.data.nifti import NIFTI_SUFFIXES, axial_slices
 from gan.data.s3 import is_s3
 from gan.data.sources import gather, s3_settings
@@ -18,27 +19,30 @@ from gan.data.stream import Decoder, fetch_decoded
 SAMPLE_DIR = Path(__file__).parent / "mri_sample"
 
 
-def _decode(path: Any, size: tuple[int, int]) -> list[np.ndarray]:
+def _decode(path: Any, size: tuple[int, int], notes: Conversions) -> list[np.ndarray]:
     if path.name.lower().endswith(NIFTI_SUFFIXES):
-        return axial_slices(path, size)
-    return [read_image(path, 1, size)]
+        return axial_slices(path, size, notes)
+    return [read_image(path, 1, size, notes)]
 
 
 def load_mri(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     source = config.source or str(SAMPLE_DIR)
     size = size or (200, 160)
     suffixes = IMAGE_SUFFIXES + NIFTI_SUFFIXES
+    notes = Conversions()  # what was converted, said in one line once loaded
     if is_s3(source):  # decoded in the download workers, as the objects arrive
-        decoder = Decoder(lambda p: _decode(p, size), f"mri:{size}")
+        decoder = Decoder(lambda p: _decode(p, size, notes), f"mri:{size}")
         decoded = fetch_decoded(source, suffixes, s3_settings(config), decoder)
         arrays, root, extra = decoded.arrays, source, dict(decoded.summary)
         skipped = report_failures(decoded.failures, source)
+        notes.report(1)
         extra["files"] = len(decoded.counts) - skipped
         if skipped:
             extra["skipped_files"] = skipped
         return ImageData(stack(arrays, root), "mri", root, extra)
     root, files, _, extra = gather(config, source, suffixes, "MRI slices or volumes")
-    arrays, skipped = decode_all(files, lambda p: _decode(p, size), root)
+    arrays, skipped = decode_all(files, lambda p: _decode(p, size, notes), root)
+    notes.report(1)
     if not config.source:
         root = "bundled sample (MNI ICBM152 2009a, see NOTICE)"
     extra["files"] = len(files) - skipped
