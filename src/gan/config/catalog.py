@@ -141,7 +141,7 @@ _dataset(
 )
 _dataset(
     "folder",
-    "any folder of PNG/JPG/BMP/TIFF/WebP images, searched recursively",
+    "any folder of PNG/JPG/BMP/TIFF/WebP/GIF images, searched recursively",
     "folder:load_folder",
     model="dcgan-proj",
     epochs=50,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import numpy as np
 from loguru import logger
 
 from gan.config import DataConfig
@@ -58,8 +59,11 @@ def load_folder(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     _check_total(len(files), channels, size or common_size, root, own=size is None)
     size = size or common_size
     counts: list[int] = []
-    notes = Conversions()
-    decode = lambda p: [read_image(p, channels, size, notes)]  # noqa: E731
+    notes = Conversions()  # what was converted, said in one line once decoded
+
+    def decode(path: Any) -> list[np.ndarray]:
+        return [read_image(path, channels, size, notes)]
+
     arrays, skipped = decode_all(files, decode, root, counts)
     notes.report(channels)
     if skipped:
