@@ -210,3 +210,15 @@ def test_a_mask_volume_is_read(tmp_path):
     """nibabel's standard.nii.gz: 4x5x7 voxels of 0 or 255 (one value inside), 1x3x2 mm."""
     data = load("mri", NIBABEL_DATA / "standard.nii.gz", (40, 32))
     assert len(data.images) > 0 and data.images.max() == 255
+
+
+@needs_nibabel_data
+def test_volumes_given_to_the_folder_dataset_point_at_mri(tmp_path):
+    shutil.copy(NIBABEL_DATA / "example4d.nii.gz", tmp_path)
+    shutil.copy(NIBABEL_DATA / "test.mgz", tmp_path)  # read by neither
+    with pytest.raises(GanError) as info:
+        load("folder", tmp_path)
+    assert str(info.value) == (
+        f"{tmp_path} holds no image files but 1 NIfTI volume(s); train on their slices "
+        "with --dataset mri."
+    )

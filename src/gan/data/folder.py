@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,9 +12,18 @@ from loguru import logger
 from gan.config import DataConfig
 from gan.config.values import MAX_SIDE
 from gan.data import ImageData, label_images
-from gan.data.decode import IMAGE_SUFFIXES, decode_all, image_info, read_image, stack
+from gan.data.decode import (
+    IMAGE_SUFFIXES,
+    decode_all,
+    find_files,
+    image_info,
+    read_image,
+    stack,
+)
 from gan.data.limits import dataset_problem
 from gan.data.modes import Conversions
+from gan.data.nifti import NIFTI_SUFFIXES
+from gan.data.s3 import is_s3
 from gan.data.sources import gather
 from gan.errors import GanError
 
@@ -51,10 +61,27 @@ def _check_total(files: int, channels: int, size: tuple[int, int], root: Any, ow
         )
 
 
+def _volumes_instead(source: str) -> None:
+    """When a folder without images holds NIfTI volumes, say which dataset reads them."""
+    path = Path(source).expanduser()
+    if is_s3(source) or not path.exists():
+        return
+    volumes = find_files(path, NIFTI_SUFFIXES)
+    if volumes:
+        raise GanError(
+            f"{path} holds no image files but {len(volumes)} NIfTI volume(s); train on "
+            "their slices with --dataset mri."
+        )
+
+
 def load_folder(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     if not config.source:
         raise GanError("The folder dataset needs --data pointing at a folder of images.")
-    root, files, relative, extra = gather(config, config.source, IMAGE_SUFFIXES, "image files")
+    try:
+        root, files, relative, extra = gather(config, config.source, IMAGE_SUFFIXES, "image files")
+    except GanError:
+        _volumes_instead(config.source)
+        raise
     channels, common_size = _survey(files)
     _check_total(len(files), channels, size or common_size, root, own=size is None)
     size = size or common_size

@@ -22,13 +22,14 @@ def _fits(name: str, image_shape: tuple[int, ...], latent_dim: int) -> bool:
 
 
 def _sizes(height: int, width: int) -> list[tuple[int, int]]:
-    """Sizes near (H, W), smallest first, that the models' rules allow (sides multiples of
-    4 or 8 and at least 16, 32 or 64)."""
+    """Sizes from (H, W) up, smallest first, that the models' rules may allow (sides
+    multiples of 2, 4 or 8, at least 4 to 64)."""
     found = {
         (max(math.ceil(height / step) * step, least), max(math.ceil(width / step) * step, least))
-        for step in (4, 8)
-        for least in (16, 32, 64)
+        for step in (1, 2, 4, 8)
+        for least in (1, 4, 8, 16, 32, 64)
     }
+    found.discard((height, width))
     return sorted(found, key=lambda s: (s[0] * s[1], s))
 
 
@@ -46,7 +47,7 @@ def check_own_size(config: Config, image_shape: tuple[int, ...], source: Any) ->
     listed = ", ".join(others[:-1]) + " or " + others[-1] if len(others) > 1 else "".join(others)
     ways = [f"train them at that size with --model {listed}"] if others else []
     if size is not None:
-        note = " (enlarging adds no detail)" if size[0] * size[1] > height * width else ""
+        note = " (enlarging adds no detail)" if size[0] * size[1] >= 2 * height * width else ""
         ways.append(f"resize them with --image-size {size[0]}x{size[1]}{note}")
     raise GanError(
         f"The images of {source} are {height}x{width} (their own size: no --image-size was "
