@@ -141,7 +141,7 @@ _dataset(
 )
 _dataset(
     "folder",
-    "any folder of PNG/JPG/BMP/TIFF/WebP images (or DICOM files), searched recursively",
+    "any folder of PNG/JPG/BMP/TIFF/WebP/GIF images (or DICOM files), searched recursively",
     "folder:load_folder",
     model="dcgan-proj",
     epochs=50,

@@ -22,13 +22,14 @@ from gan.data.limits import (
     memory_budget,
     usable_cores,
 )
+from gan.data.modes import Conversions, is_gray, to_channels, upright_first_frame, upright_size
 from gan.errors import GanError
 from gan.walk import MAX_DATA_DEPTH, Walk
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 # What PIL may identify those files as; any other format (PSD, ICO, XBM, EPS, ...) is refused,
 # whatever the file's name. (PIL's JPEG reader also opens MPO: a JPEG with several pictures.)
-PIL_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")
+PIL_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")
 
 
 def require_path(path: Path, flag: str = "--data") -> Path:
@@ -76,18 +77,6 @@ def find_files(
     return found
 
 
-def _to_uint8(img: Image.Image, channels: int) -> Image.Image:
-    """Convert any PIL mode to L or RGB; 16-bit and float images are min-max scaled."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float32)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-        img = Image.fromarray(arr.round().astype(np.uint8), mode="L")
-    if img.mode in ("RGBA", "LA", "P", "PA"):
-        img = img.convert("RGBA").convert("RGB")
-    return img.convert("L" if channels == 1 else "RGB")
-
-
 @contextmanager
 def _open_image(path: Any) -> Iterator[Image.Image]:
     """An image of a supported format, opened and its declared size checked: nothing is
@@ -101,27 +90,33 @@ def _open_image(path: Any) -> Iterator[Image.Image]:
         yield img
 
 
-def read_image(path: Any, channels: int, size: tuple[int, int] | None) -> np.ndarray:
-    """One image file -> uint8 array C x H x W, resized to (H, W) when size is given."""
+def read_image(
+    path: Any, channels: int, size: tuple[int, int] | None, notes: Conversions | None = None
+) -> np.ndarray:
+    """One image file -> uint8 array C x H x W, resized to (H, W) when size is given: its
+    first frame, upright, in the dataset's channels (`gan.data.modes`; `notes` counts what
+    was converted)."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with _open_image(path) as img:
-            img.load()  # the first frame (page) only
-            img = _to_uint8(img, channels)
+            img = upright_first_frame(img, notes)
+            img = (notes.image if notes is not None else to_channels)(img, channels)[0]
     if size is not None and img.size != (size[1], size[0]):
+        if notes is not None and img.height * img.width < size[0] * size[1]:
+            notes.note(f"{{}} enlarged to {size[0]}x{size[1]} (bilinear: no detail is added)")
         img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=None)
     arr = np.asarray(img, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
-def image_info(path: Any) -> tuple[str, tuple[int, int]] | None:
-    """(mode, (H, W)) from the header alone, or None when the file cannot be opened (or
-    declares more pixels than `read_image` would decode)."""
+def image_info(path: Any) -> tuple[bool, tuple[int, int]] | None:
+    """(whether it is gray, (H, W) once upright) from the header alone, or None when the
+    file cannot be opened (or declares more pixels than `read_image` would decode)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with _open_image(path) as img:
-                return img.mode, (img.height, img.width)
+                return is_gray(img), upright_size(img)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, RuntimeWarning):
         return None  # RuntimeWarning: PIL's DecompressionBombWarning, raised as an error
 
@@ -162,6 +157,12 @@ def decode_all(
             if budget is not None and held > budget:
                 pool.shutdown(wait=True, cancel_futures=True)  # the files not yet begun
                 raise GanError(_too_much(len(arrays), held, root))
+    if failures and not arrays:
+        where, reason = failures[0]
+        raise GanError(
+            f"No readable images were found in {root}: {len(failures)} file(s) could not be "
+            f"read (first: {where}: {reason[:200]}); check the path and file types."
+        )
     return arrays, report_failures(failures, root)
 
 

@@ -105,8 +105,8 @@ def _read_header(stream: BinaryIO):
     return pydicom.dcmread(stream, defer_size=None if deflated else _DEFER, force=False)
 
 
-def dicom_info(path: Any) -> tuple[str, tuple[int, int]] | None:
-    """("L", (rows, columns)) of a DICOM image from its header alone, or None when the file
+def dicom_info(path: Any) -> tuple[bool, tuple[int, int]] | None:
+    """(True: gray, (rows, columns)) of a DICOM image from its header alone, or None when the file
     holds no image within the limits or cannot be read (`decode.image_info`'s shape)."""
     _settings()
     try:
@@ -114,7 +114,7 @@ def dicom_info(path: Any) -> tuple[str, tuple[int, int]] | None:
             rows, columns, _ = _check(_read_header(stream), None)
     except Exception:  # any failure: the decoder says why, when the file is decoded
         return None
-    return "L", (rows, columns)
+    return True, (rows, columns)
 
 
 def _what(ds: Any) -> str:

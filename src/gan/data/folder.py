@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,13 +12,22 @@ from loguru import logger
 from gan.config import DataConfig
 from gan.config.values import MAX_SIDE
 from gan.data import ImageData, label_images
-from gan.data.decode import IMAGE_SUFFIXES, decode_all, image_info, read_image, stack
+from gan.data.decode import (
+    IMAGE_SUFFIXES,
+    decode_all,
+    find_files,
+    image_info,
+    read_image,
+    stack,
+)
 from gan.data.dicom import DICOM_SUFFIXES, DicomReader, dicom_info, is_dicom
 from gan.data.limits import dataset_problem
+from gan.data.modes import Conversions
+from gan.data.nifti import NIFTI_SUFFIXES
+from gan.data.s3 import is_s3
 from gan.data.sources import gather
 from gan.errors import GanError
 
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 _FALLBACK_SIZE = (64, 64)
 
 
@@ -30,11 +40,12 @@ def _info(path: Any) -> tuple[str, tuple[int, int]] | None:
 
 
 def _survey(files: list[Any]) -> tuple[int, tuple[int, int]]:
-    """Channels (1 if every image is grayscale) and the most common size, from headers only."""
+    """Channels (1 if every image is grayscale) and the most common size once upright (EXIF
+    orientation applied), from headers only."""
     infos = [info for info in map(_info, files) if info is not None]
     if not infos:
         return 1, _FALLBACK_SIZE
-    channels = 1 if all(mode in _GRAY_MODES for mode, _ in infos) else 3
+    channels = 1 if all(gray for gray, _ in infos) else 3
     sizes = Counter(size for _, size in infos)
     size, _ = sizes.most_common(1)[0]
     if len(sizes) > 1:
@@ -59,23 +70,44 @@ def _check_total(files: int, channels: int, size: tuple[int, int], root: Any, ow
         )
 
 
+def _volumes_instead(source: str) -> None:
+    """When a folder without images holds NIfTI volumes, say which dataset reads them."""
+    path = Path(source).expanduser()
+    if is_s3(source) or not path.exists():
+        return
+    volumes = find_files(path, NIFTI_SUFFIXES)
+    if volumes:
+        raise GanError(
+            f"{path} holds no image files but {len(volumes)} NIfTI volume(s); train on "
+            "their slices with --dataset mri."
+        )
+
+
 def load_folder(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     if not config.source:
         raise GanError("The folder dataset needs --data pointing at a folder of images.")
     suffixes = IMAGE_SUFFIXES + DICOM_SUFFIXES
-    root, files, relative, extra = gather(config, config.source, suffixes, "image files", is_dicom)
+    try:
+        root, files, relative, extra = gather(
+            config, config.source, suffixes, "image files", is_dicom
+        )
+    except GanError:
+        _volumes_instead(config.source)
+        raise
     channels, common_size = _survey(files)
     _check_total(len(files), channels, size or common_size, root, own=size is None)
     size = size or common_size
     dicom = DicomReader(size, config.dicom_window)
+    counts: list[int] = []
+    notes = Conversions()  # what was converted, said in one line once decoded
 
     def decode(path: Any) -> list[np.ndarray]:
         if _is_image(path):
-            return [read_image(path, channels, size)]
+            return [read_image(path, channels, size, notes)]
         return [np.repeat(s, channels, axis=0) for s in dicom(path)]  # grayscale slices
 
-    counts: list[int] = []
     arrays, skipped = decode_all(files, decode, root, counts)
+    notes.report(channels)
     if skipped:
         extra["skipped_files"] = skipped
     dicom.report()

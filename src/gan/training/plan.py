@@ -34,6 +34,7 @@ from gan.config.given import (
     SMALL_DATA,
     USER,
 )
+from gan.errors import GanError
 from gan.training import handed
 from gan.training import schedule as schedules
 from gan.training.checks import (
@@ -44,6 +45,7 @@ from gan.training.checks import (
     check_limits,
     check_same_data,
 )
+from gan.training.fitting import check_own_size
 from gan.training.rules import (
     Changes,
     dataset_defaults,
@@ -153,7 +155,12 @@ def after_data(
         sources["data.image_size"] = DATA
     config = config.replace(changes)
     image_shape = tuple(data.images.shape[1:])
-    checked = check_fits(config, image_shape, plan.checked)
+    try:
+        checked = check_fits(config, image_shape, plan.checked)
+    except GanError:
+        if sources.get("data.image_size") == DATA:  # the images' own size: say what fits
+            check_own_size(config, image_shape, data.source)
+        raise
     classes = len(data.classes) if config.model.conditional else 0
     check_limits(config, image_shape, len(data.images), classes)  # with the data, this time
     check_labels(config, data)
