@@ -63,8 +63,9 @@ class Member:
         except Exception as exc:  # BadZipFile, an encrypted member, a zlib error, ...
             raise OSError(f"{type(exc).__name__}: {exc}") from None
 
-    def __str__(self) -> str:
-        return f"{self.archive.path}/{self.path}"
+    def __str__(self) -> str:  # for warnings: a name's control characters escaped
+        shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in self.path)
+        return f"{self.archive.path}/{shown}"
 
 
 @dataclass
