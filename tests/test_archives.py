@@ -10,10 +10,10 @@ import contextlib
 import gzip
 import io
 import json
-import os
 import stat
 import struct
 import tarfile
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,14 +23,24 @@ import pytest
 from loguru import logger
 from PIL import Image
 
-import gan.data.limits
 from gan.config import DataConfig
-from gan.data import load_dataset
-from gan.errors import GanError
+from gan.data import ImageData, load_dataset
+from gan.data.archive import MAX_EXTENDED_BYTES
 from tests.conftest import MNIST_1K, SHARED_MRI, error_lines, run_cli
 
 MB = 1 << 20
-TINY = ("--device", "cpu", "--model", "mlp", "--batch-size", "8", "--max-steps", "2", "--sample-every", "1000")
+TINY = (
+    "--device",
+    "cpu",
+    "--model",
+    "mlp",
+    "--batch-size",
+    "8",
+    "--max-steps",
+    "2",
+    "--sample-every",
+    "1000",
+)
 
 
 def mnist(n: int) -> tuple[np.ndarray, list[int]]:
@@ -56,7 +66,9 @@ def stylegan_zip(path: Path, images: np.ndarray, labels: list[int] | None) -> Pa
             text = f"{index:08d}"
             names.append(f"{text[:5]}/img{text}.png")
             zf.writestr(names[-1], png(pixels, compress_level=0, optimize=False))
-        listed = None if labels is None else [[n, int(c)] for n, c in zip(names, labels)]
+        listed = (
+            None if labels is None else [[n, int(c)] for n, c in zip(names, labels, strict=True)]
+        )
         zf.writestr("dataset.json", json.dumps({"labels": listed}))
     return path
 
@@ -110,7 +122,7 @@ def warned() -> Iterator[list[str]]:
         logger.remove(sink)
 
 
-def load(source: Path | str, **options) -> gan.data.ImageData:
+def load(source: Path | str, **options) -> ImageData:
     return load_dataset(DataConfig(name="folder", source=str(source), **options))
 
 
@@ -153,15 +165,6 @@ def test_webdataset_shards_train_conditionally_by_pattern_or_folder(read_only, t
     assert np.array_equal(limited.images[:, 0].numpy(), images[:5])
 
 
-def test_a_compressed_shard_reads_like_a_plain_one(tmp_path):
-    images, labels = mnist(12)
-    plain = shards(tmp_path / "plain", images, labels, per_shard=12) / "shard-000000.tar"
-    packed = tmp_path / "shard.tar.gz"
-    packed.write_bytes(gzip.compress(plain.read_bytes()))
-    a, b = load(plain), load(packed)
-    assert np.array_equal(a.images.numpy(), b.images.numpy()) and a.classes == b.classes
-
-
 def test_classes_are_the_label_integers_sorted_by_value(tmp_path):
     images, _ = mnist(6)
     data = load(stylegan_zip(tmp_path / "a.zip", images, [10, 2, 2, 10, 33, 2]))
@@ -199,9 +202,9 @@ def test_unusable_labels_leave_the_data_unlabelled_with_one_warning(tmp_path, wa
 # ---- hostile archives ---------------------------------------------------------------------
 
 
-def hostile_tar(path: Path, mode: str = "w") -> Path:
+def hostile_tar(path: Path) -> Path:
     images, _ = mnist(3)
-    with tarfile.open(path, mode, format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
         for index, pixels in enumerate(images):
             add(tar, f"{index}.png", png(pixels))
         add(tar, "../evil.png", png(images[0]))
@@ -231,10 +234,9 @@ def hostile_zip(path: Path) -> Path:
     ("make", "refused"),
     [
         (lambda p: hostile_tar(p / "x.tar"), 7),
-        (lambda p: hostile_tar(p / "x.tar.gz", "w:gz"), 7),
         (lambda p: hostile_zip(p / "x.zip"), 3),
     ],
-    ids=["tar", "tar.gz", "zip"],
+    ids=["tar", "zip"],
 )
 def test_members_that_climb_out_or_are_links_or_devices_are_skipped(tmp_path, warned, make,
                                                                    refused):  # fmt: skip
@@ -291,24 +293,37 @@ def test_a_tar_member_declaring_more_than_the_file_holds_is_skipped(tmp_path, wa
     assert warned[0].startswith("Skipped 8 archive member(s)"), warned  # 7 + huge.png
 
 
-@pytest.mark.parametrize("where", ["member", "pax header"])
-def test_a_compressed_tar_inflating_past_a_datasets_memory_is_one_sentence(
-    tmp_path, monkeypatch, where
-):
-    monkeypatch.setattr(gan.data.limits, "physical_memory", lambda: 64 * MB)  # budget: 16 MB
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        add(tar, "0.png", png(mnist(1)[0][0]))
-        info = tarfile.TarInfo("zeros.bin")
-        if where == "pax header":
-            info.pax_headers = {"comment": "0" * (24 * MB)}
-        else:
-            info.size = 24 * MB
-        tar.addfile(info, io.BytesIO(bytes(info.size)))
-    (tmp_path / "bomb.tar.gz").write_bytes(gzip.compress(raw.getvalue(), 1))
-    with pytest.raises(GanError) as refused:
-        load(tmp_path / "bomb.tar.gz")
-    assert str(refused.value).startswith(f"{tmp_path / 'bomb.tar.gz'} inflates to more than")
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"comment": "0" * 60_000},  # a digit run: quadratic in Python < 3.11.10 (an hour)
+        {"comment": "1 hdrcharset=" * 4_000},  # a field searched for from every digit
+        {"comment": "x" * (MAX_EXTENDED_BYTES + 1)},  # larger than any header needs
+    ],
+    ids=["digits", "hdrcharset", "huge"],
+)
+def test_tar_headers_that_tarfile_parses_slowly_end_the_listing_at_once(tmp_path, warned,
+                                                                       header):  # fmt: skip
+    images, _ = mnist(3)
+    with tarfile.open(tmp_path / "x.tar", "w", format=tarfile.PAX_FORMAT) as tar:
+        for index, pixels in enumerate(images):
+            add(tar, f"{index}.png", png(pixels))
+        info = tarfile.TarInfo("slow.png")
+        info.pax_headers = header
+        tar.addfile(info, io.BytesIO())
+        add(tar, "after.png", png(images[0]))  # not reached: the listing stops at the header
+    started = time.perf_counter()
+    assert len(load(tmp_path / "x.tar").images) == 3
+    assert time.perf_counter() - started < 5
+    assert any("Could not read 1 archive(s)" in m for m in warned), warned
+
+
+def test_a_compressed_tar_is_one_sentence(tmp_path):
+    (tmp_path / "shard.tar.gz").write_bytes(gzip.compress(b"\0" * 1024))
+    done = run_cli("data", "info", "--dataset", "folder", "--data", tmp_path / "shard.tar.gz",
+                   cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1 and len(error_lines(done)) == 1
+    assert "compressed tar" in error_lines(done)[0]
 
 
 @pytest.mark.parametrize(
@@ -316,7 +331,7 @@ def test_a_compressed_tar_inflating_past_a_datasets_memory_is_one_sentence(
     [
         ("garbage.zip", b"PK\x03\x04" + bytes(range(256)) * 4, "No image files"),
         ("empty.tar", b"", "No image files"),
-        ("shards/*.tar", None, "matches no .zip, .tar or .tar.gz files"),
+        ("shards/*.tar", None, "matches no .zip or .tar files"),
     ],
 )
 def test_unreadable_archives_and_empty_patterns_are_one_sentence(tmp_path, name, content, phrase):

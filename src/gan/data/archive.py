@@ -1,48 +1,48 @@
 """Datasets read in place from archives: a ZIP (StyleGAN2-ADA's `dataset_tool.py` layout,
 labels in its `dataset.json`) or tar shards (WebDataset's layout, `0001.png` beside
-`0001.cls`), plain or gzip-compressed. Nothing is extracted: each member is a `Member`
+`0001.cls`), uncompressed. Nothing is extracted: each member is a `Member`
 that decoders open like a path (`.open("rb")`, `.name`), its bytes read from the archive.
 
 A member is skipped (one warning) when its name is absolute, climbs out (`..`) or holds a
 backslash, or when it is a link, a device, a FIFO or a sparse file; member names are
 never made into paths. Sizes are bounded before anything is read: a member may declare
 at most `member_limit()` bytes (2 GB, or one core's share of a dataset's memory), and is
-read no further than it declares; a compressed tar, whose members are inflated as it is
-listed, at most a dataset's share of the memory in all (`limits.memory_budget`).
+read no further than it declares. A tar's extended headers (pax records, GNU long names)
+are checked before `tarfile` parses them: Python before 3.11.10 and 3.12.6 parses some in
+quadratic time (CVE-2024-6232), so that a few hundred kilobytes would take hours.
+
+Compressed tars (.tar.gz) are not read: their members cannot be reached without inflating
+everything before them, and the header checks need to look back. Unpack them into .tar.
 """
 
 from __future__ import annotations
 
-import gzip
 import io
+import re
 import stat
 import tarfile
 import threading
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from gan.data.limits import MAX_OBJECT_BYTES, memory_budget, size_text, usable_cores
 from gan.data.s3_cache import safe_key
-from gan.errors import GanError
 
-ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+ARCHIVE_SUFFIXES = (".zip", ".tar")
 LABELS = "dataset.json"  # StyleGAN2-ADA: {"labels": [["00000/img00000000.png", 6], ...]}
 MAX_LABELS_BYTES = 256 << 20  # dataset.json: one short entry per image
 MAX_CLS_BYTES = 64  # a WebDataset .cls member: one integer as text
+MAX_EXTENDED_BYTES = 64 << 10  # one pax header or GNU long name: a path and a few fields
+_PAX_RECORD = re.compile(rb"(\d{1,19}) ")
+_DIGIT_RUN = re.compile(rb"\d{65}")
 
 
 def member_limit() -> int:
     """The bytes one member may declare: each decoding thread holds one."""
     budget = memory_budget()
     return MAX_OBJECT_BYTES if budget is None else min(MAX_OBJECT_BYTES, budget // usable_cores())
-
-
-def inflate_limit() -> int:
-    """The bytes a compressed tar may inflate to in all (it is inflated while listed)."""
-    return memory_budget() or MAX_OBJECT_BYTES
 
 
 class Member:
@@ -112,34 +112,8 @@ class TarArchive(Archive):
         return data
 
 
-class HeldArchive(Archive):
-    """A compressed tar, read once as a stream: the members kept are held in memory."""
-
-    def read(self, member: Member) -> bytes:
-        return member.where
-
-
-class _Capped(io.RawIOBase):
-    """A stream that fails once more than `limit` bytes have been read from it."""
-
-    def __init__(self, stream: BinaryIO, limit: int, what: str) -> None:
-        self.stream, self.left, self.what = stream, limit, what
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.stream.read(min(len(buffer), self.left + 1))
-        self.left -= len(data)
-        if self.left < 0:
-            raise GanError(self.what)
-        buffer[: len(data)] = data
-        return len(data)
-
-
 def kind_of(path: Path) -> str:
-    name = path.name.lower()
-    return "zip" if name.endswith(".zip") else "tar" if name.endswith(".tar") else "tar.gz"
+    return "zip" if path.name.lower().endswith(".zip") else "tar"
 
 
 def _clean(name: str) -> str:
@@ -194,59 +168,73 @@ def _small(archive: ZipArchive, info: zipfile.ZipInfo, limit: int) -> bytes | No
         return stream.read(limit + 1)[:limit]
 
 
-def _tar_entries(path: Path, held: bool) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
-    """Every entry of a tar, read once front to back (a compressed one inflated within
-    `inflate_limit()` bytes)."""
-    if not held:
-        with tarfile.open(path, "r:") as tar:
-            for info in tar:
-                yield tar, info
+class _CheckedInfo(tarfile.TarInfo):
+    """A tar header whose extended headers are checked before `tarfile` parses them."""
+
+    def _proc_pax(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        _check_extended(tar, self.size, pax=True)
+        return super()._proc_pax(tar)
+
+    def _proc_gnulong(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        _check_extended(tar, self.size, pax=False)
+        return super()._proc_gnulong(tar)
+
+
+def _check_extended(tar: tarfile.TarFile, size: int, pax: bool) -> None:
+    """Raise ReadError unless the extended header at the file's position is small and, for
+    pax, a run of well-formed records ('<length> <keyword>=<value>' and a newline) without
+    the long digit runs or repeated hdrcharset fields Python's own parser is slow on."""
+    if size > MAX_EXTENDED_BYTES:
+        raise tarfile.ReadError(f"an extended header declares {size:,} bytes")
+    if not pax:
         return
-    limit = inflate_limit()
-    too_much = (
-        f"{path} inflates to more than {size_text(limit)}, the most a compressed tar may; "
-        "unpack it into an uncompressed .tar or give fewer shards."
-    )
-    with (
-        gzip.open(path, "rb") as raw,
-        io.BufferedReader(_Capped(raw, limit, too_much)) as capped,
-        tarfile.open(fileobj=capped, mode="r|") as tar,
-    ):
-        for info in tar:
-            yield tar, info
+    at = tar.fileobj.tell()
+    data = tar.fileobj.read(size)
+    tar.fileobj.seek(at)
+    position = 0
+    while position < len(data):
+        match = _PAX_RECORD.match(data, position)
+        length = int(match.group(1)) if match else 0
+        record = data[position : position + length]
+        if (
+            not match
+            or length <= match.end() - position
+            or record[-1:] != b"\n"
+            or (b"=" not in record)
+        ):
+            raise tarfile.ReadError("a pax header holds a malformed record")
+        position += length
+    if _DIGIT_RUN.search(data) or data.count(b"hdrcharset") > 1:
+        raise tarfile.ReadError("a pax header holds a field tar readers are slow on")
 
 
 def list_tar(path: Path, suffixes: tuple[str, ...]) -> Archive:
-    held = kind_of(path) != "tar"
-    archive = HeldArchive(path) if held else TarArchive(path)
-    limit, total = member_limit(), 0
+    """A plain tar's members, read once front to back (headers only: member data is skipped
+    by seeking); what was listed before a damaged header is kept."""
+    archive, limit = TarArchive(path), member_limit()
     try:
-        for tar, info in _tar_entries(path, held):
-            name = _clean(info.name)
-            if info.isdir():
-                continue
-            if not info.isreg() or info.sparse is not None:
-                archive.refused.append((name, "it is a link or a special file"))
-            elif name.lower().endswith(".cls") and safe_key(name) and info.size <= MAX_CLS_BYTES:
-                text = tar.extractfile(info).read(MAX_CLS_BYTES)
-                archive.classes[sample_key(name)] = text.decode("utf-8", "replace")
-            elif name == LABELS and info.size <= MAX_LABELS_BYTES:
-                archive.labels_json = tar.extractfile(info).read(MAX_LABELS_BYTES)
-            elif _take(archive, name, info.size, suffixes, limit):
-                where: Any = info.offset_data
-                if held:
-                    where = tar.extractfile(info).read(info.size)
-                    total += len(where)
-                    if total > inflate_limit():
-                        raise GanError(f"The images in {path} take more than "
-                                       f"{size_text(inflate_limit())} inflated; unpack it into "
-                                       "an uncompressed .tar or give fewer shards.")  # fmt: skip
-                archive.members.append(Member(archive, name, info.size, where))
-    except GanError:
-        raise
+        with tarfile.open(path, "r:", tarinfo=_CheckedInfo) as tar:
+            for info in tar:
+                _add_tar_entry(archive, tar, info, suffixes, limit)
     except (tarfile.TarError, OSError, EOFError, ValueError, MemoryError) as exc:
         archive.problem = f"{type(exc).__name__}: {exc}"[:200]
     return archive
+
+
+def _add_tar_entry(archive: TarArchive, tar: tarfile.TarFile, info: tarfile.TarInfo,
+                   suffixes: tuple[str, ...], limit: int) -> None:  # fmt: skip
+    name = _clean(info.name)
+    if info.isdir():
+        return
+    if not info.isreg() or info.sparse is not None:
+        archive.refused.append((name, "it is a link or a special file"))
+    elif name.lower().endswith(".cls") and safe_key(name) and info.size <= MAX_CLS_BYTES:
+        text = tar.extractfile(info).read(MAX_CLS_BYTES)
+        archive.classes[sample_key(name)] = text.decode("utf-8", "replace")
+    elif name == LABELS and info.size <= MAX_LABELS_BYTES:
+        archive.labels_json = tar.extractfile(info).read(MAX_LABELS_BYTES)
+    elif _take(archive, name, info.size, suffixes, limit):
+        archive.members.append(Member(archive, name, info.size, info.offset_data))
 
 
 def sample_key(name: str) -> str:

@@ -35,6 +35,7 @@ from gan.data.decode import find_files
 from gan.errors import GanError
 
 _GLOB = set("*?[")
+_COMPRESSED = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst")
 
 
 def archives_named(source: str) -> list[Path] | None:
@@ -45,10 +46,13 @@ def archives_named(source: str) -> list[Path] | None:
         found = sorted(Path(p) for p in glob.glob(str(path)))
         archives = [p for p in found if p.is_file() and p.name.lower().endswith(ARCHIVE_SUFFIXES)]
         if not archives:
-            raise GanError(
-                f"--data {source} matches no .zip, .tar or .tar.gz files; check the pattern."
-            )
+            raise GanError(f"--data {source} matches no .zip or .tar files; check the pattern.")
         return archives
+    if path.is_file() and path.name.lower().endswith(_COMPRESSED):
+        raise GanError(
+            f"--data {source} is a compressed tar, which cannot be read in place; unpack it "
+            "into a .tar (gunzip, unxz, ...) or a folder and give that."
+        )
     if path.is_file():
         return [path] if path.name.lower().endswith(ARCHIVE_SUFFIXES) else None
     return None

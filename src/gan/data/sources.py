@@ -28,7 +28,7 @@ def gather(
     config: DataConfig, source: str, suffixes: tuple[str, ...], what: str
 ) -> tuple[str, list[Any], list[str], dict[str, Any]]:
     """(display name, files, their paths below the source, summary extras) for a local
-    folder/file, archives (a .zip/.tar/.tar.gz file, a quoted glob of them, a folder of
+    folder/file, archives (a .zip or .tar file, a quoted glob of them, a folder of
     them and no images) or an s3:// prefix.
 
     Files are Paths, or MemoryFiles (with --no-cache) and archive Members that decoders
