@@ -184,6 +184,9 @@ def test_unusable_labels_leave_the_data_unlabelled_with_one_warning(tmp_path, wa
         zf.writestr("dataset.json", "[" * 100_000)  # nested past the parser's stack
     assert load(bad).labels is None
     assert len(warned) == 1 and "Ignored the labels" in warned[0]
+    huge = stylegan_zip(tmp_path / "huge.zip", images, labels)
+    patch_sizes(huge, 300 * MB, "dataset.json")  # declared only: nothing that large is read
+    assert load(huge).labels is None and "larger than 256 MiB" in warned[-1]
 
     folder = shards(tmp_path / "partly", images, labels, per_shard=6)
     with tarfile.open(folder / "shard-000001.tar", "w") as tar:

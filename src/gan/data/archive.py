@@ -76,7 +76,8 @@ class Archive:
     members: list[Member] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (member name, why)
     classes: dict[str, str] = field(default_factory=dict)  # member key -> .cls text
-    labels_json: bytes | None = None
+    labels_json: bytes | None = None  # dataset.json, b"" when it declares too much
+    labels_size: int = 0  # the bytes dataset.json declares
     problem: str | None = None  # why listing stopped early
 
     def read(self, member: Member) -> bytes:
@@ -151,7 +152,8 @@ def list_zip(path: Path, suffixes: tuple[str, ...]) -> Archive:
         if _zip_special(info):
             archive.refused.append((name, "it is a link or a special file"))
         elif name == LABELS:
-            archive.labels_json = _small(archive, info, MAX_LABELS_BYTES)
+            archive.labels_size = info.file_size
+            archive.labels_json = _small(archive, info, MAX_LABELS_BYTES) or b""
         elif name.lower().endswith(".cls") and safe_key(name):
             text = _small(archive, info, MAX_CLS_BYTES) or b""
             archive.classes[sample_key(name)] = text.decode("utf-8", "replace")
@@ -161,11 +163,14 @@ def list_zip(path: Path, suffixes: tuple[str, ...]) -> Archive:
 
 
 def _small(archive: ZipArchive, info: zipfile.ZipInfo, limit: int) -> bytes | None:
-    """A label member's bytes, or None when it is larger than `limit`."""
+    """A label member's bytes, or None when it is larger than `limit` or unreadable."""
     if info.file_size > limit:
         return None
-    with archive.zip.open(info) as stream:
-        return stream.read(limit + 1)[:limit]
+    try:
+        with archive.zip.open(info) as stream:
+            return stream.read(limit + 1)[:limit]
+    except Exception:  # damaged, encrypted, an unknown compression: as if it held nothing
+        return None
 
 
 class _CheckedInfo(tarfile.TarInfo):
@@ -231,8 +236,11 @@ def _add_tar_entry(archive: TarArchive, tar: tarfile.TarFile, info: tarfile.TarI
     elif name.lower().endswith(".cls") and safe_key(name) and info.size <= MAX_CLS_BYTES:
         text = tar.extractfile(info).read(MAX_CLS_BYTES)
         archive.classes[sample_key(name)] = text.decode("utf-8", "replace")
-    elif name == LABELS and info.size <= MAX_LABELS_BYTES:
-        archive.labels_json = tar.extractfile(info).read(MAX_LABELS_BYTES)
+    elif name == LABELS:
+        archive.labels_size = info.size
+        archive.labels_json = b""
+        if info.size <= MAX_LABELS_BYTES:
+            archive.labels_json = tar.extractfile(info).read(MAX_LABELS_BYTES)
     elif _take(archive, name, info.size, suffixes, limit):
         archive.members.append(Member(archive, name, info.size, info.offset_data))
 

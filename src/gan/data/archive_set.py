@@ -127,7 +127,7 @@ def _label_table(archive: Archive) -> dict[str, int]:
     """{member name: class} from dataset.json; {} with a warning when it cannot be used."""
     data = archive.labels_json or b""
     try:
-        if len(data) >= MAX_LABELS_BYTES:
+        if archive.labels_size > MAX_LABELS_BYTES:
             raise ValueError(f"it is larger than {MAX_LABELS_BYTES >> 20} MiB")
         labels = json.loads(data).get("labels")
         if labels is None:  # StyleGAN2-ADA writes null for an unlabelled dataset
