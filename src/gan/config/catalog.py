@@ -146,7 +146,7 @@ _dataset(
     model="dcgan-proj",
     epochs=50,
     channels=None,
-    labels="the subfolder each image lies in",
+    labels="the subfolder each image lies in (or an archive's dataset.json or .cls labels)",
 )
 _dataset(
     "bps",

@@ -12,6 +12,7 @@ from loguru import logger
 from gan.config import DataConfig
 from gan.config.values import MAX_SIDE
 from gan.data import ImageData, label_images
+from gan.data.archive_set import member_labels
 from gan.data.decode import (
     IMAGE_SUFFIXES,
     decode_all,
@@ -114,8 +115,12 @@ def load_folder(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     if dicom.slices:
         extra["dicom"] = dicom.summary()
     data = ImageData(stack(arrays, root), "folder", root, extra)
+    if extra.get("archives"):  # labels: the archives' own (dataset.json, .cls members)
+        labelled = member_labels(files, counts, root)
+        if labelled is not None:
+            data.labels, data.classes = labelled
     # Labels: the subfolder each image lies in, when every image lies in one.
-    if all("/" in name for name, count in zip(relative, counts, strict=True) if count):
+    elif all("/" in name for name, count in zip(relative, counts, strict=True) if count):
         folders = [name.split("/", 1)[0] for name in relative]
         data.labels, data.classes = label_images(folders, counts)
     return data

@@ -1,13 +1,16 @@
-"""Where a dataset's files come from: a local path or an s3:// prefix (cached or in memory)."""
+"""Where a dataset's files come from: a local path, archives read in place (`archive_set`)
+or an s3:// prefix (cached or in memory)."""
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from gan.config import DataConfig
+from gan.data.archive_set import archives_in, archives_named, open_archives
 from gan.data.decode import find_files, require_path
 from gan.data.s3 import S3Settings, fetch, is_s3
 from gan.data.s3_cache import NO_SUFFIX, safe_key
@@ -29,23 +32,32 @@ def gather(
     sniff: Callable[[Path], bool] | None = None,
 ) -> tuple[str, list[Any], list[str], dict[str, Any]]:
     """(display name, files, their paths below the source, summary extras) for a local
-    folder/file or an s3:// prefix; locally also the files `sniff` accepts by their bytes.
+    folder/file, archives (a .zip or .tar file, a quoted glob of them, a folder of
+    them and no images) or an s3:// prefix; locally also the files `sniff` accepts by
+    their bytes (archive members are chosen by their suffix alone).
 
-    Files are Paths, or MemoryFiles (with --no-cache) that decoders open the same way.
+    Files are Paths, or MemoryFiles (with --no-cache) and archive Members that decoders
+    open the same way.
     """
     if is_s3(source):
         unnamed = (NO_SUFFIX,) if sniff is not None else ()  # keys can't be sniffed unread
         fetched = fetch(source, suffixes + unnamed, s3_settings(config))
         return source, fetched.files, fetched.relative, fetched.summary()
-    root = require_path(Path(source))
-    files = find_files(root, suffixes, sniff)
+    archives = archives_named(source)
+    root = Path(os.path.expanduser(source)) if archives else require_path(Path(source))
+    files: list[Any] = [] if archives else find_files(root, suffixes, sniff)
+    if not files and (archives := archives or archives_in(root)):
+        files, relative = open_archives(archives, suffixes, str(root))
+        extra = {"archives": len(archives)}
+    else:
+        relative = [p.relative_to(root).as_posix() if root.is_dir() else p.name for p in files]
+        extra = {}
     if not files:
         raise GanError(f"No {what} ({', '.join(suffixes)}) were found in {root}; check the path.")
-    relative = [p.relative_to(root).as_posix() if root.is_dir() else p.name for p in files]
     if config.limit is not None:
-        pairs = sorted(zip(relative, files, strict=True))[: config.limit]
-        relative, files = [r for r, _ in pairs], [f for _, f in pairs]
-    return str(root), files, relative, {}
+        pairs = sorted(zip(relative, range(len(files)), strict=True))[: config.limit]
+        relative, files = [r for r, _ in pairs], [files[i] for _, i in pairs]
+    return str(root), files, relative, extra
 
 
 def _refusal(root: Path, inside: Path, name: str) -> str | None:
