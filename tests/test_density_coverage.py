@@ -109,36 +109,30 @@ def test_intra_class_fid_known_case():
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    """A two-step MNIST run on 1,000 digits (conditional: the MNIST default) and a tiny
-    MRI run on the bundled sample (32x32, unconditional)."""
+def conditional(tmp_path_factory):
+    """A two-step MNIST run on 1,000 digits (conditional: the MNIST default)."""
     workdir = tmp_path_factory.mktemp("dc")
-    tiny = ("--device", "cpu", "--max-steps", "2", "--batch-size", "16", "--workdir", workdir)
-    for name, extra in (
-        ("cond", ("--data", MNIST_1K)),
-        ("mri", ("--dataset", "mri", "--image-size", "32x32")),
-    ):
-        result = run_cli("train", "--run-name", name, *tiny, *extra, cwd=workdir)
-        assert result.returncode == 0, result.stderr
-    return workdir
+    result = run_cli("train", "--run-name", "cond", "--device", "cpu", "--max-steps", "2",
+                     "--batch-size", "16", "--workdir", workdir, "--data", MNIST_1K,
+                     cwd=workdir)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return workdir / "checkpoints" / "cond" / "last.pt"
 
 
-def test_evaluate_prints_density_and_coverage_on_the_bundled_mri(checkpoints):
-    ckpt = checkpoints / "checkpoints" / "mri" / "last.pt"
-    result = run_cli("evaluate", ckpt, "--metrics", "pr,dc", "--num-samples", "50",
-                     "--device", "cpu", cwd=checkpoints)  # fmt: skip
+def test_evaluate_prints_density_and_coverage(conditional, tmp_path):
+    result = run_cli("evaluate", conditional, "--data", MNIST_1K, "--metrics", "pr,dc",
+                     "--num-samples", "200", "--device", "cpu", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     printed = {line.split()[0] for line in result.stdout.splitlines()[:-1]}
     assert {"precision", "recall", "density", "coverage"} <= printed
     last = json.loads(result.stdout.strip().splitlines()[-1])
-    assert last["num_real"] == 142 and last["dc_k"] == 5
+    assert last["num_real"] == 1000 and last["dc_k"] == 5
     assert 0 <= last["coverage"] <= 1 and last["density"] >= 0
 
 
-def test_evaluate_intra_class_fid_of_a_conditional_checkpoint(checkpoints):
-    ckpt = checkpoints / "checkpoints" / "cond" / "last.pt"
-    result = run_cli("evaluate", ckpt, "--data", MNIST_1K, "--metrics", "ifid",
-                     "--num-samples", "300", "--device", "cpu", cwd=checkpoints)  # fmt: skip
+def test_evaluate_intra_class_fid_of_a_conditional_checkpoint(conditional, tmp_path):
+    result = run_cli("evaluate", conditional, "--data", MNIST_1K, "--metrics", "ifid",
+                     "--num-samples", "300", "--device", "cpu", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     last = json.loads(result.stdout.strip().splitlines()[-1])
     per_class = last["intra_fid_per_class"]
@@ -148,20 +142,29 @@ def test_evaluate_intra_class_fid_of_a_conditional_checkpoint(checkpoints):
     assert "fid of" in result.stdout and "class 7" in result.stdout
 
 
-def test_intra_class_fid_refusals(checkpoints, tmp_path):
+def test_intra_class_fid_refusals(conditional, tmp_path):
+    from gan.data import ImageData
+    from gan.errors import GanError
+    from gan.outputs.evaluate import class_labels
+
+    images = torch.zeros(4, 1, 28, 28, dtype=torch.uint8)
+    with pytest.raises(GanError, match="needs a conditional checkpoint"):
+        class_labels(ImageData(images, "mnist", "x", labels=torch.zeros(4).long()), (), 10)
+    labelled = ImageData(images, "mnist", "x", labels=torch.tensor([0, 1, 1, 0]))
+    labelled.classes = ("a", "b")
+    with pytest.raises(GanError, match="does not know \\(b\\)"):
+        class_labels(labelled, ("a", "c"), 10)
+    assert class_labels(labelled, ("c", "b", "a"), 10).tolist() == [2, 1, 1, 2]
     unlabelled = tmp_path / "unlabelled"
     unlabelled.mkdir()
     (unlabelled / "t10k-images-idx3-ubyte.gz").write_bytes(
         (MNIST_1K / "t10k-images-idx3-ubyte.gz").read_bytes()
     )
-    for run, data, count, phrase in (
-        ("mri", None, "100", "needs a conditional checkpoint"),
-        ("cond", unlabelled, "100", "needs labelled data"),
-        ("cond", MNIST_1K, "10", "give at least 20"),
+    for data, count, phrase in (
+        (unlabelled, "100", "needs labelled data"),
+        (MNIST_1K, "10", "give at least 20"),
     ):
-        ckpt = checkpoints / "checkpoints" / run / "last.pt"
-        given = ("--data", data) if data else ()
-        result = run_cli("evaluate", ckpt, *given, "--metrics", "fid,ifid",
+        result = run_cli("evaluate", conditional, "--data", data, "--metrics", "fid,ifid",
                          "--num-samples", count, "--device", "cpu", cwd=tmp_path)  # fmt: skip
         assert result.returncode == 1 and phrase in result.stderr, result.stderr
         assert len(error_lines(result)) == 1
