@@ -15,6 +15,8 @@ from gan.outputs.data_preview import GAP
 from tests.conftest import MNIST_1K, error_lines, run_cli
 from tests.s3_server import make_bps_dataset
 
+pytest_plugins = ["tests.s3_server"]
+
 MID = 128  # 0 in training's [-1, 1]: what a shifted-in gap or a cut-out square becomes
 
 
@@ -152,6 +154,22 @@ def test_only_the_images_shown_are_opened(tmp_path, monkeypatch):
                      "--num", "1", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert set(opened) == {"img-00.png"} and "Skipped" not in result.stderr
+
+
+def test_from_s3_it_lists_then_fetches_only_the_objects_shown(s3, tmp_path):
+    import io
+
+    s3.bucket("many")
+    files = {}
+    for i in range(12):
+        buffer = io.BytesIO()
+        Image.fromarray(np.full((8, 8), i * 8, dtype=np.uint8)).save(buffer, format="PNG")
+        files[f"img-{i:02d}.png"] = buffer.getvalue()
+    s3.put_many("many", "imgs", files)
+    result = run_cli("data", "preview", "--dataset", "folder", "--data", "s3://many/imgs/",
+                     "--num", "3", "--no-cache", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(s3.proxy.object_gets("many")) == [f"imgs/img-0{i}.png" for i in range(3)]
 
 
 def test_mnist_reads_only_the_records_shown(tmp_path):
