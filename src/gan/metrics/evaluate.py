@@ -95,11 +95,8 @@ def compute(real: torch.Tensor, fake: torch.Tensor, metrics: tuple[str, ...]) ->
         result["fid"] = scores.fid(real, fake)
     if "kid" in metrics:
         result["kid"], result["kid_std"] = scores.kid(real, fake)
-    if "pr" in metrics:
-        result["precision"], result["recall"] = scores.precision_recall(real, fake)
-    if "dc" in metrics:
-        result["density"], result["coverage"] = scores.density_coverage(real, fake)
-        result["dc_k"] = scores.DC_K
+    if "pr" in metrics or "dc" in metrics:
+        result |= scores.knn_scores(real, fake, metrics)
     return result
 
 
