@@ -168,3 +168,27 @@ def test_intra_class_fid_refusals(conditional, tmp_path):
                          "--num-samples", count, "--device", "cpu", cwd=tmp_path)  # fmt: skip
         assert result.returncode == 1 and phrase in result.stderr, result.stderr
         assert len(error_lines(result)) == 1
+
+
+def test_an_unconditional_checkpoint_is_refused_before_the_data_is_read(tmp_path, monkeypatch):
+    import gan.outputs.evaluate as scoring
+    from gan.checkpoint import save_atomic
+    from gan.config import Config
+    from gan.models import build_models
+
+    generator, _ = build_models("mlp", (1, 28, 28), 100)
+    state = {
+        "format_version": 1,
+        "step": 1,
+        "run_name": "r",
+        "model": {"name": "mlp", "image_shape": [1, 28, 28], "latent_dim": 100},
+        "generator": generator.state_dict(),
+        "config": Config().to_dict(),
+    }
+    path = save_atomic(state, tmp_path / "plain.pt")
+    read = []
+    monkeypatch.setattr(scoring, "load_dataset", lambda *a: read.append(a))
+    result = run_cli("evaluate", path, "--data", MNIST_1K, "--metrics", "fid,ifid",
+                     "--device", "cpu", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1 and "needs a conditional checkpoint" in result.stderr
+    assert len(error_lines(result)) == 1 and not read

@@ -41,6 +41,10 @@ from gan.runs.folders import run_paths_for
 from gan.runs.guard import inside
 
 MAX_REPORT_BYTES = 1 << 20  # a report is about 1 KiB
+UNCONDITIONAL = (
+    "--metrics ifid (intra-class FID) needs a conditional checkpoint; this one was trained "
+    "without classes."
+)
 
 
 def report_path(checkpoint: Path, result: dict[str, Any]) -> Path | None:
@@ -132,10 +136,7 @@ def class_labels(data: ImageData, classes: tuple[str, ...], num_samples: int) ->
     """The real images' labels as indices of the checkpoint's `classes`, for intra-class
     FID; one sentence where the checkpoint or the data has no classes, or they differ."""
     if not classes:
-        raise GanError(
-            "--metrics ifid (intra-class FID) needs a conditional checkpoint; this one was "
-            "trained without classes."
-        )
+        raise GanError(UNCONDITIONAL)
     if data.labels is None:
         raise GanError(
             f"--metrics ifid (intra-class FID) needs labelled data, and the images of "
@@ -205,6 +206,9 @@ def evaluate_checkpoint(
     """Generate `num_samples` images and score them against the checkpoint's dataset."""
     torch_device = resolve_device(device)
     generator, state = generator_from_checkpoint(checkpoint, torch_device)
+    classes = tuple(state["model"].get("classes") or ())
+    if "ifid" in metrics and not classes:  # said before the data is read
+        raise GanError(UNCONDITIONAL)
     loaded = load_dataset(evaluation_data(Config.from_dict(state["config"]), data))
     images = loaded.images
     if list(images.shape[1:]) != list(state["model"]["image_shape"]):
@@ -214,7 +218,6 @@ def evaluate_checkpoint(
         )
     if num_samples < 2:
         raise GanError("--num-samples must be at least 2.")
-    classes = tuple(state["model"].get("classes") or ())
     labels = class_labels(loaded, classes, num_samples) if "ifid" in metrics else None
     evaluator = Evaluator(
         images,
