@@ -152,3 +152,23 @@ def test_data_info(calls):
     assert "3 images of 1x8x8" in invoke("data", "info", "--dataset", "mri", "--limit", "3")
     (config,), _ = calls["load_dataset"]
     assert config.name == "mri" and config.limit == 3
+
+
+def test_data_preview(calls, tmp_path):
+    import gan.outputs.data_preview
+
+    shown = SimpleNamespace(path=tmp_path / "p.png", caption="4 images")
+    calls.replace(gan.outputs.data_preview, "preview", shown)
+    out = invoke("data", "preview", "--dataset", "folder", "--data", tmp_path, "--num", "4",
+                 "--augment", "cutout", "--augment-p", "0.5", "--seed", "2")  # fmt: skip
+    assert out.strip() == f"{tmp_path / 'p.png'}: 4 images"
+    (data,), kwargs = calls["preview"]
+    assert data.name == "folder" and data.source == str(tmp_path)
+    assert kwargs == {
+        "num": 4,
+        "nrow": None,
+        "out": None,
+        "augment": "cutout",
+        "augment_p": "0.5",
+        "seed": 2,
+    }

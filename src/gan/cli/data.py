@@ -1,14 +1,17 @@
 """`gan data info`: what a dataset holds before any training. For BPS it reads meta.csv
-alone (no image is downloaded); other datasets are loaded and summarised."""
+alone (no image is downloaded); other datasets are loaded and summarised. `gan data
+preview`: a grid of its first images as training sees them, augmented beside them."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from gan.cli.options import config_from_command_line, user_errors, with_config_options
+from gan.config.sections import SEED_MAX
 
 app = typer.Typer(help="Look at a dataset before training on it.", no_args_is_help=True)
 
@@ -49,6 +52,52 @@ def _info(
 
 info = with_config_options(user_errors(_info), sections=("data",))
 app.command("info")(info)
+
+
+def _preview(
+    ctx: typer.Context,
+    num: Annotated[int, typer.Option(min=1, max=1024, help="How many images (the first).")] = 64,
+    nrow: Annotated[int | None, typer.Option(min=1, max=1024, help="Images per row.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="PNG to write (default: preview-DATASET.png).")
+    ] = None,
+    augment: Annotated[
+        str,
+        typer.Option(
+            help="A DiffAugment policy as gan train takes it (color, translation, cutout, "
+            "joined by commas): the same images augmented, on the right."
+        ),
+    ] = "none",
+    augment_p: Annotated[
+        str,
+        typer.Option(
+            help="The probability of each transform per image, in [0, 1], as a fixed "
+            "--augment-p in training."
+        ),
+    ] = "1",
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Augmentation seed.")] = 0,
+    **options: Any,
+) -> None:
+    """A grid of the dataset's first images as the loader gives them (decoded, resized);
+    with --augment, the same images augmented by training's own code beside them. Only
+    the images shown are read."""
+    from gan.outputs.data_preview import preview
+
+    config, _ = config_from_command_line(ctx, options, None)
+    config.validate()
+    shown = preview(
+        config.data,
+        num=num,
+        nrow=nrow,
+        out=out,
+        augment=augment,
+        augment_p=augment_p,
+        seed=seed,
+    )
+    typer.echo(f"{shown.path}: {shown.caption}")
+
+
+app.command("preview")(with_config_options(user_errors(_preview), sections=("data",)))
 
 
 def _bps_table(s: dict[str, Any]) -> str:

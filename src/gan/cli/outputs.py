@@ -117,8 +117,10 @@ def evaluate(
     metrics: Annotated[
         str,
         typer.Option(
-            help="Any of fid,kid,pr,nn. nn: the copy check, each sample's distance to its "
-            "nearest training image against the data's own spacing."
+            help="Any of fid,kid,pr,dc,nn,ifid. dc: density and coverage (Naeem et al. "
+            "2020, k = 5); nn: the copy check, each sample's distance to its nearest "
+            "training image against the data's own spacing; ifid: intra-class FID, per "
+            "class and their mean (a conditional checkpoint and labelled data)."
         ),
     ] = METRICS_TEXT,
     features: Annotated[
@@ -136,7 +138,8 @@ def evaluate(
     ] = SEED,
     device: DeviceOption = "auto",
 ) -> None:
-    """Score a checkpoint: FID, KID, precision/recall; the last line printed is JSON."""
+    """Score a checkpoint: FID, KID, precision/recall, density/coverage; the last line
+    printed is JSON."""
     from gan.outputs.evaluate import evaluate as score
     from gan.outputs.evaluate import write_report
 
@@ -157,9 +160,12 @@ def evaluate(
 
 def _print_scores(result: dict, report: Path | None) -> None:
     """The scores a line each, what they were measured on, the report, then all as JSON."""
+    shown = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "intra_fid")
     for key, value in result.items():
-        if key in ("fid", "kid", "kid_std", "precision", "recall") or key.startswith("nn_"):
+        if key in shown or key.startswith("nn_"):
             typer.echo(f"{key:>10}  {value:.6g}")
+    for name, value in result.get("intra_fid_per_class", {}).items():
+        typer.echo(f"{'fid of':>10}  {value:.6g}  class {name}")
     typer.echo(
         f"{'features':>10}  {result['features']} ({result['num_samples']} generated, "
         f"{result['num_real']} real)"

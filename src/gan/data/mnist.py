@@ -70,8 +70,9 @@ def _idx_limit(path: Any) -> int:
     return limit
 
 
-def read_idx_labels(path: Any, count: int) -> np.ndarray:
-    """Parse an IDX1 label file (optionally gzipped) of `count` digits into uint8."""
+def read_idx_labels(path: Any, count: int, first: int | None = None) -> np.ndarray:
+    """Parse an IDX1 label file (optionally gzipped) of `count` digits into uint8; with
+    `first`, only the labels of the first that many digits are read."""
     _idx_limit(path)
     mismatch = GanError(
         f"MNIST labels {path} do not match the {count} images beside them; replace them."
@@ -82,19 +83,31 @@ def read_idx_labels(path: Any, count: int) -> np.ndarray:
             raise GanError(f"MNIST file {path} is not an IDX label file; replace it.")
         if int.from_bytes(head[4:8], "big") != count:
             raise mismatch
-        return count
+        return kept
 
+    kept = count if first is None else min(first, count)
     head, raw = _read(path, 8, declared)
     if len(head) < 8:
         raise GanError(f"MNIST file {path} is not an IDX label file; replace it.")
+    if kept < count:
+        raw = raw[:kept]  # the byte after them only shows that there are more
     labels = np.frombuffer(raw, dtype=np.uint8)
-    if len(labels) != count or labels.max() > 9:
+    if len(labels) != kept or (kept and labels.max() > 9):
         raise mismatch
     return labels
 
 
-def read_idx_images(path: Any) -> np.ndarray:
-    """Parse an IDX3 image file (optionally gzipped) into a uint8 array N x H x W."""
+def idx_count(path: Any) -> int:
+    """The number of images an IDX3 file's header declares (only the header is read)."""
+    head, _ = _read(path, 16, lambda head: 0)
+    if len(head) < 16 or int.from_bytes(head[:4], "big") != 0x803:
+        raise GanError(f"MNIST file {path} is not an IDX image file; replace it.")
+    return int.from_bytes(head[4:8], "big")
+
+
+def read_idx_images(path: Any, first: int | None = None) -> np.ndarray:
+    """Parse an IDX3 image file (optionally gzipped) into a uint8 array N x H x W; with
+    `first`, only the first that many images are read (and inflated)."""
     limit = _idx_limit(path)
     not_idx = GanError(f"MNIST file {path} is not an IDX image file; replace it.")
 
@@ -111,12 +124,14 @@ def read_idx_images(path: Any) -> np.ndarray:
                 f"MNIST file {path} declares {n:,} images of {h}x{w} ({n * h * w:,} bytes), "
                 f"not between 1 image and the limit of {limit:,} bytes; replace it."
             )
-        return n * h * w
+        return (n if first is None else min(n, first)) * h * w
 
     head, raw = _read(path, 16, declared)
     if len(head) < 16:
         raise not_idx
     n, h, w = (int.from_bytes(head[i : i + 4], "big") for i in (4, 8, 12))
+    if first is not None and first < n:
+        n, raw = first, raw[: first * h * w]  # the byte after them only shows there are more
     if len(raw) > n * h * w:
         raise GanError(
             f"MNIST file {path} is corrupt (more pixel bytes than the {n} images of {h}x{w} "
@@ -177,6 +192,17 @@ def _download(root: Path) -> None:
         ) from None
 
 
+def _kept(split: str, count: int, limit: int | None) -> np.ndarray | None:
+    """The indices of the images kept, in order (None: all of them): the training split's
+    first 55,000 of a fixed permutation, then the first --limit."""
+    kept = None
+    if split == "train" and count == 60_000:
+        kept = np.sort(np.random.default_rng(_SPLIT_SEED).permutation(60_000)[:_TRAIN_SIZE])
+    if limit is not None:
+        kept = kept[:limit] if kept is not None else np.arange(min(count, limit))
+    return kept
+
+
 def load_mnist(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     found, extra = _locate(config)
     split = "train" if found["train"] is not None else "test"
@@ -191,16 +217,17 @@ def load_mnist(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
             config.source or "data",
         )
     path, label_path = found[split], found[f"{split}-labels"]
-    images = read_idx_images(path)
-    labels = read_idx_labels(label_path, len(images)) if label_path is not None else None
+    count = idx_count(path)
+    kept = _kept(split, count, config.limit)
+    # With --limit, only the records up to the last one kept are read (and inflated).
+    first = int(kept[-1]) + 1 if config.limit is not None and len(kept) else None
+    images = read_idx_images(path, first)
+    labels = read_idx_labels(label_path, count, first) if label_path is not None else None
     extra["split"] = split
-    if split == "train" and len(images) == 60_000:
-        order = np.sort(np.random.default_rng(_SPLIT_SEED).permutation(60_000)[:_TRAIN_SIZE])
-        images, labels = images[order], labels[order] if labels is not None else None
+    if split == "train" and count == 60_000:
         extra["held_out_for_validation"] = 60_000 - _TRAIN_SIZE
-    if config.limit is not None:
-        images = images[: config.limit]
-        labels = labels[: config.limit] if labels is not None else None
+    if kept is not None:
+        images, labels = images[kept], labels[kept] if labels is not None else None
     tensor = torch.from_numpy(images.copy()).unsqueeze(1)
     if size is not None:
         tensor = resize_batch(tensor, size)

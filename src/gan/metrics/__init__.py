@@ -1,4 +1,5 @@
-"""Sample-quality metrics: feature networks registered by name, FID/KID/precision-recall."""
+"""Sample-quality metrics: feature networks registered by name, FID/KID/precision-recall,
+density/coverage, intra-class FID."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ FEATURES: Registry[Callable[[str | None], nn.Module]] = Registry("feature networ
 FEATURES.register("mnist-lenet")(lambda weights: features.load_lenet())
 FEATURES.register("random-conv")(lambda weights: features.RandomConv().eval())
 FEATURES.register("inception")(features.load_inception)
-METRICS = ("fid", "kid", "pr")  # the default set
-ALL_METRICS = (*METRICS, "nn")  # nn: the copy check (gan.metrics.copies)
+METRICS = ("fid", "kid", "pr", "dc")  # the default set
+# nn: the copy check (gan.metrics.copies); ifid: intra-class FID (a conditional G)
+ALL_METRICS = (*METRICS, "nn", "ifid")
 
 
 def default_features(image_shape: tuple[int, ...]) -> str:

@@ -1,5 +1,6 @@
 """Scoring a generator: features of real and generated images, FID, KID, precision and
-recall, the copy check (`Evaluator`, used by training and by `gan.outputs.evaluate`)."""
+recall, density and coverage, the copy check, intra-class FID (`Evaluator`, used by
+training and by `gan.outputs.evaluate`)."""
 
 from __future__ import annotations
 
@@ -73,11 +74,14 @@ def fake_features(
     device: torch.device,
     batch: int,
     pixels: list[torch.Tensor] | None = None,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Features of `num` generated images (the same seed, the same images); their pixels
-    in [0, 1] go into `pixels` when a list is given (the copy check needs them)."""
+    """Features of `num` generated images (the same seed, the same images; image i of
+    class `labels[i]` when given); their pixels in [0, 1] go into `pixels` when a list is
+    given (the copy check needs them)."""
     out = []
-    for fake in generate(generator, num, seed=seed, batch_size=batch, device=device):
+    made = generate(generator, num, seed=seed, labels=labels, batch_size=batch, device=device)
+    for fake in made:
         unit = fake.add(1).div(2).clamp(0, 1)
         out.append(net(unit).float().cpu())
         if pixels is not None:
@@ -91,8 +95,8 @@ def compute(real: torch.Tensor, fake: torch.Tensor, metrics: tuple[str, ...]) ->
         result["fid"] = scores.fid(real, fake)
     if "kid" in metrics:
         result["kid"], result["kid_std"] = scores.kid(real, fake)
-    if "pr" in metrics:
-        result["precision"], result["recall"] = scores.precision_recall(real, fake)
+    if "pr" in metrics or "dc" in metrics:
+        result |= scores.knn_scores(real, fake, metrics)
     return result
 
 
@@ -123,7 +127,12 @@ class Evaluator:
         device: torch.device,
         batch: int = 250,
         seed: int = 12345,
+        labels: torch.Tensor | None = None,
+        classes: tuple[str, ...] = (),
     ) -> None:
+        """`labels` (one class index of the generator's `classes` per real image) make
+        intra-class FID possible."""
+        self.labels, self.classes = labels, classes
         self.name = features or default_features(tuple(images.shape[1:]))
         with _observing(device):
             self.net = FEATURES.get(self.name)(weights).to(device)
@@ -135,26 +144,64 @@ class Evaluator:
     def held_bytes(self, metrics: tuple[str, ...]) -> int:
         """The memory scoring `metrics` holds at its peak, known before a sample is drawn:
         the samples' features (float32, gathered and joined) and the float64 copies FID and
-        KID make of both sets'; for pr, each set's k-NN distance matrix; for nn, the
-        samples' pixels (bytes as drawn, joined, then float32) and the reals' in float32
-        and float64."""
+        KID make of both sets'; for pr and dc, a block of rows of a k-NN distance matrix
+        (and its comparisons); for nn, the samples' pixels (bytes as drawn, joined, then
+        float32) and the reals' in float32 and float64; for ifid, a second set of samples'
+        features."""
         count, real, dim = self.num, len(self.images), int(self.real.shape[1])
         need = count * dim * 4 * 2 + (count + real) * dim * 8
-        if "pr" in metrics:
-            need += max(count, real) ** 2 * 4  # the larger set's distance matrix
+        if "pr" in metrics or "dc" in metrics:
+            wider = max(count, real)
+            need += min(scores.CHUNK, wider) * wider * (4 + 4 + 1)
         if "nn" in metrics:
             pixels = math.prod(self.images.shape[1:])
             need += count * pixels * (1 + 1 + 4) + real * pixels * (4 + 8)
+        if "ifid" in metrics:
+            need += count * dim * 4 * 2
         return need
 
     def __call__(self, generator: nn.Module, metrics: tuple[str, ...] = ("fid",)) -> dict[str, Any]:
-        pixels: list[torch.Tensor] | None = [] if "nn" in metrics else None
+        result: dict[str, Any] = {}
+        if any(m != "ifid" for m in metrics):  # the metrics of one unconditional draw
+            pixels: list[torch.Tensor] | None = [] if "nn" in metrics else None
+            with _observing(self.device):
+                fake = fake_features(
+                    generator, self.num, self.seed, self.net, self.device, self.batch, pixels
+                )
+            result = compute(self.real, fake, metrics)
+            if pixels is not None:
+                fakes = torch.cat(pixels).float() / 255
+                result |= copy_check(self.images.float() / 255, fakes, self.real, fake)
+        if "ifid" in metrics:
+            result |= self.intra_fid(generator)
+        return result
+
+    def intra_fid(self, generator: nn.Module) -> dict[str, Any]:
+        """FID of each class: the samples split evenly among the generator's classes, each
+        class's against that class's reals; and their mean. A class with fewer than two
+        real images is left out (a warning names it)."""
+        if self.labels is None or not self.classes:
+            raise GanError("Intra-class FID needs a conditional generator and labelled data.")
+        per = self.num // len(self.classes)
+        labels = torch.arange(len(self.classes)).repeat_interleave(per)
         with _observing(self.device):
             fake = fake_features(
-                generator, self.num, self.seed, self.net, self.device, self.batch, pixels
+                generator, len(labels), self.seed, self.net, self.device, self.batch, None, labels
             )
-        result = compute(self.real, fake, metrics)
-        if pixels is not None:
-            fakes = torch.cat(pixels).float() / 255
-            result |= copy_check(self.images.float() / 255, fakes, self.real, fake)
-        return result
+        found = scores.intra_fid(self.real, self.labels, fake, labels)
+        named = {self.classes[index]: value for index, value in found.items()}
+        missing = [name for name in self.classes if name not in named]
+        if missing:
+            logger.warning(
+                "Intra-class FID leaves out {} class(es) with fewer than 2 real images "
+                "(first: {}).",
+                len(missing),
+                ", ".join(missing[:3]),
+            )
+        if not named:
+            raise GanError("No class has 2 real images or more; intra-class FID needs them.")
+        return {
+            "intra_fid": sum(named.values()) / len(named),
+            "intra_fid_per_class": named,
+            "intra_fid_samples_per_class": per,
+        }

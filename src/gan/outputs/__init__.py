@@ -4,4 +4,4 @@ grids and files (`sample`), an evaluation report (`evaluate`), exported generato
 
 # What `gan evaluate` and `gan.evaluate` (`evaluate.evaluate`) do unless told otherwise:
 # the command's options and the function's keywords both read these (without torch).
-NUM_SAMPLES, METRICS_TEXT, BATCH_SIZE, SEED = 10_000, "fid,kid,pr", 250, 12345
+NUM_SAMPLES, METRICS_TEXT, BATCH_SIZE, SEED = 10_000, "fid,kid,pr,dc", 250, 12345

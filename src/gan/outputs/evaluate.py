@@ -24,12 +24,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import torch
 from loguru import logger
 
 from gan.atomic import atomic_write, read_regular
 from gan.config import FIELDS, Config, DataConfig
 from gan.config.tracking import redact
-from gan.data import load_dataset
+from gan.data import ImageData, load_dataset
 from gan.devices import release_cached_memory, resolve_device
 from gan.errors import GanError
 from gan.metrics import METRICS
@@ -40,6 +41,10 @@ from gan.runs.folders import run_paths_for
 from gan.runs.guard import inside
 
 MAX_REPORT_BYTES = 1 << 20  # a report is about 1 KiB
+UNCONDITIONAL = (
+    "--metrics ifid (intra-class FID) needs a conditional checkpoint; this one was trained "
+    "without classes."
+)
 
 
 def report_path(checkpoint: Path, result: dict[str, Any]) -> Path | None:
@@ -127,6 +132,32 @@ def _check_memory(evaluator: Evaluator, metrics: tuple[str, ...]) -> None:
         )
 
 
+def class_labels(data: ImageData, classes: tuple[str, ...], num_samples: int) -> torch.Tensor:
+    """The real images' labels as indices of the checkpoint's `classes`, for intra-class
+    FID; one sentence where the checkpoint or the data has no classes, or they differ."""
+    if not classes:
+        raise GanError(UNCONDITIONAL)
+    if data.labels is None:
+        raise GanError(
+            f"--metrics ifid (intra-class FID) needs labelled data, and the images of "
+            f"{data.source} carry no labels (MNIST needs its label file, a folder a "
+            "subfolder per class)."
+        )
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = [name for name in data.classes if name not in index]
+    if unknown:
+        raise GanError(
+            f"The data has classes the checkpoint does not know ({', '.join(unknown[:3])}); "
+            f"it knows {', '.join(classes[:10])}: give --data with its training images."
+        )
+    if num_samples < 2 * len(classes):
+        raise GanError(
+            f"--metrics ifid splits --num-samples among {len(classes)} classes; give at "
+            f"least {2 * len(classes)}."
+        )
+    return torch.tensor([index[name] for name in data.classes])[data.labels]
+
+
 def evaluate(
     checkpoint: str | Path,
     *,
@@ -140,9 +171,9 @@ def evaluate(
     device: str = "auto",
     report: bool = True,
 ) -> dict[str, Any]:
-    """Score a checkpoint (FID, KID, precision/recall; "nn" for the copy check): `gan
-    evaluate`, and `gan.evaluate`. With `report`, also write the run's report
-    (`write_report`)."""
+    """Score a checkpoint (FID, KID, precision/recall, density/coverage; "nn" for the copy
+    check, "ifid" for intra-class FID): `gan evaluate`, and `gan.evaluate`. With `report`,
+    also write the run's report (`write_report`)."""
     names = parse_metrics(metrics if isinstance(metrics, str) else ",".join(metrics))
     result = evaluate_checkpoint(
         Path(checkpoint),
@@ -175,7 +206,11 @@ def evaluate_checkpoint(
     """Generate `num_samples` images and score them against the checkpoint's dataset."""
     torch_device = resolve_device(device)
     generator, state = generator_from_checkpoint(checkpoint, torch_device)
-    images = load_dataset(evaluation_data(Config.from_dict(state["config"]), data)).images
+    classes = tuple(state["model"].get("classes") or ())
+    if "ifid" in metrics and not classes:  # said before the data is read
+        raise GanError(UNCONDITIONAL)
+    loaded = load_dataset(evaluation_data(Config.from_dict(state["config"]), data))
+    images = loaded.images
     if list(images.shape[1:]) != list(state["model"]["image_shape"]):
         raise GanError(
             f"The data has images of {list(images.shape[1:])} but the model makes "
@@ -183,8 +218,17 @@ def evaluate_checkpoint(
         )
     if num_samples < 2:
         raise GanError("--num-samples must be at least 2.")
+    labels = class_labels(loaded, classes, num_samples) if "ifid" in metrics else None
     evaluator = Evaluator(
-        images, features, features_weights, num_samples, torch_device, batch_size, seed
+        images,
+        features,
+        features_weights,
+        num_samples,
+        torch_device,
+        batch_size,
+        seed,
+        labels=labels,
+        classes=classes,
     )
     _check_memory(evaluator, metrics)
     result = evaluator(generator, metrics)
