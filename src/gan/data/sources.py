@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from gan.config import DataConfig
+from gan.data.classes import chosen, unlabelled
 from gan.data.decode import find_files, require_path
 from gan.data.s3 import S3Settings, fetch, is_s3
 from gan.data.s3_cache import safe_key
@@ -30,17 +32,35 @@ def gather(
     Files are Paths, or MemoryFiles (with --no-cache) that decoders open the same way.
     """
     if is_s3(source):
-        fetched = fetch(source, suffixes, s3_settings(config))
-        return source, fetched.files, fetched.relative, fetched.summary()
-    root = require_path(Path(source))
-    files = find_files(root, suffixes)
-    if not files:
-        raise GanError(f"No {what} ({', '.join(suffixes)}) were found in {root}; check the path.")
-    relative = [p.relative_to(root).as_posix() if root.is_dir() else p.name for p in files]
-    if config.limit is not None:
+        # --classes before --limit: the whole prefix is listed, then cut
+        settings = replace(s3_settings(config), limit=None if config.classes else config.limit)
+        fetched = fetch(source, suffixes, settings)
+        name, files, relative, extra = source, fetched.files, fetched.relative, fetched.summary()
+    else:
+        root = require_path(Path(source))
+        files = find_files(root, suffixes)
+        if not files:
+            raise GanError(
+                f"No {what} ({', '.join(suffixes)}) were found in {root}; check the path."
+            )
+        relative = [p.relative_to(root).as_posix() if root.is_dir() else p.name for p in files]
+        name, extra = str(root), {}
+    if config.classes:
+        files, relative = _of_classes(config.classes, files, relative, name)
+    if config.limit is not None and (config.classes or not is_s3(source)):
         pairs = sorted(zip(relative, files, strict=True))[: config.limit]
         relative, files = [r for r, _ in pairs], [f for _, f in pairs]
-    return str(root), files, relative, {}
+    return name, files, relative, extra
+
+
+def _of_classes(wanted: tuple[str, ...], files: list[Any], relative: list[str], source: str):
+    """The files of the subfolders (classes) --classes names."""
+    folders = [r.split("/", 1)[0] if "/" in r else None for r in relative]
+    if not any(folders):
+        raise unlabelled(source, "its images lie in no subfolders")
+    keep = chosen(wanted, [f for f in folders if f is not None], source)
+    pairs = [(f, r) for f, r, c in zip(files, relative, folders, strict=True) if c in keep]
+    return [f for f, _ in pairs], [r for _, r in pairs]
 
 
 def _refusal(root: Path, inside: Path, name: str) -> str | None:

@@ -225,6 +225,11 @@ def check_before_data(config: Config) -> tuple[Any, ...] | None:
             "leave it out, or use a dataset with labels (mnist, bps, or a folder with one "
             "subfolder per class)."
         )
+    if config.data.classes and spec.labels is None:
+        raise GanError(
+            f"Dataset {config.data.name!r} has no labels, so --classes cannot be used; "
+            "leave it out, or use a dataset with labels (mnist, bps, folder)."
+        )
     if config.data.image_size is None:
         return None
     channels = spec.channels or 1  # the channel count does not change which sizes fit
