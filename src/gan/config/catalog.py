@@ -94,6 +94,24 @@ _model(
     "fastgan:build",
 )
 
+# The blocks of each model's D that --freeze-d counts (gan.models.freeze), for its help
+# (tests/test_transfer.py checks the counts against the models).
+D_BLOCKS = {
+    "mlp": (3, "each linear layer"),
+    "dcgan": (4, "each convolution (with its BatchNorm), then the output layer"),
+    "dcgan-proj": (3, "each convolution (with its BatchNorm), then the output layer"),
+    "fc-dcgan": (4, "conv1, conv2, fc1, fc2"),
+    "mri": (5, "each of 4 convolutions, then the output layer"),
+    "resgan": (5, "each of 4 residual blocks, then the output layer"),
+    "fastgan": (5, "the first convolution, each of 3 residual blocks, the output layer"),
+}
+
+
+def blocks_help() -> str:
+    """The blocks of each model's D, for --freeze-d's help."""
+    return "; ".join(f"{name} {count} ({what})" for name, (count, what) in D_BLOCKS.items())
+
+
 _dataset(
     "mnist",
     "MNIST digits from IDX files in --data (default ./data)",

@@ -38,6 +38,7 @@ class RunSummary:
     size_bytes: int
     checkpoint: str | None  # checkpoints/<run>/last.pt, or its newest step file
     reason: str | None  # why a failed run failed
+    init_from: dict[str, Any] | None = None  # --init-from's checkpoint: path, sha256, run, step
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -218,7 +219,26 @@ def summarize(paths: RunPaths) -> RunSummary:
         ),
         checkpoint=str(checkpoint) if checkpoint else None,
         reason=_text(status.get("reason")) if state == "failed" else None,
+        init_from=_init_from(info.get("init_from")),
     )
+
+
+def _init_from(value: Any) -> dict[str, Any] | None:
+    """run.json's --init-from record, its plain values only (a hand-edited file is shown,
+    never trusted)."""
+    if not isinstance(value, dict) or _text(value.get("path")) is None:
+        return None
+    keys = ("path", "sha256", "run", "step")
+    return {key: value.get(key) for key in keys if isinstance(value.get(key), str | int)}
+
+
+def _from(init: dict[str, Any] | None) -> str:
+    """The FROM column: the source run and step (else the file's name), its digest's start."""
+    if init is None:
+        return "-"
+    where = f"{init['run']}@{init['step']}" if "run" in init and "step" in init else None
+    digest = str(init.get("sha256", ""))[:8]
+    return f"{where or Path(init['path']).name} ({digest})" if digest else (where or init["path"])
 
 
 def list_runs(workdir: Path) -> list[RunSummary]:
@@ -263,7 +283,7 @@ def _duration(seconds: float | None) -> str:
 def table(runs: list[RunSummary]) -> str:
     """The runs as aligned text columns, one line each."""
     header = ("RUN", "STATUS", "DATASET", "MODEL", "STEPS", "LAST FID", "BEST FID")
-    header += ("FEATURES", "STARTED", "TIME", "LEFT", "SIZE")
+    header += ("FEATURES", "STARTED", "TIME", "LEFT", "SIZE", "FROM")
     rows = [header]
     for r in runs:
         steps = f"{r.step}/{r.planned}" if r.planned else str(r.step)
@@ -273,6 +293,7 @@ def table(runs: list[RunSummary]) -> str:
             (r.run, r.status, r.dataset or "-", r.model or "-", steps, *fid)
             + (r.fid_features or "-", started)
             + (_duration(r.seconds), _duration(r.seconds_left), _size_text(r.size_bytes))
+            + (_from(r.init_from),)
         )
     return "\n".join(text_columns(rows))
 

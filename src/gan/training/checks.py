@@ -246,4 +246,16 @@ def check_fits(config: Config, image_shape: tuple[int, ...], done: tuple | None)
         check_limits(config, image_shape)  # before check_model_fits gives the model memory
         check_model_fits(m.name, image_shape, m.latent_dim)
         check_penalties(config, image_shape)
+        if config.train.freeze_d:
+            check_freeze_d(config, image_shape)
     return key
+
+
+def check_freeze_d(config: Config, image_shape: tuple[int, ...]) -> None:
+    """--freeze-d leaves D's output layer to train (its blocks counted on the meta device)."""
+    from gan.models import _on_meta
+    from gan.models.freeze import check_freeze
+
+    m = config.model
+    _, discriminator = _on_meta(m.name, tuple(image_shape), m.latent_dim, 0, 0)
+    check_freeze(m.name, discriminator, config.train.freeze_d)

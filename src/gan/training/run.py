@@ -28,7 +28,7 @@ from gan.runs.folders import RunLock, RunPaths, prepare_run
 from gan.runs.resume import RESUME_MODES
 from gan.runs.status import StatusRecorder
 from gan.runs.tracking import RunLog, Tracker, make_trackers
-from gan.training import budget, records
+from gan.training import budget, records, transfer
 from gan.training import plan as plans
 from gan.training.build import assemble, build_parts
 from gan.training.loop import FitResult, Trainer
@@ -133,6 +133,9 @@ def _session(
         parts, header = build_parts(plan, data, device, paths, log, info, settings)
         if resumed.state is not None:
             _restore(parts, resumed)
+        elif resumed.init is not None:  # --init-from: a new run from another's weights
+            classes = data.classes if plan.config.model.conditional else ()
+            transfer.carry(parts.runtime, resumed.init, tuple(data.images.shape[1:]), classes)
         if plan.schedule.open:  # --time-budget: the plan's warm-up fixes the length
             plan = budget.fit(plan, Rehearsal(parts, plan.schedule, resumed.step), info)
         schedule = plan.schedule
@@ -196,7 +199,8 @@ def _open_run(
         set_aside(paths, resumed.step, start_over=resumed.state is None)
     log.open(records.run_start(plan.config, paths.logs, paths.name, resumed.step))
     status = StatusRecorder(paths)
-    records.write_run_records(paths, plan, header, trainer, resumed.path)
+    init = resumed.init.record() if resumed.init is not None else None
+    records.write_run_records(paths, plan, header, trainer, resumed.path, init)
     schedule = plan.schedule
     status.training(trainer.step, schedule.total)
     if schedule.fitted is not None:  # the plan, in train.log and TensorBoard too
