@@ -124,6 +124,8 @@ def _session(
     seed_everything(plan.config.train.seed + info.rank)  # per-process dropout; rank 0's wins
     data = _load_once_per_node(plan.config, info)
     plan = plans.after_data(plan, data, resumed.state, resumed.path, info.world_size)
+    if resumed.init is not None and resumed.state is None:  # before any folder is made
+        transfer.check_fits(resumed.init, tuple(data.images.shape[1:]), _classes(plan, data))
     paths, lock = _lock(plan, data, info, resume)
     if paths is not None:
         plan = plans.named(plan, paths.name)
@@ -134,8 +136,7 @@ def _session(
         if resumed.state is not None:
             _restore(parts, resumed)
         elif resumed.init is not None:  # --init-from: a new run from another's weights
-            classes = data.classes if plan.config.model.conditional else ()
-            transfer.carry(parts.runtime, resumed.init, tuple(data.images.shape[1:]), classes)
+            transfer.carry(parts.runtime, resumed.init, _classes(plan, data))
         if plan.schedule.open:  # --time-budget: the plan's warm-up fixes the length
             plan = budget.fit(plan, Rehearsal(parts, plan.schedule, resumed.step), info)
         schedule = plan.schedule
@@ -176,6 +177,10 @@ def _restore(parts: Parts, resumed: Resumed) -> None:
         reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else repr(exc)
         raise DoesNotFit(resumed.path, f"{type(exc).__name__}: {reason}") from None
     logger.info("Resumed from {} at step {}", resumed.path, resumed.step)
+
+
+def _classes(plan: plans.Plan, data: ImageData) -> tuple[str, ...]:
+    return tuple(data.classes) if plan.config.model.conditional else ()
 
 
 def _trackers(config: Config) -> list[Tracker]:

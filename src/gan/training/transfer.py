@@ -91,8 +91,9 @@ def model_options(source: Source, given: Config, chosen: Any) -> Changes:
     return {key: saved.get(key) for key in keys}
 
 
-def carry(runtime: Any, source: Source, image_shape: tuple[int, ...], classes: tuple) -> None:
-    """Copy the source's G, D and G's moving average into a new run's `runtime`."""
+def check_fits(source: Source, image_shape: tuple[int, ...], classes: tuple) -> None:
+    """The source's weights can take this data (checked once the data is loaded, before
+    the run's folders are made): the same channels and size, labels or none."""
     model, path = source.state["model"], source.path
     old_shape = tuple(int(s) for s in model.get("image_shape") or ())
     if old_shape[:1] != tuple(image_shape[:1]):
@@ -112,9 +113,14 @@ def carry(runtime: Any, source: Source, image_shape: tuple[int, ...], classes: t
     if bool(old_classes) != bool(classes):
         raise GanError(
             f"--init-from {path} was trained {'with' if old_classes else 'without'} labels "
-            f"and this run {'has' if classes else 'has none'}; give data "
+            f"and this run {'trains with them' if classes else 'has none'}; give data "
             f"{'with' if old_classes else 'without'} labels, or drop --init-from."
         )
+
+
+def carry(runtime: Any, source: Source, classes: tuple) -> None:
+    """Copy the source's G, D and G's moving average into a new run's `runtime`."""
+    old_classes, path = tuple(source.state["model"].get("classes") or ()), source.path
     weights = source.state["runtime"]
     ema = runtime.G_ema.module if runtime.G_ema is not None else None
     pairs = [("G", runtime.G, weights["generator"]), ("D", runtime.D, weights["discriminator"])]
