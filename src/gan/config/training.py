@@ -67,9 +67,9 @@ class TrainConfig:
         None,
         "Start this new run (step 0, fresh optimizers, its own schedule) from the G, D and "
         "G's moving average of another run's checkpoint, loaded as safely as any; its "
-        "model options ([model]) come with it, no others. Its image size and channels must "
-        "be the data's; a conditional model with another number of classes gets new class "
-        "embeddings (docs/training.md, Small data).",
+        "model options (--model, --latent-dim, --conditional, ...) come with it, no others. "
+        "Its image size and channels must be the data's; a conditional model with another "
+        "number of classes gets new class embeddings (docs/training.md, Small data).",
         panel=TRANSFER,
         fixed=True,
         metavar="CHECKPOINT",
@@ -77,7 +77,7 @@ class TrainConfig:
     freeze_d: int = option(
         0,
         "FreezeD (Mo et al. 2020): D's first N blocks get no gradient, the rest train. A "
-        "block is a layer with weights (with its BatchNorm); D's last, its output layer, "
+        "block is a layer with weights and the BatchNorm after it; D's last, its output layer, "
         f"always trains. Blocks per model: {blocks_help()}.",
         min=0,
         max=64,
