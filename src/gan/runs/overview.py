@@ -16,6 +16,7 @@ from typing import Any
 from gan.checkpoint import step_files
 from gan.runs.folders import RunPaths, is_locked
 from gan.runs.history import iter_history
+from gan.runs.origin import from_text, init_from
 from gan.runs.status import ENDED, STATUS, number, read_json, read_status
 from gan.walk import tree_size
 
@@ -219,26 +220,8 @@ def summarize(paths: RunPaths) -> RunSummary:
         ),
         checkpoint=str(checkpoint) if checkpoint else None,
         reason=_text(status.get("reason")) if state == "failed" else None,
-        init_from=_init_from(info.get("init_from")),
+        init_from=init_from(info.get("init_from")),
     )
-
-
-def _init_from(value: Any) -> dict[str, Any] | None:
-    """run.json's --init-from record, its plain values only (a hand-edited file is shown,
-    never trusted)."""
-    if not isinstance(value, dict) or _text(value.get("path")) is None:
-        return None
-    keys = ("path", "sha256", "run", "step")
-    return {key: value.get(key) for key in keys if isinstance(value.get(key), str | int)}
-
-
-def _from(init: dict[str, Any] | None) -> str:
-    """The FROM column: the source run and step (else the file's name), its digest's start."""
-    if init is None:
-        return "-"
-    where = f"{init['run']}@{init['step']}" if "run" in init and "step" in init else None
-    digest = str(init.get("sha256", ""))[:8]
-    return f"{where or Path(init['path']).name} ({digest})" if digest else (where or init["path"])
 
 
 def list_runs(workdir: Path) -> list[RunSummary]:
@@ -293,7 +276,7 @@ def table(runs: list[RunSummary]) -> str:
             (r.run, r.status, r.dataset or "-", r.model or "-", steps, *fid)
             + (r.fid_features or "-", started)
             + (_duration(r.seconds), _duration(r.seconds_left), _size_text(r.size_bytes))
-            + (_from(r.init_from),)
+            + (from_text(r.init_from),)
         )
     return "\n".join(text_columns(rows))
 
