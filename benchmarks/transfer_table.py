@@ -3,7 +3,7 @@ trained from scratch or fine-tuned from a run on digits 0-4 (with and without Fr
 equal steps, two seeds each, scored against every 5-9 digit of the split.
 
     uv run python benchmarks/transfer_table.py pretrain [--data ../shared/data/MNIST/raw]
-    uv run python benchmarks/transfer_table.py runs [--steps 600] [--seeds 1,2]
+    uv run python benchmarks/transfer_table.py runs [--steps 150] [--parallel] [--seeds 1,2]
     uv run python benchmarks/transfer_table.py score [--metrics fid,pr] [--json out.json]
 
 `pretrain`: `gan train` on digits 0-4 with the MNIST defaults (5-minute budget). `runs`:
@@ -39,11 +39,15 @@ ROWS = {
 GAN = [sys.executable, "-m", "gan"]
 
 
-def _train(args: argparse.Namespace, *flags: str) -> None:
+def _train(args: argparse.Namespace, *flags: str, wait: bool = True) -> subprocess.Popen:
     command = ["nice", "-n", "5", *GAN, "train", "--dataset", "mnist", "--data", args.data]
     command += ["--workdir", args.workdir, *flags]
     print(" ".join(command[3:]), flush=True)
-    subprocess.run(command, check=True)
+    log = open(Path(args.workdir) / f"{flags[flags.index('--run-name') + 1]}.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    if wait and process.wait() != 0:
+        raise SystemExit(f"{command} failed")
+    return process
 
 
 def pretrain(args: argparse.Namespace) -> None:
@@ -52,6 +56,7 @@ def pretrain(args: argparse.Namespace) -> None:
 
 def runs(args: argparse.Namespace) -> None:
     source = str(Path(args.workdir) / "checkpoints" / "pretrain-0-4" / "last.pt")
+    started: list[subprocess.Popen] = []
     for seed in args.seeds.split(","):
         for row, extra in ROWS.items():
             if args.rows and row.split()[0] not in args.rows.split(","):
@@ -59,8 +64,10 @@ def runs(args: argparse.Namespace) -> None:
             name = f"{row.split()[0]}{'-freeze' if 'freeze' in row else ''}-s{seed}"
             flags = [f.format(pretrain=source) for f in extra]
             size = ["--limit", str(args.images), "--max-steps", str(args.steps)]
-            _train(args, "--classes", ",".join(NEW), *size, "--seed", seed, "--run-name", name,
-                   *flags)  # fmt: skip
+            started.append(_train(args, "--classes", ",".join(NEW), *size, "--seed", seed,
+                                  "--run-name", name, *flags, wait=not args.parallel))  # fmt: skip
+    if any(process.wait() != 0 for process in started):
+        raise SystemExit("a run failed: see its log in the workdir")
 
 
 def score(args: argparse.Namespace) -> None:
@@ -106,11 +113,12 @@ def main() -> None:
     parser.add_argument("stage", choices=("pretrain", "runs", "score"))
     parser.add_argument("--data", default="../shared/data/MNIST/raw")
     parser.add_argument("--workdir", default="/work/transfer-exp")
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--seeds", default="1,2")
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--metrics", default="fid,pr")
+    parser.add_argument("--parallel", action="store_true", help="runs: all rows at once")
     parser.add_argument("--rows", help="runs: only these rows (scratch, fine-tune)")
     parser.add_argument("--json")
     args = parser.parse_args()
