@@ -55,7 +55,7 @@ def pretrain(args: argparse.Namespace) -> None:
 
 
 def runs(args: argparse.Namespace) -> None:
-    source = str(Path(args.workdir) / "checkpoints" / "pretrain-0-4" / "last.pt")
+    source = args.pretrain or str(Path(args.workdir) / "checkpoints/pretrain-0-4/last.pt")
     started: list[subprocess.Popen] = []
     for seed in args.seeds.split(","):
         for row, extra in ROWS.items():
@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2")
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--metrics", default="fid,pr")
+    parser.add_argument("--pretrain", help="runs: the checkpoint to fine-tune from")
     parser.add_argument("--parallel", action="store_true", help="runs: all rows at once")
     parser.add_argument("--rows", help="runs: only these rows (scratch, fine-tune)")
     parser.add_argument("--json")
