@@ -21,6 +21,9 @@ from gan.models import _on_meta, build_models
 from gan.models.freeze import discriminator_blocks, freeze
 from gan.training.runtime import add_spectral_norm
 from tests.conftest import error_lines, run_cli
+from tests.s3_server import make_bps_dataset
+
+pytest_plugins = ["tests.s3_server"]
 
 # tests/data/reference's tiny run: fc-dcgan, 16x16, latent 8, conditional on 10 digits
 SOURCE = Path(__file__).parent / "data" / "reference" / "tiny-step-0000020.pt"
@@ -140,3 +143,24 @@ def test_classes_keep_their_names_and_are_numbered_in_the_datas_order(tmp_path, 
     assert folder.classes == ("cats", "owls") and len(folder.images) == 4
     with pytest.raises(GanError, match="has no class 'bats'"):
         load_dataset(DataConfig(name="folder", source=str(tmp_path), classes=("bats",)))
+
+
+def test_classes_come_before_limit_on_s3_and_other_classes_are_not_fetched(s3):
+    from tests.test_s3 import BPS_URI, bps_keys, codes, png
+
+    s3.bucket("pets")
+    files = {f"{kind}/{i}.png": png(np.full((8, 8), 10 * i + j, np.uint8))
+             for j, kind in enumerate(("cats", "dogs")) for i in range(4)}  # fmt: skip
+    s3.put_many("pets", "p/", files)
+    dogs = load_dataset(
+        DataConfig(name="folder", source="s3://pets/p/", classes=("dogs",), limit=3)
+    )
+    assert dogs.classes == ("dogs",) and len(dogs.images) == 3  # 3 dogs, not the first 3 files
+    assert codes(dogs.images) == [(10 * i + 1) * 257 for i in range(3)]
+    s3.bucket("bps-data")
+    rows = make_bps_dataset(BPS_URI, n=12, s3=s3)
+    s3.proxy.reset()
+    fe = load_dataset(DataConfig(name="bps", source=BPS_URI, image_size=(16, 16), classes=("fe",)))
+    wanted = [r for r in rows if r["particle_type"] == "Fe"]
+    assert fe.classes == ("Fe",) and len(fe.images) == len(wanted)
+    assert set(s3.proxy.object_gets()) == {"Microscopy/train/meta.csv"} | bps_keys(wanted)
