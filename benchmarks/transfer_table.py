@@ -4,11 +4,12 @@ equal steps, two seeds each, scored against every 5-9 digit of the split.
 
     uv run python benchmarks/transfer_table.py pretrain [--data ../shared/data/MNIST/raw]
     uv run python benchmarks/transfer_table.py runs [--steps 150] [--parallel] [--seeds 1,2]
-    uv run python benchmarks/transfer_table.py score [--metrics fid,pr] [--json out.json]
+    uv run python benchmarks/transfer_table.py score [--samples 5000] [--metrics fid,pr,dc]
 
 `pretrain`: `gan train` on digits 0-4 with the MNIST defaults (5-minute budget). `runs`:
 the rows, each `gan train --classes 5,6,7,8,9 --limit 200 --max-steps N` in the same
-workdir (nice -n 5). `score`: each run's last checkpoint, 10,000 samples, mnist-lenet
+workdir (nice -n 5; --parallel: all at once, each logging to <workdir>/<run>.log).
+`score`: each run's last checkpoint, --samples samples (10,000), mnist-lenet
 features, against every 5-9 image (FID, precision/recall; add dc for density/coverage
 where gan has it), and the copy check (nn) against the 200 training images; a Markdown
 table, mean and spread (half the range) over the seeds.
