@@ -26,6 +26,7 @@ from PIL import Image
 from gan.config import DataConfig
 from gan.data import ImageData, load_dataset
 from gan.data.archive import MAX_EXTENDED_BYTES
+from gan.errors import GanError
 from tests.conftest import MNIST_1K, SHARED_MRI, error_lines, run_cli
 
 MB = 1 << 20
@@ -170,6 +171,19 @@ def test_classes_are_the_label_integers_sorted_by_value(tmp_path):
     data = load(stylegan_zip(tmp_path / "a.zip", images, [10, 2, 2, 10, 33, 2]))
     assert data.classes == ("2", "10", "33")
     assert data.labels.tolist() == [1, 0, 0, 1, 2, 0]
+
+
+def test_classes_choose_members_by_the_archives_labels_before_limit(tmp_path):
+    images, _ = mnist(6)
+    zipped = stylegan_zip(tmp_path / "a.zip", images, [10, 2, 2, 10, 33, 2])
+    data = load(zipped, classes=("10", "33"))
+    assert data.classes == ("10", "33") and data.labels.tolist() == [0, 0, 1]
+    assert np.array_equal(data.images[:, 0].numpy(), images[[0, 3, 4]])
+    assert load(zipped, classes=("2",), limit=2).images.shape[0] == 2  # --limit cuts after
+    with pytest.raises(GanError, match="has no class '7'"):
+        load(zipped, classes=("7",))
+    with pytest.raises(GanError, match="carry no labels"):
+        load(stylegan_zip(tmp_path / "b.zip", images, None), classes=("2",))
 
 
 def test_unusable_labels_leave_the_data_unlabelled_with_one_warning(tmp_path, warned):

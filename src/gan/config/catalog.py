@@ -94,6 +94,24 @@ _model(
     "fastgan:build",
 )
 
+# The blocks of each model's D that --freeze-d counts (gan.models.freeze), for its help
+# (tests/test_transfer.py checks the counts against the models).
+D_BLOCKS = {
+    "mlp": (3, "3 linear layers, the last the output layer"),
+    "dcgan": (4, "3 convolutions, then the output layer"),
+    "dcgan-proj": (3, "2 convolutions, then the output layer"),
+    "fc-dcgan": (4, "conv1, conv2, fc1, fc2"),
+    "mri": (5, "4 convolutions, then the output layer"),
+    "resgan": (5, "4 residual blocks, then the output layer"),
+    "fastgan": (5, "a convolution, 3 residual blocks, then the output layer"),
+}
+
+
+def blocks_help() -> str:
+    """The blocks of each model's D, for --freeze-d's help."""
+    return "; ".join(f"{name} {count} ({what})" for name, (count, what) in D_BLOCKS.items())
+
+
 _dataset(
     "mnist",
     "MNIST digits from IDX files in --data (default ./data)",

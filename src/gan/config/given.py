@@ -17,6 +17,7 @@ USER = (FLAG, FILE, ARGUMENT)  # what the user gave, in one way or another
 RESUMED, DATASET, DATA = "checkpoint", "dataset default", "data"
 SMALL_DATA, LABELS = "small-data rule", "labels rule"
 BUDGET_SET, RUN_FOLDER = "time budget", "run folder"
+INIT_FROM = "init-from checkpoint"  # a new run's model options, from --init-from's
 # The forms a run's length takes: a length given replaces one from below (a file's, a
 # checkpoint's, a dataset's), whichever form either takes.
 LENGTH = frozenset({"train.epochs", "train.max_steps", "train.time_budget", "train.planned_steps"})

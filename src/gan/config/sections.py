@@ -14,6 +14,7 @@ from gan.config.options import option
 from gan.config.values import (
     augment_policy,
     augment_strength,
+    class_names,
     fractions,
     joined,
     lower_choice,
@@ -60,6 +61,17 @@ class DataConfig:
         min=1,
         max=10**9,
         fixed=True,
+    )
+    classes: tuple[str, ...] = option(
+        (),
+        "Only the images of these classes, e.g. 0,1,2,3,4: MNIST digits, folder subfolders, "
+        "BPS --condition-on values, checked against the data's labels; a --conditional "
+        "model numbers them 0..k-1 in the data's order and keeps their names (gan sample "
+        "--label 7). Applied before --limit.",
+        convert=class_names,
+        show=",".join,
+        fixed=True,
+        metavar="A,B,...",
     )
     download: bool = option(False, "Download the dataset first (mnist, torchvision).")
     no_sign_request: bool = option(False, "Anonymous S3 requests (public buckets).", panel=S3)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gan.config.catalog import blocks_help
 from gan.config.options import option
 from gan.config.sections import DIST, EVAL, OUTPUTS, SEED_MAX, SPEED, STEPS_MAX
 from gan.config.values import (
@@ -18,6 +19,7 @@ from gan.config.values import (
 )
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+TRANSFER = "Transfer (small data)"
 
 
 @dataclass(kw_only=True)
@@ -60,6 +62,27 @@ class TrainConfig:
         "auto's ramp follows); the config.toml of a run stopped early records it.",
         min=1,
         max=STEPS_MAX,
+    )
+    init_from: str | None = option(
+        None,
+        "Start this new run (step 0, fresh optimizers, its own schedule) from the G, D and "
+        "G's moving average of another run's checkpoint, loaded as safely as any; its "
+        "model options (--model, --latent-dim, --conditional, ...) come with it, no others. "
+        "Its image size and channels must be the data's; a conditional model with another "
+        "number of classes gets new class embeddings (docs/training.md, Small data).",
+        panel=TRANSFER,
+        fixed=True,
+        metavar="CHECKPOINT",
+    )
+    freeze_d: int = option(
+        0,
+        "FreezeD (Mo et al. 2020): D's first N blocks get no gradient, the rest train. A "
+        "block is a layer with weights and the BatchNorm after it; D's last, its output layer, "
+        f"always trains. Blocks per model: {blocks_help()}.",
+        min=0,
+        max=64,
+        panel=TRANSFER,
+        fixed=True,
     )
     device: str = option(
         "auto", "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps.", convert=device_name

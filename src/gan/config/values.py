@@ -87,6 +87,24 @@ def percentiles(value: Any) -> tuple[float, float]:
     return low, high
 
 
+def class_names(value: Any) -> tuple[str, ...]:
+    """Class names, comma-separated (text, or a list of texts or integers from a config
+    file), repeats dropped, in the order given; () for every class."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(
+        isinstance(v, str) or (type(v) is int) for v in items
+    ):
+        raise ValueError(f"{shown(value)} is not comma-separated class names")
+    parts = [p.strip() for v in items for p in str(v).split(",")]
+    names = tuple(dict.fromkeys(p for p in parts if p))
+    if len(names) > MAX_CLASSES or any(len(n) > MAX_CLASS_NAME for n in names):
+        raise ValueError(
+            f"{shown(value)} names more than {MAX_CLASSES:,} classes or a name longer than "
+            f"{MAX_CLASS_NAME} characters"
+        )
+    return names
+
+
 def device_name(value: Any) -> str:
     text = value.strip().lower() if isinstance(value, str) else ""
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,4})?", text):

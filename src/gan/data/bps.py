@@ -21,6 +21,7 @@ from loguru import logger
 
 from gan.config import DataConfig
 from gan.data import ImageData, label_images
+from gan.data.classes import chosen
 from gan.data.decode import decode_all, report_failures, require_path, stack
 from gan.data.limits import MAX_TABLE_BYTES
 from gan.data.s3 import explain, is_s3, make_client, split_uri
@@ -228,6 +229,9 @@ def load_bps(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     rows.sort(key=lambda r: r["filename"])  # one order, wherever the data lives
     if not rows:
         raise GanError(f"No BPS images in {source} match {_describe(config)}; relax the filters.")
+    if config.classes:  # the --condition-on values asked for, before --limit
+        keep = chosen(config.classes, [_label(r, config.condition_on) for r in rows], source)
+        rows = [r for r in rows if _label(r, config.condition_on) in keep]
     matched = len(rows)
     rows = rows[: config.limit] if config.limit is not None else rows
     size, clip = size or (128, 128), config.clip_percentiles

@@ -15,6 +15,7 @@ from loguru import logger
 
 from gan.config import DataConfig
 from gan.data import ImageData
+from gan.data.classes import chosen, unlabelled
 from gan.data.decode import require_path, resize_batch
 from gan.data.limits import MAX_IDX_BYTES, bounded, check_pixels
 from gan.data.s3 import fetch, is_s3
@@ -218,9 +219,11 @@ def load_mnist(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
         )
     path, label_path = found[split], found[f"{split}-labels"]
     count = idx_count(path)
-    kept = _kept(split, count, config.limit)
+    # --classes comes before --limit: the digits are chosen among all the records.
+    limit = None if config.classes else config.limit
+    kept = _kept(split, count, limit)
     # With --limit, only the records up to the last one kept are read (and inflated).
-    first = int(kept[-1]) + 1 if config.limit is not None and len(kept) else None
+    first = int(kept[-1]) + 1 if limit is not None and len(kept) else None
     images = read_idx_images(path, first)
     labels = read_idx_labels(label_path, count, first) if label_path is not None else None
     extra["split"] = split
@@ -228,11 +231,28 @@ def load_mnist(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
         extra["held_out_for_validation"] = 60_000 - _TRAIN_SIZE
     if kept is not None:
         images, labels = images[kept], labels[kept] if labels is not None else None
+    digits = tuple(range(10))
+    if config.classes:  # before --limit, which then cuts the digits kept
+        images, labels, digits = _of_classes(config.classes, images, labels, str(path))
+        if config.limit is not None:
+            images = images[: config.limit]
+            labels = labels[: config.limit] if labels is not None else None
     tensor = torch.from_numpy(images.copy()).unsqueeze(1)
     if size is not None:
         tensor = resize_batch(tensor, size)
     data = ImageData(tensor, "mnist", str(path), extra)
-    if labels is not None:
-        data.labels = torch.from_numpy(labels.astype(np.int64))
-        data.classes = tuple(str(d) for d in range(10))
+    if labels is not None:  # the digits kept, numbered 0..k-1 in their order
+        index = np.zeros(10, dtype=np.int64)
+        index[list(digits)] = np.arange(len(digits))
+        data.labels = torch.from_numpy(index[labels])
+        data.classes = tuple(str(d) for d in digits)
     return data
+
+
+def _of_classes(wanted: tuple[str, ...], images: np.ndarray, labels: Any, source: str):
+    """(images, labels, digits kept) of the digits --classes names."""
+    if labels is None:
+        raise unlabelled(source, "no IDX label file beside it")
+    digits = sorted(int(d) for d in chosen(wanted, [str(d) for d in np.unique(labels)], source))
+    keep = np.isin(labels, digits)
+    return images[keep], labels[keep], tuple(digits)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from gan.config import DataConfig
 from gan.data.archive_set import archives_in, archives_named, open_archives
+from gan.data.classes import chosen, unlabelled
 from gan.data.decode import find_files, require_path
 from gan.data.s3 import S3Settings, fetch, is_s3
 from gan.data.s3_cache import NO_SUFFIX, safe_key
@@ -40,24 +42,56 @@ def gather(
     open the same way.
     """
     if is_s3(source):
+        # --classes before --limit: the whole prefix is listed, then cut
+        settings = replace(s3_settings(config), limit=None if config.classes else config.limit)
         unnamed = (NO_SUFFIX,) if sniff is not None else ()  # keys can't be sniffed unread
-        fetched = fetch(source, suffixes + unnamed, s3_settings(config))
-        return source, fetched.files, fetched.relative, fetched.summary()
+        fetched = fetch(source, suffixes + unnamed, settings)
+        name, files, relative, extra = source, fetched.files, fetched.relative, fetched.summary()
+    else:
+        name, files, relative, extra = _local(source, suffixes, what, sniff)
+    if config.classes:
+        files, relative = _of_classes(config.classes, files, relative, name, "archives" in extra)
+    if config.limit is not None and (config.classes or not is_s3(source)):
+        pairs = sorted(zip(relative, range(len(files)), strict=True))[: config.limit]
+        relative, files = [r for r, _ in pairs], [files[i] for _, i in pairs]
+    return name, files, relative, extra
+
+
+def _local(
+    source: str, suffixes: tuple[str, ...], what: str, sniff: Callable[[Path], bool] | None
+) -> tuple[str, list[Any], list[str], dict[str, Any]]:
+    """gather() for a local folder, file or archives."""
     archives = archives_named(source)
     root = Path(os.path.expanduser(source)) if archives else require_path(Path(source))
     files: list[Any] = [] if archives else find_files(root, suffixes, sniff)
     if not files and (archives := archives or archives_in(root)):
         files, relative = open_archives(archives, suffixes, str(root))
-        extra = {"archives": len(archives)}
+        extra: dict[str, Any] = {"archives": len(archives)}
     else:
         relative = [p.relative_to(root).as_posix() if root.is_dir() else p.name for p in files]
         extra = {}
     if not files:
         raise GanError(f"No {what} ({', '.join(suffixes)}) were found in {root}; check the path.")
-    if config.limit is not None:
-        pairs = sorted(zip(relative, range(len(files)), strict=True))[: config.limit]
-        relative, files = [r for r, _ in pairs], [files[i] for _, i in pairs]
     return str(root), files, relative, extra
+
+
+def _of_classes(
+    wanted: tuple[str, ...], files: list[Any], relative: list[str], source: str, archived: bool
+):
+    """The files of the classes --classes names: a file's class is its subfolder, or for an
+    archive member the label the archive gives it (dataset.json, .cls)."""
+    if archived:
+        labels = [getattr(f, "label", None) for f in files]
+        folders = [None if label is None else str(label) for label in labels]
+        how = "its archives carry no labels"
+    else:
+        folders = [r.split("/", 1)[0] if "/" in r else None for r in relative]
+        how = "its images lie in no subfolders"
+    if not any(folders):
+        raise unlabelled(source, how)
+    keep = chosen(wanted, [f for f in folders if f is not None], source)
+    pairs = [(f, r) for f, r, c in zip(files, relative, folders, strict=True) if c in keep]
+    return [f for f, _ in pairs], [r for _, r in pairs]
 
 
 def _refusal(root: Path, inside: Path, name: str) -> str | None:

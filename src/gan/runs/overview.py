@@ -16,6 +16,7 @@ from typing import Any
 from gan.checkpoint import step_files
 from gan.runs.folders import RunPaths, is_locked
 from gan.runs.history import iter_history
+from gan.runs.origin import from_text, init_from
 from gan.runs.status import ENDED, STATUS, number, read_json, read_status
 from gan.walk import tree_size
 
@@ -38,6 +39,7 @@ class RunSummary:
     size_bytes: int
     checkpoint: str | None  # checkpoints/<run>/last.pt, or its newest step file
     reason: str | None  # why a failed run failed
+    init_from: dict[str, Any] | None = None  # --init-from's checkpoint: path, sha256, run, step
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -218,6 +220,7 @@ def summarize(paths: RunPaths) -> RunSummary:
         ),
         checkpoint=str(checkpoint) if checkpoint else None,
         reason=_text(status.get("reason")) if state == "failed" else None,
+        init_from=init_from(info.get("init_from")),
     )
 
 
@@ -263,7 +266,7 @@ def _duration(seconds: float | None) -> str:
 def table(runs: list[RunSummary]) -> str:
     """The runs as aligned text columns, one line each."""
     header = ("RUN", "STATUS", "DATASET", "MODEL", "STEPS", "LAST FID", "BEST FID")
-    header += ("FEATURES", "STARTED", "TIME", "LEFT", "SIZE")
+    header += ("FEATURES", "STARTED", "TIME", "LEFT", "SIZE", "FROM")
     rows = [header]
     for r in runs:
         steps = f"{r.step}/{r.planned}" if r.planned else str(r.step)
@@ -273,6 +276,7 @@ def table(runs: list[RunSummary]) -> str:
             (r.run, r.status, r.dataset or "-", r.model or "-", steps, *fid)
             + (r.fid_features or "-", started)
             + (_duration(r.seconds), _duration(r.seconds_left), _size_text(r.size_bytes))
+            + (from_text(r.init_from),)
         )
     return "\n".join(text_columns(rows))
 

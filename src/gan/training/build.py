@@ -13,6 +13,7 @@ from gan.config import Config
 from gan.data import ImageData
 from gan.devices import describe
 from gan.models import build_models
+from gan.models.freeze import freeze
 from gan.models.growth import levels
 from gan.runs.folders import RunPaths
 from gan.runs.tracking import Log
@@ -149,6 +150,11 @@ def _runtime(config: Config, data: ImageData, device, info, settings) -> tuple[R
         counts = torch.tensor(list(data.class_counts().values()), dtype=torch.float32)
         generator.class_weights.copy_(counts)
     sizes = (_count(generator), _count(discriminator))
+    if t.freeze_d:  # before the optimizers, DDP and compile see D's parameters
+        tensors = freeze(m.name, discriminator, t.freeze_d)
+        logger.info(
+            "FreezeD: D's first {} blocks ({} tensors) get no gradient.", t.freeze_d, tensors
+        )
     return build_runtime(
         generator,
         discriminator,

@@ -225,6 +225,11 @@ def check_before_data(config: Config) -> tuple[Any, ...] | None:
             "leave it out, or use a dataset with labels (mnist, bps, or a folder with one "
             "subfolder per class)."
         )
+    if config.data.classes and spec.labels is None:
+        raise GanError(
+            f"Dataset {config.data.name!r} has no labels, so --classes cannot be used; "
+            "leave it out, or use a dataset with labels (mnist, bps, folder)."
+        )
     if config.data.image_size is None:
         return None
     channels = spec.channels or 1  # the channel count does not change which sizes fit
@@ -241,4 +246,16 @@ def check_fits(config: Config, image_shape: tuple[int, ...], done: tuple | None)
         check_limits(config, image_shape)  # before check_model_fits gives the model memory
         check_model_fits(m.name, image_shape, m.latent_dim)
         check_penalties(config, image_shape)
+        if config.train.freeze_d:
+            check_freeze_d(config, image_shape)
     return key
+
+
+def check_freeze_d(config: Config, image_shape: tuple[int, ...]) -> None:
+    """--freeze-d leaves D's output layer to train (its blocks counted on the meta device)."""
+    from gan.models import _on_meta
+    from gan.models.freeze import check_freeze
+
+    m = config.model
+    _, discriminator = _on_meta(m.name, tuple(image_shape), m.latent_dim, 0, 0)
+    check_freeze(m.name, discriminator, config.train.freeze_d)

@@ -28,6 +28,7 @@ from gan.config.given import (
     DATA,
     DATASET,
     FLAG,
+    INIT_FROM,
     LABELS,
     RESUMED,
     RUN_FOLDER,
@@ -98,15 +99,19 @@ def before_data(
     outputs: Changes | None = None,
     step: int = 0,
     check: bool = True,
+    inherited: Changes | None = None,
 ) -> Plan:
     """Phase 1, for a validated `given`. `saved`: the config of the checkpoint a run
     resumes at `step` (validated when it was loaded); `outputs`: where it goes on (workdir
     and run name, never taken from the checkpoint). `check`: also the checks that build
-    the model (torch); without, only those of the length (a dry run's)."""
+    the model (torch); without, only those of the length (a dry run's). `inherited`: a new
+    run's model options from its --init-from checkpoint, over the dataset's defaults."""
     sources = dict(chosen)
     if saved is None:
         base, changes = given, dataset_defaults(given, chosen)
         sources |= dict.fromkeys(changes, DATASET)
+        changes |= inherited or {}
+        sources |= dict.fromkeys(inherited or {}, INIT_FROM)
     else:
         base, changes = saved, resumed_options(saved, given, chosen, step) | (outputs or {})
     changes |= handed.from_here(given, saved, sources, (FLAG, ARGUMENT))  # never a file's

@@ -29,7 +29,7 @@ def preview(config: Config, resume: str | None = None, chosen: Any = None) -> st
     config.validate()
     sources = sources_of(config, chosen)
     state, lines = None, ["Plan of a new run (a dry run: nothing is trained or written)."]
-    if resume is None:
+    if resume is None and config.train.init_from is None:
         plan = plans.before_data(config, sources, check=False)
     else:
         from gan.training.resumed import plan_before_data  # reads a checkpoint (torch)
@@ -37,6 +37,12 @@ def preview(config: Config, resume: str | None = None, chosen: Any = None) -> st
         plan, resumed = plan_before_data(config, resume, sources, check=False)
         if resumed.state is not None:
             state, lines = resumed.state, _resume_lines(plan, resumed, sources)
+        elif resumed.init is not None:
+            step = int(resumed.init.state["step"])
+            lines.append(
+                f"It starts from the G, D and G's moving average of {resumed.init.path} "
+                f"(step {step}, sha256 {resumed.init.sha256[:16]}...)."
+            )
     lines += ["", "Options not at their defaults, and where each came from:", *_options(plan)]
     lines += ["", "Schedule:", *_schedule(plan.config, state), "", _model(plan.config, state)]
     return "\n".join(lines)

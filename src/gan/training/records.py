@@ -33,10 +33,12 @@ def write_run_records(
     header: dict[str, Any],
     trainer: Trainer,
     resumed: Path | None,
+    init_from: dict[str, Any] | None = None,
 ) -> None:
     """config.toml (`gan train --config` of it trains the run again) and run.json: the
     resolved options, which step of the plan set each, the model and data (`header`), the
-    runtime, the schedule, the versions."""
+    runtime, the schedule, the versions; and the checkpoint --init-from started the run from
+    (`init_from`: its path and SHA-256)."""
     config, schedule, rt = plan.config, trainer.schedule, trainer.parts.runtime
     paths.write_config_toml(config_toml(config))
     paths.write_run_json(
@@ -56,6 +58,7 @@ def write_run_records(
             "global_batch": schedule.images_per_step,
             "resumed_from": str(resumed) if resumed else None,
             "resumed_at_step": trainer.step if resumed else None,
+            "init_from": init_from,
             "versions": {
                 "gan": __version__,
                 "torch": torch.__version__,

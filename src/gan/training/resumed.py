@@ -18,6 +18,7 @@ from gan.config import Config
 from gan.errors import DoesNotFit, GanError
 from gan.runs.resume import Found, find_resume, in_workdir, resume_target
 from gan.training import plan as plans
+from gan.training.transfer import Source, load_source, model_options
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Resumed:
 
     state: dict[str, Any] | None = None
     path: Path | None = None
+    init: Source | None = None  # a new run's --init-from checkpoint
 
     @property
     def step(self) -> int:
@@ -57,7 +59,12 @@ def plan_before_data(
     checkpoint to resume from, if any (`--resume auto` passes over those in `skip`)."""
     found = _find(config, resume, skip) if resume is not None else None
     if found is None:
-        return plans.before_data(config, chosen, check=check), Resumed()
+        if config.train.init_from is None:
+            return plans.before_data(config, chosen, check=check), Resumed()
+        source = load_source(config.train.init_from)
+        inherited = model_options(source, config, chosen)
+        plan = plans.before_data(config, chosen, check=check, inherited=inherited)
+        return plan, Resumed(init=source)
     t = config.train
     workdir = t.workdir if "train.workdir" in chosen else None
     target = resume_target(found, workdir, t.run_name if "train.run_name" in chosen else None)

@@ -28,7 +28,7 @@ from gan.runs.folders import RunLock, RunPaths, prepare_run
 from gan.runs.resume import RESUME_MODES
 from gan.runs.status import StatusRecorder
 from gan.runs.tracking import RunLog, Tracker, make_trackers
-from gan.training import budget, records
+from gan.training import budget, records, transfer
 from gan.training import plan as plans
 from gan.training.build import assemble, build_parts
 from gan.training.loop import FitResult, Trainer
@@ -124,6 +124,8 @@ def _session(
     seed_everything(plan.config.train.seed + info.rank)  # per-process dropout; rank 0's wins
     data = _load_once_per_node(plan.config, info)
     plan = plans.after_data(plan, data, resumed.state, resumed.path, info.world_size)
+    if resumed.init is not None and resumed.state is None:  # before any folder is made
+        transfer.check_fits(resumed.init, tuple(data.images.shape[1:]), _classes(plan, data))
     paths, lock = _lock(plan, data, info, resume)
     if paths is not None:
         plan = plans.named(plan, paths.name)
@@ -133,6 +135,8 @@ def _session(
         parts, header = build_parts(plan, data, device, paths, log, info, settings)
         if resumed.state is not None:
             _restore(parts, resumed)
+        elif resumed.init is not None:  # --init-from: a new run from another's weights
+            transfer.carry(parts.runtime, resumed.init, _classes(plan, data))
         if plan.schedule.open:  # --time-budget: the plan's warm-up fixes the length
             plan = budget.fit(plan, Rehearsal(parts, plan.schedule, resumed.step), info)
         schedule = plan.schedule
@@ -175,6 +179,10 @@ def _restore(parts: Parts, resumed: Resumed) -> None:
     logger.info("Resumed from {} at step {}", resumed.path, resumed.step)
 
 
+def _classes(plan: plans.Plan, data: ImageData) -> tuple[str, ...]:
+    return tuple(data.classes) if plan.config.model.conditional else ()
+
+
 def _trackers(config: Config) -> list[Tracker]:
     """The run's trackers, each checked (installed, its server reachable) before the data
     is loaded, so a tracker that cannot work is one sentence and no run files."""
@@ -196,7 +204,8 @@ def _open_run(
         set_aside(paths, resumed.step, start_over=resumed.state is None)
     log.open(records.run_start(plan.config, paths.logs, paths.name, resumed.step))
     status = StatusRecorder(paths)
-    records.write_run_records(paths, plan, header, trainer, resumed.path)
+    init = resumed.init.record() if resumed.init is not None else None
+    records.write_run_records(paths, plan, header, trainer, resumed.path, init)
     schedule = plan.schedule
     status.training(trainer.step, schedule.total)
     if schedule.fitted is not None:  # the plan, in train.log and TensorBoard too

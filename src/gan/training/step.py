@@ -130,7 +130,9 @@ def g_backward(
     k = len(latents)
     labels = labels or [None] * k
     total = torch.zeros((), device=rt.device)
-    rt.D.requires_grad_(False)  # no weight gradients for D in G's pass
+    trained = [p for p in rt.D.parameters() if p.requires_grad]  # not --freeze-d's blocks
+    for param in trained:  # no weight gradients for D in G's pass
+        param.requires_grad_(False)
     try:
         for i, (z, y) in enumerate(zip(latents, labels, strict=True)):
             with _sync_unless_last(rt.G_train, i, k):
@@ -148,7 +150,8 @@ def g_backward(
                 rt.scaler_g.scale(loss).backward()
             total = total + loss.detach()
     finally:
-        rt.D.requires_grad_(True)
+        for param in trained:
+            param.requires_grad_(True)
     return total
 
 
