@@ -85,12 +85,14 @@ def test_evaluate_scores_then_writes_the_report(calls, tmp_path):
     result = {"fid": 3.5, "features": "random-conv", "num_samples": 50, "num_real": 100}
     calls.replace(gan.outputs.evaluate, "evaluate", result)
     calls.replace(gan.outputs.evaluate, "write_report", tmp_path / "eval.json")
-    out = invoke("evaluate", "c.pt", "--num-samples", "50", "--metrics", "fid", "--seed", 1)
+    out = invoke("evaluate", "c.pt", "--num-samples", "50", "--metrics", "fid", "--seed", 1,
+                 "--limit", "all")  # fmt: skip
     assert json.loads(out.splitlines()[-1]) == result and str(tmp_path / "eval.json") in out
     args, kwargs = calls["evaluate"]
     assert args == (Path("c.pt"),)
     assert kwargs == {
         "data": None,
+        "limit": "all",
         "num_samples": 50,
         "metrics": "fid",
         "features": None,

@@ -164,3 +164,22 @@ def test_classes_come_before_limit_on_s3_and_other_classes_are_not_fetched(s3):
     wanted = [r for r in rows if r["particle_type"] == "Fe"]
     assert fe.classes == ("Fe",) and len(fe.images) == len(wanted)
     assert set(s3.proxy.object_gets()) == {"Microscopy/train/meta.csv"} | bps_keys(wanted)
+
+
+def test_evaluate_scores_a_limited_run_against_all_of_its_classes(mnist_dir):
+    """gan evaluate --limit: a run of --limit 30 on two digits, scored against every image
+    of those digits (all), the first N, or as it trained (the default)."""
+    from gan.config import Config
+    from gan.outputs.evaluate import evaluation_data
+
+    saved = Config.from_values({"data.classes": ("5", "7"), "data.limit": 30})
+    source = str(mnist_dir)
+    every = load_dataset(DataConfig(source=source))
+    both = int(((every.labels == 5) | (every.labels == 7)).sum())
+    assert both > 30
+    for limit, count in ((None, 30), ("all", both), ("12", 12), (40, 40)):
+        data = load_dataset(evaluation_data(saved, source, limit))
+        assert len(data.images) == count and data.classes == ("5", "7")
+    for bad in ("some", "0", "-3"):
+        with pytest.raises(GanError, match="is not a number of images; give all"):
+            evaluation_data(saved, source, bad)

@@ -111,6 +111,14 @@ def evaluate(
             "sample; a checkpoint that names a path or address needs --data)."
         ),
     ] = None,
+    limit: Annotated[
+        str | None,
+        typer.Option(
+            help="The reals to score against: all of the data (within the run's --classes "
+            "and filters), or the first N (default: the run's own --limit). E.g. a run "
+            "trained on --limit 200 scored against every image with --limit all."
+        ),
+    ] = None,
     num_samples: Annotated[
         int, typer.Option(min=2, max=1_000_000, help="Generated images to score.")
     ] = NUM_SAMPLES,
@@ -146,6 +154,7 @@ def evaluate(
     result = score(
         checkpoint,
         data=data,
+        limit=limit,
         num_samples=num_samples,
         metrics=metrics,
         features=features,

@@ -99,14 +99,33 @@ def _with_earlier(path: Path, result: dict[str, Any]) -> dict[str, Any]:
     return {**earlier, **result}
 
 
-def evaluation_data(saved: Config, data: str | None) -> DataConfig:
+def reals_limit(text: str | int | None, saved: int | None) -> int | None:
+    """The --limit of the reals scored against: the run's own (None given), every image of
+    the data ("all"), or the first N."""
+    if text is None:
+        return saved
+    if str(text).strip().lower() == "all":
+        return None
+    try:
+        number = int(str(text).strip())
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 10**9:
+        raise GanError(f"--limit {text!r} is not a number of images; give all, or N >= 1.")
+    return number
+
+
+def evaluation_data(saved: Config, data: str | None, limit: str | int | None = None) -> DataConfig:
     """The checkpoint's dataset as far as it defines the images (name, size, filters), read
     from --data, else from the dataset's own default place (MNIST in ./data, the bundled
     MRI sample, BPS's public bucket); never from a place the checkpoint names (a `folder`
     at / would walk the disk, an s3:// address would send requests where the file says).
-    S3 request, cache and download settings are this machine's defaults."""
+    S3 request, cache and download settings are this machine's defaults. `limit`: see
+    `reals_limit` (a run trained on --limit 200 can be scored against all its classes)."""
     fixed = [f for f in FIELDS.values() if f.section == "data" and f.opt.fixed]
     kept = {f.name: saved.get(f.key) for f in fixed}
+    if "limit" in kept or limit is not None:
+        kept["limit"] = reals_limit(limit, saved.data.limit)
     if data is None and saved.data.source is not None:
         shown = redact(str(saved.data.source))[:200]
         raise GanError(
@@ -162,6 +181,7 @@ def evaluate(
     checkpoint: str | Path,
     *,
     data: str | None = None,
+    limit: str | int | None = None,
     num_samples: int = NUM_SAMPLES,
     metrics: str | tuple[str, ...] = METRICS_TEXT,
     features: str | None = None,
@@ -172,12 +192,14 @@ def evaluate(
     report: bool = True,
 ) -> dict[str, Any]:
     """Score a checkpoint (FID, KID, precision/recall, density/coverage; "nn" for the copy
-    check, "ifid" for intra-class FID): `gan evaluate`, and `gan.evaluate`. With `report`,
-    also write the run's report (`write_report`)."""
+    check, "ifid" for intra-class FID): `gan evaluate`, and `gan.evaluate`. `limit`: the
+    reals, as the run trained (None), "all", or the first N. With `report`, also write the
+    run's report (`write_report`)."""
     names = parse_metrics(metrics if isinstance(metrics, str) else ",".join(metrics))
     result = evaluate_checkpoint(
         Path(checkpoint),
         data=data,
+        limit=limit,
         num_samples=num_samples,
         metrics=names,
         features=features,
@@ -195,6 +217,7 @@ def evaluate_checkpoint(
     checkpoint: Path,
     *,
     data: str | None = None,
+    limit: str | int | None = None,
     num_samples: int = NUM_SAMPLES,
     metrics: tuple[str, ...] = METRICS,
     features: str | None = None,
@@ -209,7 +232,7 @@ def evaluate_checkpoint(
     classes = tuple(state["model"].get("classes") or ())
     if "ifid" in metrics and not classes:  # said before the data is read
         raise GanError(UNCONDITIONAL)
-    loaded = load_dataset(evaluation_data(Config.from_dict(state["config"]), data))
+    loaded = load_dataset(evaluation_data(Config.from_dict(state["config"]), data, limit))
     images = loaded.images
     if list(images.shape[1:]) != list(state["model"]["image_shape"]):
         raise GanError(
