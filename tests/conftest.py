@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -99,6 +100,29 @@ def _remove_tree(root: Path) -> None:
             if not entry.is_dir(follow_symlinks=False):
                 os.unlink(entry.path)
         os.rmdir(folder)
+
+
+def _messages(level: str):
+    """The messages loguru logs at `level` or above while a test runs."""
+    from loguru import logger
+
+    messages: list[str] = []
+    sink = logger.add(lambda m: messages.append(m.record["message"]), level=level)
+    yield messages
+    with contextlib.suppress(ValueError):  # the CLI, run in-process, sets its own sinks
+        logger.remove(sink)
+
+
+@pytest.fixture
+def logged():
+    """Messages loguru logs at INFO or above while the test runs."""
+    yield from _messages("INFO")
+
+
+@pytest.fixture
+def warnings_logged():
+    """Messages loguru logs at WARNING or above while the test runs."""
+    yield from _messages("WARNING")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import nibabel
 import numpy as np
 import pytest
 import torch
-from loguru import logger
 from PIL import Image
 
 from gan.config import DataConfig
@@ -23,15 +22,6 @@ MNIST_GZ = "t10k-images-idx3-ubyte.gz"
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def warnings_logged():
-    """Messages loguru logs at WARNING or above while the test runs."""
-    messages: list[str] = []
-    sink = logger.add(lambda m: messages.append(m.record["message"]), level="WARNING")
-    yield messages
-    logger.remove(sink)
 
 
 def write_idx(path: Path, images: np.ndarray) -> Path:

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from loguru import logger
 from PIL import Image
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
@@ -64,14 +63,6 @@ def scans(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def warnings_logged():
-    messages: list[str] = []
-    sink = logger.add(lambda m: messages.append(m.record["message"]), level="INFO")
-    yield messages
-    logger.remove(sink)
-
-
 def read(name: str, size=None, window="percentile", folder: Path = TEST_FILES) -> list:
     return DicomReader(size, window)(folder / name)
 
@@ -116,12 +107,12 @@ def test_file_window_goes_through_the_rescale(tmp_path):
     assert not np.array_equal(DicomReader(None, "percentile")(path)[0][0], expected)
 
 
-def test_file_window_falls_back_to_percentiles_in_one_note(warnings_logged):
+def test_file_window_falls_back_to_percentiles_in_one_note(logged):
     reader = DicomReader(None, "file")
     assert np.array_equal(reader(TEST_FILES / "CT_small.dcm")[0], read("CT_small.dcm")[0])
     reader.report()
-    assert len(warnings_logged) == 1
-    assert "1 DICOM file(s) declare no usable window" in warnings_logged[0]
+    assert len(logged) == 1
+    assert "1 DICOM file(s) declare no usable window" in logged[0]
 
 
 def test_monochrome1_is_inverted(tmp_path):

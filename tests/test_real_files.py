@@ -11,7 +11,6 @@ import matplotlib
 import nibabel
 import numpy as np
 import pytest
-from loguru import logger
 from PIL import Image
 
 from gan.config import DataConfig
@@ -28,15 +27,6 @@ needs_nibabel_data = pytest.mark.skipif(
 needs_photo = pytest.mark.skipif(
     not PHOTO.is_file(), reason="matplotlib's sample_data/grace_hopper.jpg is not installed"
 )
-
-
-@pytest.fixture
-def lines():
-    """Messages loguru logs at INFO or above while the test runs."""
-    messages: list[str] = []
-    sink = logger.add(lambda m: messages.append(m.record["message"]), level="INFO")
-    yield messages
-    logger.remove(sink)
 
 
 def load(name: str, source: Path, size=None):
@@ -75,11 +65,11 @@ def every_mode(folder: Path) -> dict[str, Image.Image]:
 
 
 @needs_photo
-def test_every_mode_is_read_as_rgb_and_said_in_one_line(tmp_path, lines):
+def test_every_mode_is_read_as_rgb_and_said_in_one_line(tmp_path, logged):
     made = every_mode(tmp_path)
     data = load("folder", tmp_path)
     assert data.images.shape == (13, 3, 64, 48)  # the EXIF-turned JPEG upright, not 48x64
-    [said] = [m for m in lines if m.startswith("Converted")]
+    [said] = [m for m in logged if m.startswith("Converted")]
     assert said.startswith("Converted 11 of 13 images to RGB (")  # all but rgb.png, turned.jpg
     for part in (
         "RGBA on white",
@@ -146,7 +136,7 @@ def test_tiny_images_train_at_their_size_or_one_sentence_says_what_fits(tmp_path
 
 
 @needs_nibabel_data
-def test_nibabel_volumes_give_slices_and_say_what_was_done(tmp_path, lines):
+def test_nibabel_volumes_give_slices_and_say_what_was_done(tmp_path, logged):
     names = ("example4d.nii.gz", "example_nifti2.nii.gz", "anatomical.nii", "functional.nii")
     for name in names:
         shutil.copy(NIBABEL_DATA / name, tmp_path / name)
@@ -154,7 +144,7 @@ def test_nibabel_volumes_give_slices_and_say_what_was_done(tmp_path, lines):
     # Files in name order: anatomical 25 slices, example4d 24 (first volume of 2),
     # example_nifti2 12 (NIfTI-2, first of 2), functional 3 (first of 20).
     assert data.images.shape == (25 + 24 + 12 + 3, 1, 40, 32) and data.extra == {"files": 4}
-    said = [m for m in lines if "4-D series" in m]
+    said = [m for m in logged if "4-D series" in m]
     assert said == [
         "3 4-D series: first volume used; 2 volume(s) kept to their proportions in mm, "
         "with black borders."

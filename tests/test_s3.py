@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-from loguru import logger
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -83,15 +82,6 @@ def cached_files(root: Path) -> dict[str, Path]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and not p.name.startswith(".")
     }
-
-
-@pytest.fixture
-def warnings_logged():
-    """Messages loguru logs at WARNING or above while the test runs."""
-    messages: list[str] = []
-    sink = logger.add(lambda m: messages.append(m.record["message"]), level="WARNING")
-    yield messages
-    logger.remove(sink)
 
 
 @pytest.fixture
