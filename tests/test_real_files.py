@@ -222,3 +222,14 @@ def test_volumes_given_to_the_folder_dataset_point_at_mri(tmp_path):
         f"{tmp_path} holds no image files but 1 NIfTI volume(s); train on their slices "
         "with --dataset mri."
     )
+
+
+@needs_photo
+@pytest.mark.parametrize("name", ["folder", "mri"])
+def test_a_symlink_loop_beside_images_is_skipped_with_them_not_a_traceback(tmp_path, name):
+    photo().save(tmp_path / "real.png")
+    (tmp_path / "loop_a.png").symlink_to("loop_b.png")
+    (tmp_path / "loop_b.png").symlink_to("loop_a.png")
+    (tmp_path / "loop").symlink_to("loop")  # no suffix: looked at by its bytes (DICOM?)
+    data = load(name, tmp_path, (16, 16))
+    assert len(data.images) == 1 and data.extra["skipped_files"] == 2

@@ -56,7 +56,7 @@ def find_files(
     walk = Walk(root, hidden=False, max_depth=MAX_DATA_DEPTH)
     for folder, entries in walk:
         for entry in entries:  # a link to a file is its file; one to a folder is not entered
-            if entry.is_dir():
+            if _is_folder(entry):
                 continue
             path = folder / entry.name
             if entry.name.lower().endswith(suffixes):
@@ -75,6 +75,15 @@ def find_files(
             "nearer to the top.", walk.too_deep, root, MAX_DATA_DEPTH,
         )  # fmt: skip
     return found
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """Whether an entry is a folder or a link to one; a link that cannot be followed (a
+    loop) is not: if named like data, reading it fails and is counted with the rest."""
+    try:
+        return entry.is_dir()
+    except OSError:  # ELOOP: DirEntry.is_dir raises it where Path.is_file says False
+        return False
 
 
 @contextmanager
