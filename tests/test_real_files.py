@@ -5,6 +5,7 @@ images to train on or in one sentence."""
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -233,3 +234,14 @@ def test_a_symlink_loop_beside_images_is_skipped_with_them_not_a_traceback(tmp_p
     (tmp_path / "loop").symlink_to("loop")  # no suffix: looked at by its bytes (DICOM?)
     data = load(name, tmp_path, (16, 16))
     assert len(data.images) == 1 and data.extra["skipped_files"] == 2
+
+
+@needs_photo
+def test_photos_with_a_corrupt_exif_block_are_read_without_a_warning_each(tmp_path):
+    for name in ("a.jpg", "b.jpg"):  # EXIF that declares 5 tags and holds none
+        photo().save(tmp_path / name, exif=b"Exif\0\0II*\0\x08\0\0\0\x05\0\x12\x01")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        data = load("folder", tmp_path)
+    assert tuple(data.images.shape) == (2, 3, 64, 48)
+    assert not [w for w in seen if "PIL" in w.filename], [str(w.message) for w in seen]
