@@ -4,6 +4,7 @@ images to train on or in one sentence."""
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import warnings
 from pathlib import Path
@@ -12,6 +13,7 @@ import matplotlib
 import nibabel
 import numpy as np
 import pytest
+import torch
 from loguru import logger
 from PIL import Image
 
@@ -245,3 +247,17 @@ def test_photos_with_a_corrupt_exif_block_are_read_without_a_warning_each(tmp_pa
         data = load("folder", tmp_path)
     assert tuple(data.images.shape) == (2, 3, 64, 48)
     assert not [w for w in seen if "PIL" in w.filename], [str(w.message) for w in seen]
+
+
+@needs_nibabel_data
+def test_volumes_whose_name_says_gzip_wrongly_are_read_by_their_bytes(tmp_path):
+    named = tmp_path / "named"
+    named.mkdir()
+    shutil.copy(NIBABEL_DATA / "example4d.nii.gz", named / "a.nii.gz")
+    shutil.copy(NIBABEL_DATA / "functional.nii", named / "b.nii")
+    misnamed = tmp_path / "misnamed"
+    misnamed.mkdir()  # inflated by a browser but still .nii.gz; gzipped but named .nii
+    (misnamed / "a.nii.gz").write_bytes(gzip.decompress((named / "a.nii.gz").read_bytes()))
+    (misnamed / "b.nii").write_bytes(gzip.compress((named / "b.nii").read_bytes()))
+    expected = load("mri", named, (40, 32)).images
+    assert torch.equal(load("mri", misnamed, (40, 32)).images, expected) and len(expected) == 27
