@@ -346,7 +346,7 @@ def test_a_compressed_tar_is_one_sentence(tmp_path):
 @pytest.mark.parametrize(
     ("name", "content", "phrase"),
     [
-        ("garbage.zip", b"PK\x03\x04" + bytes(range(256)) * 4, "No image files"),
+        ("garbage.zip", b"PK\x03\x04" + bytes(range(256)) * 4, "could not be read"),
         ("empty.tar", b"", "No image files"),
         ("shards/*.tar", None, "matches no .zip or .tar files"),
     ],
@@ -357,6 +357,17 @@ def test_unreadable_archives_and_empty_patterns_are_one_sentence(tmp_path, name,
     done = run_cli("data", "info", "--dataset", "folder", "--data", tmp_path / name, cwd=tmp_path)
     assert done.returncode == 1 and len(error_lines(done)) == 1, done.stderr
     assert phrase in error_lines(done)[0]
+
+
+@pytest.mark.parametrize("name", ["cut.zip", "shards/*.zip"])
+def test_zips_cut_short_are_one_sentence_without_a_warning_before_it(tmp_path, name):
+    whole = stylegan_zip(tmp_path / "whole.zip", *mnist(40)).read_bytes()
+    (tmp_path / "shards").mkdir()
+    for target in ("cut.zip", "shards/a.zip", "shards/b.zip"):
+        (tmp_path / target).write_bytes(whole[: len(whole) // 2])  # a download cut short
+    done = run_cli("data", "info", "--dataset", "folder", "--data", tmp_path / name, cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr.strip() == error_lines(done)[0], done.stderr
+    assert "could not be read (first: " in done.stderr
 
 
 # ---- mri -------------------------------------------------------------------------------------

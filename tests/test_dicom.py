@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +233,18 @@ def test_mri_from_s3_reads_dcm_and_suffixless_keys(s3: S3):
     assert remote.extra["skipped_files"] == 1 and "study/notes.txt" not in s3.proxy.object_gets()
     here = load_dataset(DataConfig(name="mri", source=str(local), image_size=(16, 16)))
     assert torch.equal(remote.images, here.images) and len(here.images) == len(SLICES) + 1
+
+
+def test_dicom_files_named_as_images_are_read_as_dicom_without_pil_warnings(tmp_path):
+    # CT_small.dcm's preamble is a TIFF header: PIL opens it, warns, and finds no image.
+    folder = copy(tmp_path / "named", {"ct.tif": "CT_small.dcm", "mr.png": "MR_small.dcm"})
+    with zipfile.ZipFile(tmp_path / "named.zip", "w") as zf:
+        zf.write(folder / "ct.tif", "ct.tif")
+    expected = read("CT_small.dcm", (16, 16))[0]
+    with warnings.catch_warnings(record=True) as seen:
+        for name, source, count in [("folder", folder, 2), ("mri", folder, 2),
+                                    ("mri", tmp_path / "named.zip", 1)]:  # fmt: skip
+            data = load_dataset(DataConfig(name=name, source=str(source), image_size=(16, 16)))
+            assert len(data.images) == count and data.extra["dicom"]["slices"] == count
+            assert np.array_equal(data.images[0, :1].numpy(), expected)
+    assert not [w for w in seen if "PIL" in w.filename], [str(w.message) for w in seen]

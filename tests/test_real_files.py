@@ -4,13 +4,16 @@ images to train on or in one sentence."""
 
 from __future__ import annotations
 
+import gzip
 import shutil
+import warnings
 from pathlib import Path
 
 import matplotlib
 import nibabel
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from gan.config import DataConfig
@@ -212,3 +215,39 @@ def test_volumes_given_to_the_folder_dataset_point_at_mri(tmp_path):
         f"{tmp_path} holds no image files but 1 NIfTI volume(s); train on their slices "
         "with --dataset mri."
     )
+
+
+@needs_photo
+@pytest.mark.parametrize("name", ["folder", "mri"])
+def test_a_symlink_loop_beside_images_is_skipped_with_them_not_a_traceback(tmp_path, name):
+    photo().save(tmp_path / "real.png")
+    (tmp_path / "loop_a.png").symlink_to("loop_b.png")
+    (tmp_path / "loop_b.png").symlink_to("loop_a.png")
+    (tmp_path / "loop").symlink_to("loop")  # no suffix: looked at by its bytes (DICOM?)
+    data = load(name, tmp_path, (16, 16))
+    assert len(data.images) == 1 and data.extra["skipped_files"] == 2
+
+
+@needs_photo
+def test_photos_with_a_corrupt_exif_block_are_read_without_a_warning_each(tmp_path):
+    for name in ("a.jpg", "b.jpg"):  # EXIF that declares 5 tags and holds none
+        photo().save(tmp_path / name, exif=b"Exif\0\0II*\0\x08\0\0\0\x05\0\x12\x01")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        data = load("folder", tmp_path)
+    assert tuple(data.images.shape) == (2, 3, 64, 48)
+    assert not [w for w in seen if "PIL" in w.filename], [str(w.message) for w in seen]
+
+
+@needs_nibabel_data
+def test_volumes_whose_name_says_gzip_wrongly_are_read_by_their_bytes(tmp_path):
+    named = tmp_path / "named"
+    named.mkdir()
+    shutil.copy(NIBABEL_DATA / "example4d.nii.gz", named / "a.nii.gz")
+    shutil.copy(NIBABEL_DATA / "functional.nii", named / "b.nii")
+    misnamed = tmp_path / "misnamed"
+    misnamed.mkdir()  # inflated by a browser but still .nii.gz; gzipped but named .nii
+    (misnamed / "a.nii.gz").write_bytes(gzip.decompress((named / "a.nii.gz").read_bytes()))
+    (misnamed / "b.nii").write_bytes(gzip.compress((named / "b.nii").read_bytes()))
+    expected = load("mri", named, (40, 32)).images
+    assert torch.equal(load("mri", misnamed, (40, 32)).images, expected) and len(expected) == 27

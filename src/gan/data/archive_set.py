@@ -73,10 +73,12 @@ def open_archives(
     relative: list[str] = []
     refused: list[tuple[str, str]] = []
     broken: list[tuple[Path, str]] = []
+    opened = 0
     for path in archives:
         archive = _listed(path, suffixes, broken)
         if archive is None:
             continue
+        opened += 1
         refused += [(f"{path.name}: {name!r}", why) for name, why in archive.refused]
         if archive.problem:
             broken.append((path, archive.problem))
@@ -84,6 +86,12 @@ def open_archives(
         members += archive.members
         prefix = f"{path.name}/" if len(archives) > 1 else ""
         relative += [prefix + m.path for m in archive.members]
+    if not opened:  # no archive could be read at all: that is the one thing to say
+        raise GanError(
+            f"No images could be listed from {root}: {len(broken)} archive(s) could not be "
+            f"read (first: {broken[0][0]}: {broken[0][1]}); check that they are whole .zip "
+            "or plain .tar files (a download cut short?)."
+        )
     if refused:
         logger.warning(
             "Skipped {} archive member(s) under {} (first: {}: {}).", len(refused), root,

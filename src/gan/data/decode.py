@@ -56,7 +56,7 @@ def find_files(
     walk = Walk(root, hidden=False, max_depth=MAX_DATA_DEPTH)
     for folder, entries in walk:
         for entry in entries:  # a link to a file is its file; one to a folder is not entered
-            if entry.is_dir():
+            if _is_folder(entry):
                 continue
             path = folder / entry.name
             if entry.name.lower().endswith(suffixes):
@@ -75,6 +75,31 @@ def find_files(
             "nearer to the top.", walk.too_deep, root, MAX_DATA_DEPTH,
         )  # fmt: skip
     return found
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """Whether an entry is a folder or a link to one; a link that cannot be followed (a
+    loop) is not: if named like data, reading it fails and is counted with the rest."""
+    try:
+        return entry.is_dir()
+    except OSError:  # ELOOP: DirEntry.is_dir raises it where Path.is_file says False
+        return False
+
+
+def _quiet_pil() -> None:
+    """PIL's complaints about a file's metadata ("Corrupt EXIF data", a TIFF tag of the
+    wrong size) are not shown, as they would be once per file: a file that decodes is read,
+    one that does not is skipped and counted in the loader's one warning."""
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+
+
+@contextmanager
+def _pil_warnings() -> Iterator[None]:
+    """PIL's DecompressionBombWarning raised as an error, its other warnings quiet."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        _quiet_pil()
+        yield
 
 
 @contextmanager
@@ -96,11 +121,9 @@ def read_image(
     """One image file -> uint8 array C x H x W, resized to (H, W) when size is given: its
     first frame, upright, in the dataset's channels (`gan.data.modes`; `notes` counts what
     was converted)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with _open_image(path) as img:
-            img = upright_first_frame(img, notes)
-            img = (notes.image if notes is not None else to_channels)(img, channels)[0]
+    with _pil_warnings(), _open_image(path) as img:
+        img = upright_first_frame(img, notes)
+        img = (notes.image if notes is not None else to_channels)(img, channels)[0]
     if size is not None and img.size != (size[1], size[0]):
         if notes is not None and img.height * img.width < size[0] * size[1]:
             notes.note(f"{{}} enlarged to {size[0]}x{size[1]} (bilinear: no detail is added)")
@@ -113,10 +136,8 @@ def image_info(path: Any) -> tuple[bool, tuple[int, int]] | None:
     """(whether it is gray, (H, W) once upright) from the header alone, or None when the
     file cannot be opened (or declares more pixels than `read_image` would decode)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with _open_image(path) as img:
-                return is_gray(img), upright_size(img)
+        with _pil_warnings(), _open_image(path) as img:
+            return is_gray(img), upright_size(img)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, RuntimeWarning):
         return None  # RuntimeWarning: PIL's DecompressionBombWarning, raised as an error
 
@@ -145,6 +166,7 @@ def decode_all(
             return f"{type(exc).__name__}: {exc}".strip()
 
     workers = usable_cores()  # decoding is CPU-bound: more threads than cores only queue
+    _quiet_pil()  # for the process: catch_warnings in several threads may restore any list
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for path, result in zip(paths, pool.map(attempt, paths), strict=True):
             if isinstance(result, str):

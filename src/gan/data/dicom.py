@@ -18,7 +18,6 @@ import warnings
 import zlib
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -54,10 +53,11 @@ _NEEDS = {
 }
 
 
-def is_dicom(path: Path) -> bool:
-    """Whether a local file starts like a DICOM file: a 128-byte preamble, then b'DICM'."""
+def is_dicom(path: Any) -> bool:
+    """Whether a file (a Path, an archive member, an s3 object in memory) starts like a
+    DICOM file: a 128-byte preamble, then b'DICM'."""
     try:
-        with open(path, "rb") as f:
+        with path.open("rb") as f:
             return f.read(_MAGIC_AT + 4)[_MAGIC_AT:] == _MAGIC
     except OSError:
         return False

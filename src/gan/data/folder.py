@@ -37,7 +37,8 @@ def _is_image(path: Any) -> bool:
 
 
 def _info(path: Any) -> tuple[str, tuple[int, int]] | None:
-    return image_info(path) if _is_image(path) else dicom_info(path)
+    info = image_info(path) if _is_image(path) else None
+    return info or dicom_info(path)  # also a DICOM file named .tif
 
 
 def _survey(files: list[Any]) -> tuple[int, tuple[int, int]]:
@@ -104,7 +105,11 @@ def load_folder(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
 
     def decode(path: Any) -> list[np.ndarray]:
         if _is_image(path):
-            return [read_image(path, channels, size, notes)]
+            try:
+                return [read_image(path, channels, size, notes)]
+            except Exception:
+                if not is_dicom(path):  # else a DICOM file named .tif (its preamble TIFF's)
+                    raise
         return [np.repeat(s, channels, axis=0) for s in dicom(path)]  # grayscale slices
 
     arrays, skipped = decode_all(files, decode, root, counts)

@@ -30,7 +30,11 @@ def _decode(
     if name.endswith(NIFTI_SUFFIXES):
         return axial_slices(path, size, notes)
     if name.endswith(IMAGE_SUFFIXES):
-        return [read_image(path, 1, size, notes)]
+        try:
+            return [read_image(path, 1, size, notes)]
+        except Exception:
+            if not is_dicom(path):  # else a DICOM file named .tif (its preamble TIFF's)
+                raise
     return dicom(path)  # .dcm, or a file without a suffix: DICOM by its bytes
 
 

@@ -40,12 +40,20 @@ def normalise_volume(data: np.ndarray, low: float = 0.5, high: float = 99.5) -> 
     return np.clip((data - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
+def _gzipped(raw: BinaryIO) -> bool:
+    """Whether a stream's bytes are gzip's, whatever its name says (a .nii.gz a browser
+    already inflated while downloading it, a gzipped file named .nii)."""
+    magic = raw.read(2)
+    raw.seek(0)
+    return magic == b"\x1f\x8b"
+
+
 @contextmanager
 def _stream(path: Any) -> Iterator[BinaryIO]:
     """The volume's bytes as a stream, decompressed as it is read (never all at once), and
     closed after (an in-memory object's bytes are then no longer held by it)."""
     with path.open("rb") as raw:  # a Path, or a MemoryFile (an s3 object read with --no-cache)
-        if not path.name.lower().endswith(".gz"):
+        if not _gzipped(raw):
             yield raw
             return
         with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
@@ -112,8 +120,11 @@ def _first_volume(path: Any, notes: Conversions | None) -> tuple[np.ndarray, np.
     sizes along those axes; only its own voxels are read."""
     klass = _check_header(path)
     if isinstance(path, Path):
-        return _read(klass.from_filename(str(path)), notes)
-    with _stream(path) as stream:  # an object read into memory (--no-cache)
+        with path.open("rb") as raw:
+            named = _gzipped(raw) == path.name.lower().endswith(".gz")
+        if named:  # nibabel opens by the name's suffix
+            return _read(klass.from_filename(str(path)), notes)
+    with _stream(path) as stream:  # in memory (--no-cache), an archive member, misnamed
         return _read(klass.from_stream(stream), notes)
 
 
