@@ -186,6 +186,18 @@ def test_classes_choose_members_by_the_archives_labels_before_limit(tmp_path):
         load(stylegan_zip(tmp_path / "b.zip", images, None), classes=("2",))
 
 
+def test_archives_beside_images_are_ignored_in_one_warning(tmp_path, warned):
+    images, labels = mnist(5)
+    for i in range(3):
+        (tmp_path / f"{i}.png").write_bytes(png(images[i]))
+    stylegan_zip(tmp_path / "more.zip", images, labels)
+    shards(tmp_path / "deeper", images, labels, per_shard=2)
+    data = load(tmp_path)
+    assert len(data.images) == 3 and data.labels is None  # the images, read as before
+    [said] = [m for m in warned if "archive" in m]
+    assert said.startswith("Ignored 4 archive(s) under") and "give --data the archive" in said
+
+
 def test_unusable_labels_leave_the_data_unlabelled_with_one_warning(tmp_path, warned):
     images, labels = mnist(6)
     assert load(stylegan_zip(tmp_path / "null.zip", images, None)).labels is None

@@ -31,7 +31,6 @@ from gan.data.archive import (
     list_zip,
     sample_key,
 )
-from gan.data.decode import find_files
 from gan.errors import GanError
 
 _GLOB = set("*?[")
@@ -56,11 +55,6 @@ def archives_named(source: str) -> list[Path] | None:
     if path.is_file():
         return [path] if path.name.lower().endswith(ARCHIVE_SUFFIXES) else None
     return None
-
-
-def archives_in(folder: Path) -> list[Path]:
-    """The archives under a folder that holds no images of its own."""
-    return find_files(folder, ARCHIVE_SUFFIXES) if folder.is_dir() else []
 
 
 def open_archives(

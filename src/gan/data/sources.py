@@ -10,8 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from gan.config import DataConfig
-from gan.data.archive_set import archives_in, archives_named, open_archives
+from gan.data.archive import ARCHIVE_SUFFIXES
+from gan.data.archive_set import archives_named, open_archives
 from gan.data.classes import chosen, unlabelled
 from gan.data.decode import find_files, require_path
 from gan.data.s3 import S3Settings, fetch, is_s3
@@ -63,8 +66,18 @@ def _local(
     """gather() for a local folder, file or archives."""
     archives = archives_named(source)
     root = Path(os.path.expanduser(source)) if archives else require_path(Path(source))
-    files: list[Any] = [] if archives else find_files(root, suffixes, sniff)
-    if not files and (archives := archives or archives_in(root)):
+    found = [] if archives else find_files(root, suffixes + ARCHIVE_SUFFIXES, sniff)
+    packed = [p for p in found if p.name.lower().endswith(ARCHIVE_SUFFIXES)]
+    files: list[Any] = [p for p in found if not p.name.lower().endswith(ARCHIVE_SUFFIXES)]
+    if files and packed:  # one walk finds both: a folder of images is read as before
+        logger.warning(
+            "Ignored {} archive(s) under {} beside its images (first: {}); give --data the "
+            "archive, or a folder that holds archives alone, to read them.",
+            len(packed),
+            root,
+            packed[0],
+        )
+    if not files and (archives := archives or packed):
         files, relative = open_archives(archives, suffixes, str(root))
         extra: dict[str, Any] = {"archives": len(archives)}
     else:
