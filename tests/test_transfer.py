@@ -102,6 +102,13 @@ def test_bad_values_are_one_sentence(tmp_path, mnist_dir, args, words):
     assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("classes", ["", ",,", " , "])
+def test_classes_that_name_nothing_are_refused_not_a_traceback(tmp_path, classes):
+    # typer hands an option whose callback returned () on as None: every class, silently
+    result = run_cli("train", "--classes", classes, "--dry-run", cwd=tmp_path)
+    assert result.returncode == 2 and "names no class" in result.stderr, result.stderr
+
+
 def test_every_models_blocks_are_what_the_help_says():
     assert set(D_BLOCKS) == set(MODELS)
     for name, (count, _) in D_BLOCKS.items():
