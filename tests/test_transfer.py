@@ -74,6 +74,10 @@ def test_a_fine_tuning_run_resumes_exactly_and_replays_from_its_config(tmp_path,
     train(tmp_path, mnist_dir, *args, "--max-steps", "3")
     resumed = train(tmp_path, mnist_dir, "--max-steps", "6", "--resume", "auto")
     assert "Resumed from" in resumed.stderr and "Initialised from" not in resumed.stderr
+    # the resumed session's run.json (and its checkpoints) still say where the run started
+    info = json.loads((tmp_path / "logs/r/run.json").read_text())
+    assert info["resumed_at_step"] == 3 and info["init_from"]["run"] == "tiny"
+    assert load_checkpoint(tmp_path / "checkpoints/r/last.pt")["init_from"]["step"] == 20
     train(tmp_path, mnist_dir, "--config", tmp_path / "logs/r/config.toml", "--run-name", "again")
     a, b = history(tmp_path, "r"), history(tmp_path, "again")
     assert [r["step"] for r in a] == list(range(1, 7))
