@@ -200,3 +200,12 @@ def test_bad_augmentation_options_are_one_sentence(tmp_path, args, phrase):
     result = run_cli("data", "preview", "--data", MNIST_1K, "--num", "2", *args, cwd=tmp_path)
     assert result.returncode == 1 and phrase in result.stderr, result.stderr
     assert len(error_lines(result)) == 1
+
+
+def test_an_out_that_cannot_be_written_is_one_sentence(tmp_path):
+    (tmp_path / "file").write_text("kept\n")  # a file where --out needs a folder
+    result = run_cli("data", "preview", "--data", MNIST_1K, "--num", "2",
+                     "--out", tmp_path / "file" / "p.png", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1 and len(error_lines(result)) == 1, result.stderr
+    assert "Could not write" in result.stderr and "choose another --out" in result.stderr
+    assert (tmp_path / "file").read_text() == "kept\n"
