@@ -42,6 +42,7 @@ from gan.training.checks import (
     check_before_data,
     check_budget,
     check_fits,
+    check_freeze_count,
     check_labels,
     check_limits,
     check_same_data,
@@ -119,6 +120,7 @@ def before_data(
     config = base.replace(changes)
     if not check:  # a dry run's: no model is built
         check_budget(config.train)
+        check_freeze_count(config)
         return Plan(config, sources, saved is not None)
     return Plan(config, sources, saved is not None, check_before_data(config))
 
