@@ -113,10 +113,17 @@ def test_classes_that_name_nothing_are_refused_not_a_traceback(tmp_path, classes
     assert result.returncode == 2 and "names no class" in result.stderr, result.stderr
 
 
-def test_a_dry_run_refuses_freeze_d_beyond_the_blocks_too(tmp_path):
-    result = run_cli("train", "--model", "resgan", "--freeze-d", "5", "--dry-run", cwd=tmp_path)
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--model", "resgan", "--freeze-d", "5"], "give --freeze-d 0 to 4"),
+        (["--dataset", "mri", "--classes", "a"], "'mri' has no labels, so --classes"),
+    ],
+)
+def test_a_dry_run_refuses_what_the_options_alone_rule_out(tmp_path, args, words):
+    result = run_cli("train", *args, "--dry-run", cwd=tmp_path)
     assert result.returncode == 1 and len(error_lines(result)) == 1, result.stderr
-    assert "give --freeze-d 0 to 4" in result.stderr
+    assert words in result.stderr
 
 
 def test_every_models_blocks_are_what_the_help_says():

@@ -116,6 +116,14 @@ def freeze_d_beyond(name: str, count: int, blocks: int) -> str:
     )
 
 
+def classes_without_labels(name: str) -> str:
+    """The sentence for --classes on a dataset that has no labels (mri)."""
+    return (
+        f"Dataset {name!r} has no labels, so --classes cannot be used; leave it out, or use "
+        "a dataset with labels (mnist, bps, folder)."
+    )
+
+
 def blocks_help() -> str:
     """The blocks of each model's D, for --freeze-d's help."""
     return "; ".join(f"{name} {count} ({what})" for name, (count, what) in D_BLOCKS.items())
