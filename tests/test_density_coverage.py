@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from gan.metrics.scores import density_coverage, fid, intra_fid
+from gan.metrics.scores import density_coverage, fid, intra_fid, precision_recall
 from tests.conftest import MNIST_1K, error_lines, run_cli
 
 
@@ -86,8 +86,11 @@ def test_an_outlier_fake_moves_recall_but_not_density_or_coverage():
 def test_too_few_reals_for_k_is_one_sentence():
     from gan.errors import GanError
 
-    with pytest.raises(GanError, match="more than 5 images"):
+    with pytest.raises(GanError, match="more than 5 real images, not 5; give more real"):
         density_coverage(gaussian(5, 3, 0), gaussian(50, 3, 1))
+    density_coverage(gaussian(50, 3, 0), gaussian(2, 3, 1))  # dc needs no fake neighbours
+    with pytest.raises(GanError, match="3 generated images, not 3; give a larger --num-s"):
+        precision_recall(gaussian(50, 3, 0), gaussian(3, 3, 1))  # pr does: recall's balls
 
 
 def test_intra_class_fid_known_case():

@@ -200,3 +200,22 @@ def test_bad_augmentation_options_are_one_sentence(tmp_path, args, phrase):
     result = run_cli("data", "preview", "--data", MNIST_1K, "--num", "2", *args, cwd=tmp_path)
     assert result.returncode == 1 and phrase in result.stderr, result.stderr
     assert len(error_lines(result)) == 1
+
+
+def test_an_out_that_cannot_be_written_is_one_sentence(tmp_path):
+    (tmp_path / "file").write_text("kept\n")  # a file where --out needs a folder
+    result = run_cli("data", "preview", "--data", MNIST_1K, "--num", "2",
+                     "--out", tmp_path / "file" / "p.png", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1 and len(error_lines(result)) == 1, result.stderr
+    assert "Could not write" in result.stderr and "choose another --out" in result.stderr
+    assert (tmp_path / "file").read_text() == "kept\n"
+
+
+def test_classes_on_a_dataset_without_labels_are_refused_as_training_refuses_them(tmp_path):
+    # the mri loader reads folders as the folder one does, but its subfolders are not classes
+    (tmp_path / "scans" / "a").mkdir(parents=True)
+    Image.new("L", (16, 16)).save(tmp_path / "scans" / "a" / "1.png")
+    result = run_cli("data", "preview", "--dataset", "mri", "--data", tmp_path / "scans",
+                     "--classes", "a", "--out", tmp_path / "p.png", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1 and len(error_lines(result)) == 1, result.stderr
+    assert "'mri' has no labels" in result.stderr and not (tmp_path / "p.png").exists()

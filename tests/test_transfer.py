@@ -74,6 +74,10 @@ def test_a_fine_tuning_run_resumes_exactly_and_replays_from_its_config(tmp_path,
     train(tmp_path, mnist_dir, *args, "--max-steps", "3")
     resumed = train(tmp_path, mnist_dir, "--max-steps", "6", "--resume", "auto")
     assert "Resumed from" in resumed.stderr and "Initialised from" not in resumed.stderr
+    # the resumed session's run.json (and its checkpoints) still say where the run started
+    info = json.loads((tmp_path / "logs/r/run.json").read_text())
+    assert info["resumed_at_step"] == 3 and info["init_from"]["run"] == "tiny"
+    assert load_checkpoint(tmp_path / "checkpoints/r/last.pt")["init_from"]["step"] == 20
     train(tmp_path, mnist_dir, "--config", tmp_path / "logs/r/config.toml", "--run-name", "again")
     a, b = history(tmp_path, "r"), history(tmp_path, "again")
     assert [r["step"] for r in a] == list(range(1, 7))
@@ -100,6 +104,26 @@ def test_bad_values_are_one_sentence(tmp_path, mnist_dir, args, words):
     assert result.returncode == 1 and len(error_lines(result)) == 1, result.stderr
     assert words in error_lines(result)[0]
     assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("classes", ["", ",,", " , "])
+def test_classes_that_name_nothing_are_refused_not_a_traceback(tmp_path, classes):
+    # typer hands an option whose callback returned () on as None: every class, silently
+    result = run_cli("train", "--classes", classes, "--dry-run", cwd=tmp_path)
+    assert result.returncode == 2 and "names no class" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--model", "resgan", "--freeze-d", "5"], "give --freeze-d 0 to 4"),
+        (["--dataset", "mri", "--classes", "a"], "'mri' has no labels, so --classes"),
+    ],
+)
+def test_a_dry_run_refuses_what_the_options_alone_rule_out(tmp_path, args, words):
+    result = run_cli("train", *args, "--dry-run", cwd=tmp_path)
+    assert result.returncode == 1 and len(error_lines(result)) == 1, result.stderr
+    assert words in result.stderr
 
 
 def test_every_models_blocks_are_what_the_help_says():

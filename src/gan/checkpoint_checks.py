@@ -51,6 +51,7 @@ _TOP: dict[str, Any] = {
     "latent_rng": (torch.Tensor, _NONE), "ada_ramp_images": (int, float),
     "best_fid": (int, float, _NONE), "schedule": (dict, _NONE), "runtime": _TABLE,
     "recipe": _TABLE, "draws": _TABLE, "grids": _TABLE, "reporter": _TABLE, "loop": _TABLE,
+    "init_from": (dict, _NONE),
 }  # fmt: skip
 # Format 2 holds each part's keys under the part's name (gan.checkpoint.PARTS).
 _PARTS = ("runtime", "recipe", "draws", "grids", "reporter", "loop")

@@ -213,7 +213,7 @@ def config_from_command_line(
     from_file = read_config_file(config_file) if config_file is not None else {}
     given = ("COMMANDLINE", "ENVIRONMENT")  # not a default
     from_flags = {
-        BY_PARAM[name].key: tuple(value) if BY_PARAM[name].many else value
+        BY_PARAM[name].key: tuple(value or ()) if BY_PARAM[name].many else value
         for name, value in values.items()
         if getattr(ctx.get_parameter_source(name), "name", None) in given
     }

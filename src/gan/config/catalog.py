@@ -107,6 +107,23 @@ D_BLOCKS = {
 }
 
 
+def freeze_d_beyond(name: str, count: int, blocks: int) -> str:
+    """The sentence for a --freeze-d that would freeze D's output layer too."""
+    return (
+        f"--freeze-d {count} is beyond model {name}'s discriminator, which has {blocks} "
+        f"blocks, the last of them its output layer, which always trains; give "
+        f"--freeze-d 0 to {blocks - 1}."
+    )
+
+
+def classes_without_labels(name: str) -> str:
+    """The sentence for --classes on a dataset that has no labels (mri)."""
+    return (
+        f"Dataset {name!r} has no labels, so --classes cannot be used; leave it out, or use "
+        "a dataset with labels (mnist, bps, folder)."
+    )
+
+
 def blocks_help() -> str:
     """The blocks of each model's D, for --freeze-d's help."""
     return "; ".join(f"{name} {count} ({what})" for name, (count, what) in D_BLOCKS.items())

@@ -97,6 +97,11 @@ def class_names(value: Any) -> tuple[str, ...]:
         raise ValueError(f"{shown(value)} is not comma-separated class names")
     parts = [p.strip() for v in items for p in str(v).split(",")]
     names = tuple(dict.fromkeys(p for p in parts if p))
+    if parts and not names:  # given, but only commas and spaces: not "every class"
+        raise ValueError(
+            f"{','.join(map(str, items))!r} names no class; give names such as 0,1, or "
+            "leave it out for every class"
+        )
     if len(names) > MAX_CLASSES or any(len(n) > MAX_CLASS_NAME for n in names):
         raise ValueError(
             f"{shown(value)} names more than {MAX_CLASSES:,} classes or a name longer than "

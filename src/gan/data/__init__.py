@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from gan.config import DataConfig
-from gan.config.catalog import DATASETS
+from gan.config.catalog import DATASETS, classes_without_labels
+from gan.errors import GanError
 
 
 @dataclass
@@ -57,4 +58,6 @@ def label_images(
 def load_dataset(config: DataConfig) -> ImageData:
     """Load the dataset named in the config at the configured (or default) size."""
     spec = DATASETS.get(config.name)
+    if config.classes and spec.labels is None:  # else a loader might take subfolders
+        raise GanError(classes_without_labels(config.name))
     return spec.loader()(config, config.image_size or spec.default_image_size)

@@ -65,13 +65,18 @@ CHUNK = 1024  # rows of a distance matrix computed at once
 PR_K, DC_K = 3, 5  # the k of each paper (and of its reference implementation)
 
 
-def _radii(features: torch.Tensor, *ks: int) -> list[torch.Tensor]:
+def _radii(features: torch.Tensor, *ks: int, side: str = "real") -> list[torch.Tensor]:
     """For each k, the distance from each point to its k-th nearest neighbour within the
     same set (one pass over the distances, a block of rows at a time)."""
     if len(features) <= max(ks):
+        more = (
+            "a larger --num-samples"
+            if side == "generated"
+            else "more real images (--data, --limit)"
+        )
         raise GanError(
-            f"k-nearest-neighbour metrics (k = {max(ks)}) need more than {max(ks)} images on "
-            f"each side, not {len(features)}; give more images or leave out pr and dc."
+            f"k-nearest-neighbour metrics (k = {max(ks)}) need more than {max(ks)} {side} "
+            f"images, not {len(features)}; give {more}, or leave out pr and dc."
         )
     out = []
     for rows in features.split(CHUNK):  # +1: the point itself is at distance 0
@@ -107,7 +112,7 @@ def knn_scores(
     if not ks:
         return {}
     radii = dict(zip(ks, _radii(real, *ks), strict=True))
-    fake_pr = _radii(fake, pr_k)[0] if pr else None
+    fake_pr = _radii(fake, pr_k, side="generated")[0] if pr else None
     for start in range(0, len(real), CHUNK):
         # A row per real, as its radius was computed: a fake equal to a real is measured
         # exactly as that real was (cdist is not bitwise symmetric).

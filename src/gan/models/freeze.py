@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from gan.config.catalog import freeze_d_beyond
 from gan.errors import GanError
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
@@ -46,11 +47,7 @@ def check_freeze(name: str, discriminator: nn.Module, count: int) -> int:
     """The blocks D has; one sentence when --freeze-d would freeze its output layer too."""
     blocks = len(discriminator_blocks(discriminator))
     if count >= blocks:
-        raise GanError(
-            f"--freeze-d {count} is beyond model {name!r}'s discriminator, which has {blocks} "
-            f"blocks, the last of them its output layer, which always trains; give "
-            f"--freeze-d 0 to {blocks - 1}."
-        )
+        raise GanError(freeze_d_beyond(name, count, blocks))
     return blocks
 
 

@@ -79,7 +79,12 @@ def preview(
     if augmented is not None:
         white = torch.ones(picture.shape[0], picture.shape[1], GAP)
         picture = torch.cat([picture, white, grid(augmented, nrow)], dim=2)
-    _save(picture, out)
+    try:
+        _save(picture, out)
+    except OSError as exc:
+        raise GanError(
+            f"Could not write {out} ({exc.strerror or exc}); choose another --out."
+        ) from None
     shape = "x".join(map(str, images.shape[1:]))
     caption = f"{len(images)} images of {shape} (CxHxW) from {loaded.source}, as loaded"
     if policy:

@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from gan.config import Config, TrainConfig
-from gan.config.catalog import DATASETS, MODELS
+from gan.config.catalog import (
+    D_BLOCKS,
+    DATASETS,
+    MODELS,
+    classes_without_labels,
+    freeze_d_beyond,
+)
 from gan.config.values import MAX_CLASS_NAME, MAX_CLASSES, MAX_SIDE, shown
 from gan.errors import GanError
 
@@ -214,10 +220,19 @@ def check_same_data(data: Any, state: dict[str, Any], path: Path | None) -> None
         )
 
 
-def check_before_data(config: Config) -> tuple[Any, ...] | None:
-    """What can be checked before any data is loaded (a long download saved)."""
+def check_freeze_count(config: Config) -> None:
+    """--freeze-d leaves D's output layer to train: the blocks each model's D has, from the
+    catalog (no model is built, so a dry run checks it too)."""
+    name, count = config.model.name, config.train.freeze_d
+    blocks = D_BLOCKS[name][0] if name in D_BLOCKS else None
+    if blocks is not None and count >= blocks:
+        raise GanError(freeze_d_beyond(name, count, blocks))
+
+
+def check_options(config: Config) -> None:
+    """What the options say alone, without torch: a dry run makes these checks too."""
     check_budget(config.train)
-    check_growth(config)
+    check_freeze_count(config)
     spec = DATASETS.get(config.data.name)
     if config.model.conditional and spec.labels is None:
         raise GanError(
@@ -226,10 +241,14 @@ def check_before_data(config: Config) -> tuple[Any, ...] | None:
             "subfolder per class)."
         )
     if config.data.classes and spec.labels is None:
-        raise GanError(
-            f"Dataset {config.data.name!r} has no labels, so --classes cannot be used; "
-            "leave it out, or use a dataset with labels (mnist, bps, folder)."
-        )
+        raise GanError(classes_without_labels(config.data.name))
+
+
+def check_before_data(config: Config) -> tuple[Any, ...] | None:
+    """What can be checked before any data is loaded (a long download saved)."""
+    check_options(config)
+    check_growth(config)
+    spec = DATASETS.get(config.data.name)
     if config.data.image_size is None:
         return None
     channels = spec.channels or 1  # the channel count does not change which sizes fit

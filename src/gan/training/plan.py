@@ -40,10 +40,10 @@ from gan.training import handed
 from gan.training import schedule as schedules
 from gan.training.checks import (
     check_before_data,
-    check_budget,
     check_fits,
     check_labels,
     check_limits,
+    check_options,
     check_same_data,
 )
 from gan.training.fitting import check_own_size
@@ -118,7 +118,7 @@ def before_data(
     changes |= _only_new(dataset_resolution(_View(base, changes)), base, changes, sources)
     config = base.replace(changes)
     if not check:  # a dry run's: no model is built
-        check_budget(config.train)
+        check_options(config)
         return Plan(config, sources, saved is not None)
     return Plan(config, sources, saved is not None, check_before_data(config))
 

@@ -16,6 +16,7 @@ from loguru import logger
 from gan import distributed
 from gan.config import Config
 from gan.errors import DoesNotFit, GanError
+from gan.runs.origin import init_from
 from gan.runs.resume import Found, find_resume, in_workdir, resume_target
 from gan.training import plan as plans
 from gan.training.transfer import Source, load_source, model_options
@@ -32,6 +33,14 @@ class Resumed:
     @property
     def step(self) -> int:
         return int(self.state["step"]) if self.state is not None else 0
+
+    @property
+    def origin(self) -> dict[str, Any] | None:
+        """The --init-from record the run keeps in every checkpoint and run.json: a new
+        run's from its source, a resumed run's from the checkpoint it goes on from."""
+        if self.init is not None:
+            return self.init.record()
+        return init_from(self.state.get("init_from")) if self.state is not None else None
 
     def check_world_size(self, info: distributed.DistInfo) -> None:
         """A resumed run has the processes it was trained by."""

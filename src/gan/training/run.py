@@ -133,6 +133,7 @@ def _session(
     trainer, status, ended = None, None, "failed"
     try:
         parts, header = build_parts(plan, data, device, paths, log, info, settings)
+        header["init_from"] = resumed.origin  # in every checkpoint: a resume keeps it
         if resumed.state is not None:
             _restore(parts, resumed)
         elif resumed.init is not None:  # --init-from: a new run from another's weights
@@ -204,8 +205,7 @@ def _open_run(
         set_aside(paths, resumed.step, start_over=resumed.state is None)
     log.open(records.run_start(plan.config, paths.logs, paths.name, resumed.step))
     status = StatusRecorder(paths)
-    init = resumed.init.record() if resumed.init is not None else None
-    records.write_run_records(paths, plan, header, trainer, resumed.path, init)
+    records.write_run_records(paths, plan, header, trainer, resumed.path, resumed.origin)
     schedule = plan.schedule
     status.training(trainer.step, schedule.total)
     if schedule.fitted is not None:  # the plan, in train.log and TensorBoard too
