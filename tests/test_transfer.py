@@ -88,10 +88,27 @@ def test_a_fine_tuning_run_resumes_exactly_and_replays_from_its_config(tmp_path,
         assert last[1]["runtime"]["discriminator"][name].equal(tensor), name
 
 
+def test_a_replay_refuses_an_init_from_file_that_changed_since(tmp_path, mnist_dir):
+    """config.toml records the source's SHA-256: replaying it after the file was replaced
+    (last.pt of a newer run, a copy over it) is one sentence, not a run from other weights."""
+    source = tmp_path / "source.pt"
+    source.write_bytes(SOURCE.read_bytes())
+    train(tmp_path, mnist_dir, "--init-from", source, "--run-name", "c", "--max-steps", "1")
+    saved = tmp_path / "logs/c/config.toml"
+    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()
+    assert f'init_sha256 = "{digest}"' in saved.read_text()
+    source.write_bytes((tmp_path / "checkpoints/c/last.pt").read_bytes())  # another file now
+    done = train(tmp_path, mnist_dir, "--config", saved, "--run-name", "d", ok=False)
+    [line] = error_lines(done)
+    assert "is not the checkpoint this run started from" in line
+    assert not (tmp_path / "logs/d").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
         (["--init-from", "NOT_A_CHECKPOINT"], "--init-from: "),
+        (["--init-sha256", "0" * 64], "--init-sha256 checks the file --init-from names"),
         (["--init-from", SOURCE, "--model", "dcgan-proj"], "--model 'dcgan-proj' differs"),
         (["--init-from", SOURCE, "--image-size", "28x28"], "give --image-size 16x16"),
         (["--model", "fc-dcgan", "--freeze-d", "4"], "give --freeze-d 0 to 3"),

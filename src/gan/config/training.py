@@ -16,6 +16,7 @@ from gan.config.values import (
     lower_choice,
     run_name,
     seconds_text,
+    sha256_hex,
 )
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -73,6 +74,16 @@ class TrainConfig:
         panel=TRANSFER,
         fixed=True,
         metavar="CHECKPOINT",
+    )
+    init_sha256: str | None = option(
+        None,
+        "The SHA-256 the --init-from checkpoint must have: set from the file when a run "
+        "starts, recorded in config.toml, so that a replay (--config) or a resume refuses a "
+        "file that has changed since, in one sentence.",
+        panel=TRANSFER,
+        fixed=True,
+        convert=sha256_hex,
+        metavar="HEX",
     )
     freeze_d: int = option(
         0,

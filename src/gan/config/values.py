@@ -133,6 +133,14 @@ def lower_choice(choices: tuple[str, ...]) -> Any:
     return convert
 
 
+def sha256_hex(value: Any) -> str:
+    """A SHA-256 as sha256sum prints it: 64 hexadecimal digits."""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise ValueError(f"{shown(value)} is not a SHA-256 (64 hexadecimal digits)")
+    return text
+
+
 def joined(values: Any) -> str:
     return ",".join(f"{v:g}" for v in values)
 

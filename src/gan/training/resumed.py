@@ -69,6 +69,8 @@ def plan_before_data(
     found = _find(config, resume, skip) if resume is not None else None
     if found is None:
         if config.train.init_from is None:
+            if config.train.init_sha256 is not None:
+                raise GanError("--init-sha256 checks the file --init-from names; give both.")
             return plans.before_data(config, chosen, check=check), Resumed()
         source = load_source(config.train.init_from)
         inherited = model_options(source, config, chosen)

@@ -87,8 +87,16 @@ def model_options(source: Source, given: Config, chosen: Any) -> Changes:
                 f"{source.path}, whose weights need it; drop {f.flag}, or start from a "
                 f"checkpoint of a model with {f.flag} {shown(new)}."
             )
+    recorded = given.train.init_sha256
+    if recorded is not None and recorded != source.sha256:
+        raise GanError(
+            f"--init-from {source.path} is not the checkpoint this run started from (its "
+            f"SHA-256 begins {source.sha256[:12]}, the run's --init-sha256 {recorded[:12]}): "
+            "give --init-from the file it started from, or, to start a new run from this one, "
+            "leave out --init-sha256 (a config file's init_sha256 line)."
+        )
     keys = [f.key for f in FIELDS.values() if f.section == "model" and f.key not in chosen]
-    return {key: saved.get(key) for key in keys}
+    return {key: saved.get(key) for key in keys} | {"train.init_sha256": source.sha256}
 
 
 def check_fits(source: Source, image_shape: tuple[int, ...], classes: tuple) -> None:
