@@ -100,6 +100,17 @@ def sample(
     typer.echo(str(path))
 
 
+RealsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--limit",
+        help="The reals to score against: all of the data (within the run's --classes and "
+        "filters), or the first N (default: the run's own --limit). E.g. a run trained on "
+        "--limit 200 scored against every image with --limit all.",
+    ),
+]
+
+
 @user_errors
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint, e.g. checkpoints/last.pt.")],
@@ -111,14 +122,7 @@ def evaluate(
             "sample; a checkpoint that names a path or address needs --data)."
         ),
     ] = None,
-    limit: Annotated[
-        str | None,
-        typer.Option(
-            help="The reals to score against: all of the data (within the run's --classes "
-            "and filters), or the first N (default: the run's own --limit). E.g. a run "
-            "trained on --limit 200 scored against every image with --limit all."
-        ),
-    ] = None,
+    limit: RealsOption = None,
     num_samples: Annotated[
         int, typer.Option(min=2, max=1_000_000, help="Generated images to score.")
     ] = NUM_SAMPLES,

@@ -226,8 +226,13 @@ def list_tar(path: Path, suffixes: tuple[str, ...]) -> Archive:
     return archive
 
 
-def _add_tar_entry(archive: TarArchive, tar: tarfile.TarFile, info: tarfile.TarInfo,
-                   suffixes: tuple[str, ...], limit: int) -> None:  # fmt: skip
+def _add_tar_entry(
+    archive: TarArchive,
+    tar: tarfile.TarFile,
+    info: tarfile.TarInfo,
+    suffixes: tuple[str, ...],
+    limit: int,
+) -> None:
     name = _clean(info.name)
     if info.isdir():
         return

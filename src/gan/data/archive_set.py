@@ -88,14 +88,18 @@ def open_archives(
         )
     if refused:
         logger.warning(
-            "Skipped {} archive member(s) under {} (first: {}: {}).", len(refused), root,
+            "Skipped {} archive member(s) under {} (first: {}: {}).",
+            len(refused),
+            root,
             *refused[0],
-        )  # fmt: skip
+        )
     if broken:
         logger.warning(
-            "Could not read {} archive(s) under {} to the end (first: {}: {}).", len(broken),
-            root, *broken[0],
-        )  # fmt: skip
+            "Could not read {} archive(s) under {} to the end (first: {}: {}).",
+            len(broken),
+            root,
+            *broken[0],
+        )
     return members, relative
 
 
@@ -141,8 +145,12 @@ def _label_table(archive: Archive) -> dict[str, int]:
             table[name.replace("\\", "/")] = int(label)
         return table
     except (ValueError, TypeError, AttributeError, RecursionError) as exc:
-        logger.warning("Ignored the labels in {} ({}: {}); reading it unlabelled.",
-                       archive.path, LABELS, str(exc)[:200])  # fmt: skip
+        logger.warning(
+            "Ignored the labels in {} ({}: {}); reading it unlabelled.",
+            archive.path,
+            LABELS,
+            str(exc)[:200],
+        )
         return {}
 
 
@@ -166,8 +174,12 @@ def member_labels(
     if not have:
         return None
     if have < len(read):
-        logger.warning("{} of {} images under {} have no label in the archive; reading them "
-                       "unlabelled.", len(read) - have, len(read), root)  # fmt: skip
+        logger.warning(
+            "{} of {} images under {} have no label in the archive; reading them unlabelled.",
+            len(read) - have,
+            len(read),
+            root,
+        )
         return None
     names = [str(getattr(f, "label", None)) for f in files]
     return label_images(names, counts, key=int)

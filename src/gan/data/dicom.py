@@ -258,11 +258,12 @@ class DicomReader:
     def report(self) -> None:
         """The one note of --dicom-window file: files whose slices gave no window."""
         if self.unwindowed:
+            count, first = len(self.unwindowed), self.unwindowed[0]
+            low, high = PERCENTILES
             logger.info(
-                "{} DICOM file(s) declare no usable window (first: {}); their slices were "
-                "windowed at their own {:g}-{:g}th percentiles.",
-                len(self.unwindowed), self.unwindowed[0], *PERCENTILES,
-            )  # fmt: skip
+                f"{count} DICOM file(s) declare no usable window (first: {first}); their "
+                f"slices were windowed at their own {low:g}-{high:g}th percentiles."
+            )
 
     def summary(self) -> dict[str, Any]:
         """Slices by modality, series and size (rows x columns), for run.json and data info."""
