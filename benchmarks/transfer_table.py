@@ -113,7 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=("pretrain", "runs", "score"))
     parser.add_argument("--data", default="../shared/data/MNIST/raw")
-    parser.add_argument("--workdir", default="/work/transfer-exp")
+    parser.add_argument("--workdir", default="transfer-exp")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--seeds", default="1,2")

@@ -46,8 +46,9 @@ def history(workdir: Path, run: str) -> list[dict]:
 def test_init_from_starts_a_new_run_from_the_weights_and_freeze_d_keeps_the_first_blocks(
     tmp_path, mnist_dir
 ):
-    train(tmp_path, mnist_dir, "--init-from", SOURCE, "--freeze-d", "2", "--classes", "5,6,7",
-          "--max-steps", "3", "--run-name", "ft")  # fmt: skip
+    ft = train(tmp_path, mnist_dir, "--init-from", SOURCE, "--freeze-d", "2", "--classes",
+               "5,6,7", "--max-steps", "3", "--run-name", "ft")  # fmt: skip
+    assert "FreezeD: D's first 2 blocks" in ft.stderr and "meant for --init-from" not in ft.stderr
     source, done = load_checkpoint(SOURCE), load_checkpoint(tmp_path / "checkpoints/ft/last.pt")
     before, after = source["runtime"]["discriminator"], done["runtime"]["discriminator"]
     # fc-dcgan's D under the projection wrapper: conv1, conv2 frozen; fc1, fc2 trained
@@ -65,6 +66,10 @@ def test_init_from_starts_a_new_run_from_the_weights_and_freeze_d_keeps_the_firs
     # 3 classes where the source had 10: the class embeddings start afresh, said in one line
     assert done["runtime"]["generator"]["embed.weight"].shape[0] == 3
     assert "tiny@20" in run_cli("runs", "--workdir", tmp_path, cwd=tmp_path).stdout
+    # FreezeD without a source trains, and says what it freezes: D's initial weights
+    alone = train(tmp_path, mnist_dir, "--model", "fc-dcgan", "--freeze-d", "1", "--max-steps",
+                  "1", "--run-name", "alone")  # fmt: skip
+    assert "(from their initial weights: FreezeD is meant for --init-from)" in alone.stderr
 
 
 def test_a_fine_tuning_run_resumes_exactly_and_replays_from_its_config(tmp_path, mnist_dir):

@@ -152,8 +152,14 @@ def _runtime(config: Config, data: ImageData, device, info, settings) -> tuple[R
     sizes = (_count(generator), _count(discriminator))
     if t.freeze_d:  # before the optimizers, DDP and compile see D's parameters
         tensors = freeze(m.name, discriminator, t.freeze_d)
+        alone = (
+            "" if t.init_from else " (from their initial weights: FreezeD is meant for --init-from)"
+        )
         logger.info(
-            "FreezeD: D's first {} blocks ({} tensors) get no gradient.", t.freeze_d, tensors
+            "FreezeD: D's first {} blocks ({} tensors) get no gradient{}.",
+            t.freeze_d,
+            tensors,
+            alone,
         )
     return build_runtime(
         generator,
