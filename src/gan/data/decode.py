@@ -132,6 +132,24 @@ def read_image(
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
+def image_or(
+    path: Any,
+    read: Callable[[Any], np.ndarray],
+    other: Callable[[Any], list[np.ndarray]],
+    is_other: Callable[[Any], bool],
+) -> list[np.ndarray]:
+    """A file named as an image read by `read`; any other by `other`, and so is a file named
+    as an image that PIL cannot read and `is_other` recognises by its bytes (a DICOM file
+    named .tif: its 128-byte preamble may be a TIFF header)."""
+    if path.name.lower().endswith(IMAGE_SUFFIXES):
+        try:
+            return [read(path)]
+        except Exception:
+            if not is_other(path):
+                raise
+    return other(path)
+
+
 def image_info(path: Any) -> tuple[bool, tuple[int, int]] | None:
     """(whether it is gray, (H, W) once upright) from the header alone, or None when the
     file cannot be opened (or declares more pixels than `read_image` would decode)."""

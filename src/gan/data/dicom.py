@@ -255,15 +255,15 @@ class DicomReader:
             img = img.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
         return np.asarray(img, dtype=np.uint8)[None]
 
-    def report(self) -> None:
-        """The one note of --dicom-window file: files whose slices gave no window."""
+    def finish(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """`extra` with the slices' `summary`, once --dicom-window file's note is said."""
         if self.unwindowed:
-            count, first = len(self.unwindowed), self.unwindowed[0]
-            low, high = PERCENTILES
             logger.info(
-                f"{count} DICOM file(s) declare no usable window (first: {first}); their "
-                f"slices were windowed at their own {low:g}-{high:g}th percentiles."
+                f"{len(self.unwindowed)} DICOM file(s) declare no usable window (first: "
+                f"{self.unwindowed[0]}); their slices were windowed at their own "
+                f"{PERCENTILES[0]:g}-{PERCENTILES[1]:g}th percentiles."
             )
+        return extra | {"dicom": self.summary()} if self.slices else extra
 
     def summary(self) -> dict[str, Any]:
         """Slices by modality, series and size (rows x columns), for run.json and data info."""

@@ -18,6 +18,7 @@ from gan.data.decode import (
     decode_all,
     find_files,
     image_info,
+    image_or,
     read_image,
     stack,
 )
@@ -32,13 +33,10 @@ from gan.errors import GanError
 _FALLBACK_SIZE = (64, 64)
 
 
-def _is_image(path: Any) -> bool:
-    return path.name.lower().endswith(IMAGE_SUFFIXES)  # else DICOM: by suffix or its bytes
-
-
-def _info(path: Any) -> tuple[str, tuple[int, int]] | None:
-    info = image_info(path) if _is_image(path) else None
-    return info or dicom_info(path)  # also a DICOM file named .tif
+def _info(path: Any) -> tuple[bool, tuple[int, int]] | None:
+    """`image_info`, else `dicom_info` (DICOM by suffix or its bytes, or named .tif)."""
+    info = image_info(path) if path.name.lower().endswith(IMAGE_SUFFIXES) else None
+    return info or dicom_info(path)
 
 
 def _survey(files: list[Any]) -> tuple[int, tuple[int, int]]:
@@ -103,23 +101,19 @@ def load_folder(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     counts: list[int] = []
     notes = Conversions()  # what was converted, said in one line once decoded
 
-    def decode(path: Any) -> list[np.ndarray]:
-        if _is_image(path):
-            try:
-                return [read_image(path, channels, size, notes)]
-            except Exception:
-                if not is_dicom(path):  # else a DICOM file named .tif (its preamble TIFF's)
-                    raise
-        return [np.repeat(s, channels, axis=0) for s in dicom(path)]  # grayscale slices
+    def image(path: Any) -> np.ndarray:
+        return read_image(path, channels, size, notes)
 
-    arrays, skipped = decode_all(files, decode, root, counts)
+    def slices(path: Any) -> list[np.ndarray]:  # DICOM's are gray
+        return [np.repeat(s, channels, axis=0) for s in dicom(path)]
+
+    arrays, skipped = decode_all(
+        files, lambda p: image_or(p, image, slices, is_dicom), root, counts
+    )
     notes.report(channels)
     if skipped:
         extra["skipped_files"] = skipped
-    dicom.report()
-    if dicom.slices:
-        extra["dicom"] = dicom.summary()
-    data = ImageData(stack(arrays, root), "folder", root, extra)
+    data = ImageData(stack(arrays, root), "folder", root, dicom.finish(extra))
     if extra.get("archives"):  # labels: the archives' own (dataset.json, .cls members)
         labelled = member_labels(files, counts, root)
         if labelled is not None:

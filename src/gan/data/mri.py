@@ -10,7 +10,14 @@ import numpy as np
 
 from gan.config import DataConfig
 from gan.data import ImageData
-from gan.data.decode import IMAGE_SUFFIXES, decode_all, read_image, report_failures, stack
+from gan.data.decode import (
+    IMAGE_SUFFIXES,
+    decode_all,
+    image_or,
+    read_image,
+    report_failures,
+    stack,
+)
 from gan.data.dicom import DICOM_SUFFIXES, DicomReader, is_dicom
 from gan.data.modes import Conversions
 from gan.data.nifti import NIFTI_SUFFIXES, axial_slices
@@ -26,23 +33,10 @@ SUFFIXES = IMAGE_SUFFIXES + NIFTI_SUFFIXES + DICOM_SUFFIXES
 def _decode(
     path: Any, size: tuple[int, int], dicom: DicomReader, notes: Conversions
 ) -> list[np.ndarray]:
-    name = path.name.lower()
-    if name.endswith(NIFTI_SUFFIXES):
+    if path.name.lower().endswith(NIFTI_SUFFIXES):
         return axial_slices(path, size, notes)
-    if name.endswith(IMAGE_SUFFIXES):
-        try:
-            return [read_image(path, 1, size, notes)]
-        except Exception:
-            if not is_dicom(path):  # else a DICOM file named .tif (its preamble TIFF's)
-                raise
-    return dicom(path)  # .dcm, or a file without a suffix: DICOM by its bytes
-
-
-def _with_dicom(extra: dict[str, Any], dicom: DicomReader) -> dict[str, Any]:
-    dicom.report()
-    if dicom.slices:
-        extra["dicom"] = dicom.summary()
-    return extra
+    # an image, else DICOM: .dcm, a file without a suffix, or one named as an image
+    return image_or(path, lambda p: read_image(p, 1, size, notes), dicom, is_dicom)
 
 
 def load_mri(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
@@ -60,7 +54,7 @@ def load_mri(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
         extra["files"] = len(decoded.counts) - skipped
         if skipped:
             extra["skipped_files"] = skipped
-        return ImageData(stack(arrays, root), "mri", root, _with_dicom(extra, dicom))
+        return ImageData(stack(arrays, root), "mri", root, dicom.finish(extra))
     root, files, _, extra = gather(config, source, SUFFIXES, "MRI slices or volumes", is_dicom)
     arrays, skipped = decode_all(files, lambda p: _decode(p, size, dicom, notes), root)
     notes.report(1)
@@ -69,4 +63,4 @@ def load_mri(config: DataConfig, size: tuple[int, int] | None) -> ImageData:
     extra["files"] = len(files) - skipped
     if skipped:
         extra["skipped_files"] = skipped
-    return ImageData(stack(arrays, root), "mri", root, _with_dicom(extra, dicom))
+    return ImageData(stack(arrays, root), "mri", root, dicom.finish(extra))
