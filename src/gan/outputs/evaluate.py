@@ -106,13 +106,14 @@ def reals_limit(text: str | int | None, saved: int | None) -> int | None:
         return saved
     if str(text).strip().lower() == "all":
         return None
+    field = FIELDS["data.limit"]  # the bounds of training's --limit
     try:
-        number = int(str(text).strip())
+        return field.check(int(str(text).strip()))
     except ValueError:
-        number = 0
-    if not 1 <= number <= 10**9:
-        raise GanError(f"--limit {text!r} is not a number of images; give all, or N >= 1.")
-    return number
+        raise GanError(
+            f"--limit {text!r} is not a number of images; give all, or a number from "
+            f"{field.opt.min:,} to {field.opt.max:,}."
+        ) from None
 
 
 def evaluation_data(saved: Config, data: str | None, limit: str | int | None = None) -> DataConfig:
