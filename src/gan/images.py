@@ -30,7 +30,12 @@ def grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> Path:
-    """Write images given in [-1, 1] as one PNG grid, whole (a link at `path` is replaced,
+    """Write images given in [-1, 1] as one PNG grid (`save_picture`)."""
+    return save_picture(grid(images, nrow), path)
+
+
+def save_picture(picture: torch.Tensor, path: Path) -> Path:
+    """Write a C x H x W picture in [0, 1] as a PNG, whole (a link at `path` is replaced,
     not written through)."""
     from torchvision.utils import save_image
 
@@ -38,7 +43,7 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> Path
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path, durable=False) as f:
-        save_image(grid(images, nrow), f, format="PNG")
+        save_image(picture, f, format="PNG")
     return path
 
 

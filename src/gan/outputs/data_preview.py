@@ -19,7 +19,7 @@ from gan.config import DataConfig
 from gan.config.values import augment_policy, augment_strength
 from gan.data import load_dataset
 from gan.errors import GanError
-from gan.images import grid
+from gan.images import grid, save_picture
 
 GAP = 8  # pixels of white between the plain grid and the augmented one
 
@@ -80,7 +80,7 @@ def preview(
         white = torch.ones(picture.shape[0], picture.shape[1], GAP)
         picture = torch.cat([picture, white, grid(augmented, nrow)], dim=2)
     try:
-        _save(picture, out)
+        save_picture(picture, out)
     except OSError as exc:
         raise GanError(
             f"Could not write {out} ({exc.strerror or exc}); choose another --out."
@@ -90,14 +90,3 @@ def preview(
     if policy:
         caption += f"; right: --augment {','.join(policy)} --augment-p {p:g} (seed {seed})"
     return Preview(out, plain, augmented, caption)
-
-
-def _save(picture: torch.Tensor, path: Path) -> None:
-    """A C x H x W picture in [0, 1] as a PNG, whole (a link at `path` is replaced)."""
-    from torchvision.utils import save_image
-
-    from gan.atomic import atomic_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path, durable=False) as f:
-        save_image(picture, f, format="PNG")
